@@ -1,0 +1,37 @@
+"""SQLite: the embedded source. No schemas; the catalog is sqlite_master / PRAGMA."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from . import Backend, register
+
+
+@register
+class SQLiteBackend(Backend):
+    name = "sqlite"
+    roles = frozenset({"source"})
+    has_schemas = False
+
+    def list_tables(self, conn: Connection, schema: str | None, prefix: str = "") -> list[str]:
+        rows = conn.execute(
+            sa.text("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        )
+        return [r[0] for r in rows if r[0].startswith(prefix)]
+
+    def list_columns(self, conn: Connection, schema: str | None, table: str) -> list[str]:
+        rows = conn.execute(sa.text("SELECT name FROM pragma_table_info(:t)"), {"t": table})
+        return [r[0] for r in rows]
+
+    def stream_query(self, conn, sql, params, chunk_rows):
+        # pysqlite iterates its cursor lazily; stream_results is not needed (nor supported).
+        import pandas as pd
+
+        result = conn.execute(sa.text(sql), params)
+        columns = list(result.keys())
+        while True:
+            rows = result.fetchmany(chunk_rows)
+            if not rows:
+                break
+            yield pd.DataFrame.from_records(rows, columns=columns)
