@@ -1,0 +1,192 @@
+"""``ot``: a thin command line. Every command parses its options and calls one library
+function; the library raises the project's errors, and this module turns them into a
+message on stderr and an exit code (1 failed, 2 bad usage, 75 busy/retry later)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import sys
+from datetime import datetime
+
+import click
+
+from . import errors
+from .connect import redact
+from .timeutil import parse_as_of
+
+EXIT_TEMPFAIL = 75  # EX_TEMPFAIL: try again later
+
+
+class IsoInstant(click.ParamType):
+    name = "ISO-8601"
+
+    def convert(self, value, param, ctx) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return parse_as_of(value)
+        except errors.UsageError as e:
+            self.fail(str(e), param, ctx)
+
+
+ISO = IsoInstant()
+
+
+def handle_errors(fn):
+    """Map the project's exceptions to one clean line and an exit code (no traceback)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except errors.JobLocked as e:
+            click.echo(f"ot: {redact(str(e))}", err=True)
+            sys.exit(EXIT_TEMPFAIL)
+        except errors.UsageError as e:
+            raise click.UsageError(redact(str(e))) from None
+        except errors.OTError as e:
+            kind = "transient" if isinstance(e, errors.TransientError) else "error"
+            click.echo(f"ot: {kind}: {redact(str(e))}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("-v", "--verbose", is_flag=True, help="Log each step (INFO level) to stderr.")
+def main(verbose: bool) -> None:
+    """Order-tracking workbench: extract orders, tracking states and path events from the
+    source into the warehouse marts every 15 minutes, and run the scheduled jobs.
+
+    Connections come from the environment: OT_SOURCE_URL and OT_WAREHOUSE_URL (SQLAlchemy
+    URLs). Unset, they default to an embedded SQLite source and DuckDB warehouse under
+    OT_DATA_DIR (default ./data). The pipeline configuration is --config or OT_CONFIG
+    (default config/pipeline.yml).
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+config_option = click.option(
+    "--config", "config", type=click.Path(dir_okay=False), default=None, envvar="OT_CONFIG",
+    help="Pipeline config YAML (default: OT_CONFIG or config/pipeline.yml).")
+
+
+@main.command()
+@click.option("--until", type=ISO, default=None, help="Simulate up to this instant (default: now).")
+@click.option("--start", type=ISO, default=None,
+              help="First instant of a new source (default: --days before --until).")
+@click.option("--days", type=click.IntRange(1, 3650), default=30, show_default=True,
+              help="Length of a new source's history when --start is not given.")
+@click.option("--seed", type=int, default=7, show_default=True, help="Random seed (reproducible).")
+@click.option("--orders-per-day", type=click.IntRange(0, 1_000_000), default=20_000,
+              show_default=True, help="Mean new orders per day (a new source only).")
+@handle_errors
+def simulate(until, start, days, seed, orders_per_day) -> None:
+    """Write or advance the synthetic source tables (OT_SOURCE_URL: SQLite or MySQL/MariaDB).
+
+    A new source gets orders from --start (or --days back) to --until; an existing one is
+    advanced from where it stopped to --until, so each later cycle finds new work.
+    """
+    from tqdm import tqdm
+
+    from .simulate import simulate as run
+
+    bar = tqdm(total=0, unit="day", desc="simulate", disable=None)
+
+    def progress(done, total):
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    res = run(until, seed=seed, start=start, days=days, orders_per_day=orders_per_day,
+              progress=progress)
+    bar.close()
+    click.echo(f"source advanced {res.start} → {res.until}: {res.orders:,} orders, "
+               f"{res.uti_upserts:,} tracking states written, {res.path_events:,} path events "
+               f"in {res.seconds:.1f} s")
+
+
+@main.command()
+@click.option("--as-of", "as_of", type=ISO, default=None,
+              help="The cycle's instant, ISO-8601 (default: now). Extraction reads rows before it.")
+@click.option("--catch-up", is_flag=True,
+              help="Run cycles from the last watermark to --as-of, one per --step.")
+@click.option("--step", default=None, help="Catch-up step, e.g. 15m, 6h (default: cycle.interval).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@config_option
+@handle_errors
+def cycle(as_of, catch_up, step, as_json, config) -> None:
+    """Run one cycle: extract what changed, land it as raw batches, merge into the marts,
+    trim raw tables. Safe to rerun: a killed cycle rerun ends where one clean run would."""
+    from .cycle import catch_up as run_catch_up
+    from .cycle import run_cycle
+
+    if catch_up:
+        from tqdm import tqdm
+
+        bar = tqdm(total=None, unit="cycle", desc="catch-up", disable=None)
+
+        def tick(res, i, n):
+            bar.total = n
+            bar.update(1)
+
+        results = run_catch_up(as_of, step=step, config=config, on_cycle=tick)
+        bar.close()
+        res = results[-1]
+        click.echo(f"{len(results)} cycles up to {res.as_of}")
+    else:
+        res = run_cycle(as_of, config=config)
+    if as_json:
+        click.echo(json.dumps({"as_of": res.as_of, "seconds": round(res.seconds, 3),
+                               "tables": res.rows()}, indent=2))
+    else:
+        click.echo(f"cycle as_of {res.as_of} in {res.seconds:.2f} s")
+        click.echo(res.to_frame().to_string())
+
+
+@main.command()
+@click.option("--days", type=click.IntRange(2, 365), default=21, show_default=True)
+@click.option("--orders-per-day", type=click.IntRange(1, 100_000), default=2_000, show_default=True)
+@click.option("--step", default="6h", show_default=True, help="Catch-up cycle step.")
+@config_option
+@handle_errors
+def demo(days, orders_per_day, step, config) -> None:
+    """Seed the embedded source, catch up with cycles and print what landed where."""
+    from tqdm import tqdm
+
+    from .demo import describe, run_demo
+
+    bar = tqdm(total=None, unit="cycle", desc="cycles", disable=None)
+
+    def tick(res, i, n):
+        bar.total = n
+        bar.update(1)
+
+    res = run_demo(days=days, orders_per_day=orders_per_day, step=step, config=config,
+                   progress=tick)
+    bar.close()
+    click.echo(describe(res))
+
+
+@main.command("run")
+@click.argument("job")
+@click.option("-p", "--parameter", "params", nargs=2, multiple=True, metavar="NAME VALUE",
+              help="A notebook parameter (repeatable), e.g. -p as_of 2026-11-26T06:15:00Z.")
+@handle_errors
+def run_job(job, params) -> None:
+    """Run JOB's notebook with papermill; the executed notebook is kept under OT_RUNS_DIR
+    (default ./runs) whatever the outcome. Exit 0 on success, 1 on failure."""
+    from .jobs.runner import execute
+
+    run = execute(job, dict(params))
+    click.echo(f"{run.job} {run.status}: {run.notebook}")
+    if run.error:
+        click.echo(f"error: {redact(run.error)}", err=True)
+    sys.exit(run.exit_code)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,1 @@
+"""Jobs: notebooks executed by papermill, whose executed copies are the audit records."""

@@ -1,0 +1,171 @@
+"""Fixtures: real databases only.
+
+``pair`` yields a (source URL, warehouse URL) pair for each backend combination:
+``embedded`` (SQLite file → DuckDB file, always) and ``servers`` (MariaDB → PostgreSQL, the
+local services). Server tests get throwaway databases created for the test and dropped
+after it. Without the servers they skip, saying how to enable them; under CI=true an
+unreachable server fails the run instead.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+MYSQL_ADMIN = os.environ.get("OT_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
+PG_ADMIN = os.environ.get("OT_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+ENABLE_HINT = ("start MariaDB and PostgreSQL (see .ci/run) or point OT_TEST_MYSQL_URL / "
+               "OT_TEST_PG_URL at servers where this user may create databases")
+
+_reachable: dict[str, str | None] = {}
+
+
+def _check(url: str) -> str | None:
+    if url not in _reachable:
+        try:
+            eng = sa.create_engine(url, pool_pre_ping=True)
+            with eng.connect() as c:
+                c.exec_driver_sql("SELECT 1")
+            eng.dispose()
+            _reachable[url] = None
+        except Exception as e:  # noqa: BLE001
+            _reachable[url] = str(e).splitlines()[0]
+    return _reachable[url]
+
+
+def require_servers() -> None:
+    for url in (MYSQL_ADMIN, PG_ADMIN):
+        problem = _check(url)
+        if problem:
+            msg = f"server {sa.engine.make_url(url).render_as_string(hide_password=True)} unreachable ({problem}): {ENABLE_HINT}"
+            if IN_CI:
+                pytest.fail(msg)
+            pytest.skip(msg)
+
+
+def _admin(url: str) -> sa.Engine:
+    return sa.create_engine(url, isolation_level="AUTOCOMMIT")
+
+
+def make_mysql_db() -> tuple[str, callable]:
+    name = f"ot_test_{uuid.uuid4().hex[:10]}"
+    eng = _admin(MYSQL_ADMIN)
+    with eng.connect() as c:
+        c.exec_driver_sql(f"CREATE DATABASE {name}")
+    url = sa.engine.make_url(MYSQL_ADMIN).set(database=name).render_as_string(hide_password=False)
+
+    def drop():
+        with eng.connect() as c:
+            c.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+        eng.dispose()
+
+    return url, drop
+
+
+def make_pg_db() -> tuple[str, callable]:
+    name = f"ot_test_{uuid.uuid4().hex[:10]}"
+    eng = _admin(PG_ADMIN)
+    with eng.connect() as c:
+        c.exec_driver_sql(f"CREATE DATABASE {name}")
+    url = sa.engine.make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
+
+    def drop():
+        with eng.connect() as c:
+            c.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        eng.dispose()
+
+    return url, drop
+
+
+@dataclass
+class Pair:
+    kind: str
+    source_url: str
+    warehouse_url: str
+    tmp: Path
+
+    def env(self) -> dict[str, str]:
+        return {"OT_SOURCE_URL": self.source_url, "OT_WAREHOUSE_URL": self.warehouse_url}
+
+
+def _pair(kind: str, tmp: Path) -> Iterator[Pair]:
+    if kind == "embedded":
+        yield Pair(kind, f"sqlite:///{tmp}/source.sqlite", f"duckdb:///{tmp}/warehouse.duckdb", tmp)
+        return
+    require_servers()
+    src, drop_src = make_mysql_db()
+    wh, drop_wh = make_pg_db()
+    try:
+        yield Pair(kind, src, wh, tmp)
+    finally:
+        _dispose_all()
+        drop_src()
+        drop_wh()
+
+
+def _dispose_all() -> None:
+    import gc
+
+    for obj in gc.get_objects():
+        if isinstance(obj, sa.engine.Engine):
+            try:
+                obj.dispose()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+@pytest.fixture(params=["embedded", "servers"])
+def pair(request, tmp_path) -> Iterator[Pair]:
+    """A fresh source + warehouse on each backend combination."""
+    if request.param == "servers":
+        request.applymarker(pytest.mark.servers)
+    yield from _pair(request.param, tmp_path)
+
+
+@pytest.fixture
+def embedded(tmp_path) -> Iterator[Pair]:
+    yield from _pair("embedded", tmp_path)
+
+
+@pytest.fixture
+def servers(tmp_path) -> Iterator[Pair]:
+    yield from _pair("servers", tmp_path)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    require_servers()
+    url, drop = make_pg_db()
+    try:
+        yield url
+    finally:
+        _dispose_all()
+        drop()
+
+
+@pytest.fixture
+def mysql_url() -> Iterator[str]:
+    require_servers()
+    url, drop = make_mysql_db()
+    try:
+        yield url
+    finally:
+        _dispose_all()
+        drop()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch, tmp_path):
+    """No test reads the developer's data/ or runs/ folders or their OT_* settings."""
+    for var in list(os.environ):
+        if var.startswith("OT_") and not var.startswith("OT_TEST_"):
+            monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("OT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("OT_RUNS_DIR", str(tmp_path / "runs"))
