@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+
 import sqlalchemy as sa
 
 from .config import PipelineConfig, load_config
