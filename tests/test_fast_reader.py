@@ -68,7 +68,7 @@ def test_fast_reader_matches_pymysql(mysql_url, monkeypatch, table):
     _odd_rows(mysql_url)
     upper = to_epoch(parse_as_of(AS_OF))
     mid = to_epoch(parse_as_of("2026-03-01T00:00:05Z"))
-    for watermark, chunk in ((None, 137), (mid, 30), (None, 100_000)):
+    for watermark, chunk in ((None, 37), (mid, 30), (None, 100_000)):
         slow = _read(mysql_url, table, watermark, upper, chunk, monkeypatch, "pymysql")
         fast = _read(mysql_url, table, watermark, upper, chunk, monkeypatch, "connectorx")
         assert sum(map(len, slow)) > 0 and (chunk > 1000 or len(slow) > 1)
