@@ -13,6 +13,8 @@ from decimal import Decimal
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ot_core.backends.mysql import reader_name
 from ot_core.config import load_config
@@ -82,3 +84,38 @@ def test_fast_reader_matches_pymysql(mysql_url, monkeypatch, table):
         for col in a.columns:
             assert [type(v) for v in a[col]] == [type(v) for v in b[col]], col
             assert [str(v) for v in a[col]] == [str(v) for v in b[col]], col
+
+
+def _reference_decimal(v, scale: int):
+    """The per-value conversion typed_frame must reproduce (Decimal(repr) + HALF_EVEN)."""
+    from decimal import ROUND_HALF_EVEN
+
+    if v is None or (isinstance(v, float) and v != v):
+        return None
+    if isinstance(v, float):
+        v = repr(v)
+    return Decimal(v).quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_EVEN)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(
+    st.none(),
+    st.floats(min_value=-1e9, max_value=1e9), st.just(float("nan")),
+    st.sampled_from([0.0, -0.0, 0.125, 1.005, 2.675, 19.99]),
+), max_size=40), st.booleans())
+def test_typed_frame_decimals_match_per_value_conversion(values, as_decimal):
+    """The vectorised DECIMAL conversion equals the per-value one, type and scale included."""
+    from ot_core.frames import typed_frame
+
+    if as_decimal:  # what pymysql hands over: Decimals of various scales, and None
+        col = [None if v is None or v != v else Decimal(repr(v)) for v in values]
+        series = pd.Series(col, dtype="object")
+    else:  # what SQLite / connectorx hand over: floats with NaN for NULL
+        series = pd.Series([float("nan") if v is None else v for v in values], dtype="float64")
+    n = len(series)
+    frame = pd.DataFrame({c: [None] * n for c in CONTRACTS["ecs_order_info"].column_names})
+    frame["declared_value"] = series
+    got = typed_frame(frame, CONTRACTS["ecs_order_info"])["declared_value"].tolist()
+    want = [_reference_decimal(None if (isinstance(v, float) and v != v) else v, 2)
+            for v in series.tolist()]
+    assert [(type(x), str(x)) for x in got] == [(type(x), str(x)) for x in want]
