@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ot_core.backends.mysql import reader_name
+from ot_core.backends import registered
 from ot_core.config import load_config
 from ot_core.connect import open_database
 from ot_core.contract import CONTRACTS
@@ -51,7 +51,11 @@ def _odd_rows(url: str) -> None:
 
 def _read(url: str, table: str, watermark: int | None, upper: int, chunk: int,
           monkeypatch, reader: str) -> list[pd.DataFrame]:
+    # (through the registry: importing one backend module first would register only it)
     monkeypatch.setenv("OT_SOURCE_READER", reader)
+    assert registered()["mysql"].__module__ == "ot_core.backends.mysql"
+    from ot_core.backends.mysql import reader_name
+
     assert reader_name() == reader
     cfg = load_config()
     db = open_database("source", url)
