@@ -84,10 +84,36 @@ class LifecycleConfig(Strict):
     retention_months: int = Field(6, ge=1, le=120)
 
 
+class CompareConfig(Strict):
+    """``ot compare``: when a run fails, how it bisects, and named legacy relations."""
+
+    max_mismatch_rate: float = Field(0.001, ge=0, le=1)
+    first_segments: int = Field(64, ge=2, le=4096)
+    fanout: int = Field(16, ge=2, le=256)
+    leaf_rows: int = Field(256, ge=1, le=100_000)
+    sample_keys: int = Field(10, ge=0, le=1000)
+    # table -> "schema.relation" of a legacy warehouse relation to compare against
+    legacy: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("legacy")
+    @classmethod
+    def _legacy(cls, legacy: dict[str, str]) -> dict[str, str]:
+        for table, rel in legacy.items():
+            if table not in CONTRACTS:
+                raise ValueError(f"unknown table {table!r}; allowed: {', '.join(sorted(CONTRACTS))}")
+            parts = rel.split(".") if isinstance(rel, str) else []
+            if len(parts) != 2:
+                raise ValueError(f"legacy.{table} = {rel!r}: use schema.relation")
+            for part in parts:
+                check_identifier(part, f"legacy.{table} name part")
+        return legacy
+
+
 class PipelineConfig(Strict):
     schemas: Schemas = Schemas()
     cycle: CycleConfig = CycleConfig()
     lifecycle: LifecycleConfig = LifecycleConfig()
+    compare: CompareConfig = CompareConfig()
     tables: dict[str, TableConfig]
 
     @field_validator("tables")
