@@ -1,0 +1,344 @@
+"""Benchmark: the steady-state cycle on a large mart, and the initial backfill.
+
+Prints figures; asserts nothing about wall time (a shared machine's timings are evidence,
+not pass/fail). What it measures:
+
+1. Steady state. The warehouse marts are seeded directly with bulk SQL that generates the
+   rows inside DuckDB / PostgreSQL (``range()`` / ``generate_series()``), one merged seed
+   batch per table is recorded and the watermarks are set to the seed's end, so a cycle
+   reads only the delta. Then, per run, one 15-minute window of new source rows (new
+   orders, tracking updates of existing orders, path events) is written to the source
+   (untimed) and the real ``ot_core.cycle.run_cycle`` is timed. Median of ``--runs``.
+   Then the mart is doubled (as many orders again, interleaved in time) and the same is
+   timed again. With ``lifecycle.enabled`` on and off, when the cycle reports a lifecycle.
+2. Backfill. A MariaDB source is seeded with bulk SQL (the Sequence engine), and a child
+   process runs the first cycle into an empty warehouse: rows/s and the child's peak RSS,
+   per warehouse and per source reader (pymysql, connectorx).
+
+    .venv/bin/python bench/cycle.py --quick
+    .venv/bin/python bench/cycle.py --orders 1000000 --events-per-order 10 --runs 5 \\
+        --backends duckdb,postgres
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.cycle_seed import (  # noqa: E402
+    SeedPlan,
+    seed_marts,
+    seed_mysql_source,
+    write_delta,
+)
+from ot_core.config import PipelineConfig, load_config  # noqa: E402
+from ot_core.connect import Database, open_database  # noqa: E402
+from ot_core.contract import CONTRACTS, source_table  # noqa: E402
+from ot_core.control import MERGED, Control  # noqa: E402
+from ot_core.cycle import run_cycle  # noqa: E402
+from ot_core.timeutil import from_epoch, parse_as_of, to_epoch  # noqa: E402
+from ot_core.warehouse import ensure_warehouse, names  # noqa: E402
+
+PG_ADMIN = os.environ.get("OT_BENCH_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+MYSQL_ADMIN = os.environ.get("OT_BENCH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
+T0 = to_epoch(parse_as_of("2026-07-15T00:00:00Z"))  # the seeded marts end here
+SPAN = 182 * 86400  # the seeded marts cover the half year before T0
+WINDOW = 900  # one 15-minute cycle
+
+
+# -- throwaway databases -------------------------------------------------------------------
+@dataclass
+class Scratch:
+    """Databases and files this run created, dropped at the end."""
+
+    tmp: Path
+    pg: list[str] = field(default_factory=list)
+    mysql: list[str] = field(default_factory=list)
+
+    def warehouse(self, kind: str, tag: str) -> str:
+        if kind == "duckdb":
+            return f"duckdb:///{self.tmp / f'{tag}.duckdb'}"
+        name = f"ot_bench_{tag}_{uuid.uuid4().hex[:8]}"
+        _admin(PG_ADMIN, f"CREATE DATABASE {name}")
+        self.pg.append(name)
+        return sa.engine.make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
+
+    def source(self, kind: str, tag: str) -> str:
+        if kind == "sqlite":
+            return f"sqlite:///{self.tmp / f'{tag}.sqlite'}"
+        name = f"ot_bench_{tag}_{uuid.uuid4().hex[:8]}"
+        _admin(MYSQL_ADMIN, f"CREATE DATABASE {name}")
+        self.mysql.append(name)
+        return sa.engine.make_url(MYSQL_ADMIN).set(database=name).render_as_string(hide_password=False)
+
+    def drop(self) -> None:
+        for name in self.pg:
+            _admin(PG_ADMIN, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        for name in self.mysql:
+            _admin(MYSQL_ADMIN, f"DROP DATABASE IF EXISTS {name}")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _admin(url: str, statement: str) -> None:
+    # Bench-only DDL on names this script generated (ot_bench_<tag>_<hex>), no user input.
+    eng = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with eng.connect() as c:
+            c.exec_driver_sql(statement)
+    finally:
+        eng.dispose()
+
+
+def _with_lifecycle(cfg: PipelineConfig, enabled: bool) -> PipelineConfig:
+    return cfg.model_copy(update={"lifecycle": cfg.lifecycle.model_copy(update={"enabled": enabled})})
+
+
+# -- steady state --------------------------------------------------------------------------
+def _record_seed(wh: Database, cfg: PipelineConfig, plan: SeedPlan) -> None:
+    """One merged batch per table covering the seeded rows, and watermarks at T0."""
+    control = Control.for_config(cfg, wh.backend)
+    now = from_epoch(T0).replace(tzinfo=None)
+    with wh.engine.begin() as conn:
+        for i, table in enumerate(cfg.tables, start=1):
+            top = plan.max_raw_id(table)
+            conn.execute(sa.delete(control.batches).where(control.batches.c.batch_id == i))
+            control.record_batch(
+                conn, batch_id=i, table_name=table, strategy="timestamp", as_of=T0,
+                lower_bound=None, upper_bound=T0, raw_id_min=1, raw_id_max=top,
+                rows_extracted=top, rows_loaded=top, rows_merged=top, status=MERGED,
+                loaded_at=now, merged_at=now)
+            control.set_watermark(conn, table, T0, i, now)
+
+
+def _analyze(wh: Database, cfg: PipelineConfig) -> None:
+    if wh.backend.name != "postgresql":
+        return
+    with wh.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for table in cfg.tables:
+            conn.exec_driver_sql(f"VACUUM ANALYZE {names(cfg, wh.backend, table).mart}")
+
+
+def _mart_rows(wh: Database, cfg: PipelineConfig) -> dict[str, int]:
+    with wh.engine.connect() as conn:
+        return {t: int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {names(cfg, wh.backend, t).mart}")).scalar())
+                for t in cfg.tables}
+
+
+class Steady:
+    """Runs timed cycles, one new window each, on one warehouse + source."""
+
+    def __init__(self, cfg: PipelineConfig, wh: Database, src: Database, plan: SeedPlan,
+                 delta: dict[str, int]):
+        self.cfg, self.wh, self.src, self.plan, self.delta = cfg, wh, src, plan, delta
+        self.window = 0
+
+    def cycles(self, runs: int, lifecycle: bool) -> tuple[list[float], list]:
+        cfg = _with_lifecycle(self.cfg, lifecycle)
+        times, results = [], []
+        for _ in range(runs):
+            lo = T0 + self.window * WINDOW
+            write_delta(self.src, self.plan, self.window, lo, lo + WINDOW, **self.delta)
+            t = time.perf_counter()
+            res = run_cycle(from_epoch(lo + WINDOW), config=cfg, source=self.src, warehouse=self.wh)
+            times.append(time.perf_counter() - t)
+            results.append(res)
+            self.window += 1
+        return times, results
+
+
+def steady_state(kind: str, args, scratch: Scratch, cfg: PipelineConfig, report: dict) -> None:
+    out = report.setdefault("steady", {}).setdefault(kind, {})
+    wh = open_database("warehouse", scratch.warehouse(kind, "steady"))
+    src = open_database("source", scratch.source(args.source, f"delta_{kind}"))
+    with src.engine.begin() as c:
+        md = sa.MetaData()
+        for contract in CONTRACTS.values():
+            source_table(contract, md, src.backend.name)
+        md.create_all(c)
+    with wh.engine.begin() as conn:
+        ensure_warehouse(conn, cfg, wh.backend)
+    plan = SeedPlan(orders=args.orders, events_per_order=args.events_per_order, t0=T0, span=SPAN)
+    t = time.perf_counter()
+    seed_marts(wh, cfg, plan, part=0)
+    _record_seed(wh, cfg, plan)
+    _analyze(wh, cfg)
+    out["seed_seconds"] = round(time.perf_counter() - t, 1)
+    out["mart_rows"] = _mart_rows(wh, cfg)
+    _say(f"[{kind}] seeded {out['mart_rows']} in {out['seed_seconds']}s")
+    delta = {"new_orders": args.delta_orders, "updates": args.delta_updates,
+             "events": args.delta_events}
+    bench = Steady(cfg, wh, src, plan, delta)
+    bench.cycles(1, lifecycle=False)  # warm-up: first connections, catalog caches
+    times, results = bench.cycles(args.runs, lifecycle=False)
+    out["cycle_s"] = _summary(times)
+    out["rows_merged_per_cycle"] = {t: r.rows_merged for t, r in results[-1].tables.items()}
+    _say(f"[{kind}] steady cycle: {out['cycle_s']}")
+    if args.lifecycle:
+        probe_t, probe = bench.cycles(1, lifecycle=True)
+        if probe[0].lifecycle is None:
+            out["lifecycle_on"] = "not available: cycle results carry lifecycle=None"
+        else:
+            more, _ = bench.cycles(args.runs - 1, lifecycle=True)
+            out["lifecycle_on_cycle_s"] = _summary(probe_t + more)
+            out["lifecycle_result"] = _jsonable(probe[0].lifecycle)
+        _say(f"[{kind}] lifecycle on: {out.get('lifecycle_on_cycle_s', out.get('lifecycle_on'))}")
+    if args.double:
+        t = time.perf_counter()
+        seed_marts(wh, cfg, plan, part=1)
+        plan.parts = 2
+        _record_seed(wh, cfg, plan)
+        _analyze(wh, cfg)
+        out["double_seed_seconds"] = round(time.perf_counter() - t, 1)
+        out["double_mart_rows"] = _mart_rows(wh, cfg)
+        bench.cycles(1, lifecycle=False)
+        times2, _ = bench.cycles(args.runs, lifecycle=False)
+        out["double_cycle_s"] = _summary(times2)
+        out["double_ratio"] = round(out["double_cycle_s"]["median"] / out["cycle_s"]["median"], 2)
+        _say(f"[{kind}] doubled mart {out['double_mart_rows']}: {out['double_cycle_s']} "
+             f"ratio {out['double_ratio']}")
+    if args.profile:
+        out["profile"] = _profile(bench)
+    src.dispose()
+    wh.dispose()
+
+
+def _profile(bench: Steady) -> str:
+    import cProfile
+    import io
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    bench.cycles(1, lifecycle=False)
+    prof.disable()
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(25)
+    return buf.getvalue()
+
+
+# -- backfill ------------------------------------------------------------------------------
+def backfill(args, scratch: Scratch, report: dict) -> None:
+    out = report.setdefault("backfill", {})
+    src_url = scratch.source("mysql", "backfill")
+    t = time.perf_counter()
+    rows = seed_mysql_source(src_url, args.backfill_orders, args.events_per_order, T0, SPAN)
+    out["source_rows"] = rows
+    out["seed_seconds"] = round(time.perf_counter() - t, 1)
+    _say(f"[backfill] MariaDB seeded {rows} in {out['seed_seconds']}s")
+    readers = [r for r in args.readers.split(",") if r]
+    for kind in args.backends.split(","):
+        for reader in readers:
+            if reader == "connectorx" and importlib.util.find_spec("connectorx") is None:
+                out[f"{kind}/{reader}"] = "connectorx not installed"
+                continue
+            wh_url = scratch.warehouse(kind, f"backfill_{reader}")
+            env = dict(os.environ, OT_SOURCE_READER=reader)
+            proc = subprocess.run(
+                [sys.executable, __file__, "--backfill-child", src_url, wh_url],
+                env=env, capture_output=True, text=True, check=False)
+            if proc.returncode != 0:
+                out[f"{kind}/{reader}"] = "failed: " + proc.stderr.strip().splitlines()[-1]
+            else:
+                out[f"{kind}/{reader}"] = json.loads(proc.stdout.strip().splitlines()[-1])
+            _say(f"[backfill] {kind} via {reader}: {out[f'{kind}/{reader}']}")
+
+
+def backfill_child(src_url: str, wh_url: str) -> None:
+    """The first cycle into an empty warehouse, in its own process so RSS is its own."""
+    import resource
+
+    cfg = load_config()
+    t = time.perf_counter()
+    res = run_cycle(from_epoch(T0), config=cfg, source=src_url, warehouse=wh_url)
+    seconds = time.perf_counter() - t
+    rows = sum(r.rows_extracted for r in res.tables.values())
+    from ot_core.backends.mysql import reader_name
+
+    print(json.dumps({
+        "reader": reader_name(), "rows": rows, "seconds": round(seconds, 1),
+        "rows_per_s": int(rows / seconds), "chunk_rows": cfg.cycle.chunk_rows,
+        "per_table_s": {t: round(r.seconds, 1) for t, r in res.tables.items()},
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+    }))
+
+
+# -- reporting -----------------------------------------------------------------------------
+def _summary(times: list[float]) -> dict:
+    return {"median": round(statistics.median(times), 3), "min": round(min(times), 3),
+            "max": round(max(times), 3), "runs": len(times)}
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--orders", type=int, default=1_000_000)
+    p.add_argument("--events-per-order", type=int, default=10)
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--backends", default="duckdb,postgres")
+    p.add_argument("--source", choices=("sqlite", "mysql"), default="mysql",
+                   help="where the steady-state delta is written (default MariaDB)")
+    p.add_argument("--delta-orders", type=int, default=2_000)
+    p.add_argument("--delta-updates", type=int, default=10_000)
+    p.add_argument("--delta-events", type=int, default=20_000)
+    p.add_argument("--backfill-orders", type=int, default=200_000)
+    p.add_argument("--readers", default="pymysql,connectorx")
+    p.add_argument("--no-backfill", dest="backfill", action="store_false")
+    p.add_argument("--no-double", dest="double", action="store_false")
+    p.add_argument("--no-lifecycle", dest="lifecycle", action="store_false")
+    p.add_argument("--profile", action="store_true", help="cProfile one extra steady cycle")
+    p.add_argument("--quick", action="store_true", help="50K orders, 3 runs, 10K backfill orders")
+    p.add_argument("--json", help="also write the figures to this file")
+    p.add_argument("--backfill-child", nargs=2, metavar=("SOURCE_URL", "WAREHOUSE_URL"),
+                   help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.backfill_child:
+        backfill_child(*args.backfill_child)
+        return 0
+    if args.quick:
+        args.orders, args.runs, args.backfill_orders = 50_000, 3, 10_000
+    args.backends = args.backends.replace("postgres,", "postgresql,").replace(
+        "postgres", "postgresql").replace("postgresqlql", "postgresql")
+    cfg = load_config()
+    report: dict = {"args": {k: v for k, v in vars(args).items() if k != "backfill_child"},
+                    "load_before": os.getloadavg()}
+    scratch = Scratch(Path(tempfile.mkdtemp(prefix="ot_bench_")))
+    try:
+        for kind in args.backends.split(","):
+            steady_state(kind, args, scratch, cfg, report)
+        if args.backfill:
+            backfill(args, scratch, report)
+    finally:
+        scratch.drop()
+    report["load_after"] = os.getloadavg()
+    text = json.dumps({k: v for k, v in report.items()}, indent=2, default=str)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
