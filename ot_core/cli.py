@@ -188,5 +188,61 @@ def run_job(job, params) -> None:
     sys.exit(run.exit_code)
 
 
+@main.command()
+@click.option("--table", "table", required=True, type=click.Choice(["ecs", "uti", "uts"]),
+              help="Which table: ecs_order_info, uni_tracking_info or uni_tracking_spath.")
+@click.option("--month", default=None, metavar="YYYY-MM",
+              help="Compare rows whose archive column falls in this month (UTC).")
+@click.option("--key-range", default=None, metavar="LO:HI", help="Compare keys in [LO, HI).")
+@click.option("--against", type=click.Choice(["source", "legacy"]), default="source",
+              show_default=True,
+              help="The source table, or the legacy relation named in compare.legacy.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@config_option
+@handle_errors
+def compare(table, month, key_range, against, as_json, config) -> None:
+    """Compare a table with the warehouse (mart + every history table) by key: checksums of
+    key segments computed inside each database, bisecting only mismatching segments.
+    Exits 1 when the mismatch rate is above compare.max_mismatch_rate (result kept)."""
+    from .compare import CompareFailed, run_compare
+    from .config import load_config
+
+    cfg = load_config(config)
+    limit = cfg.compare.max_mismatch_rate
+    rep = run_compare(table, month=month, key_range=key_range, against=against, config=cfg,
+                      fail=False)
+    if as_json:
+        click.echo(json.dumps(rep.to_dict()))
+    else:
+        click.echo(f"{rep.table}: {rep.source} vs {rep.target} ({rep.scope})")
+        click.echo(f"rows {rep.rows_source:,} / {rep.rows_target:,}; missing {rep.missing}, "
+                   f"extra {rep.extra}, changed {rep.changed}; mismatch rate "
+                   f"{rep.mismatch_rate:.4%}; {rep.rows_transferred:,} rows transferred in "
+                   f"{rep.seconds:.2f} s")
+        if rep.changed_columns:
+            click.echo(f"changed columns: {rep.changed_columns}")
+        click.echo(f"sample keys: {rep.sample_keys}")
+    if rep.mismatch_rate > limit:
+        raise CompareFailed(f"mismatch rate {rep.mismatch_rate:.4%} is above "
+                            f"compare.max_mismatch_rate {limit:.4%}")
+
+
+@main.command("refresh-ecs")
+@click.option("--since", type=ISO, default=None,
+              help="Only orders created at or after this instant (default: every extracted order).")
+@click.option("--dry-run", is_flag=True, help="Count drifted rows; change nothing.")
+@config_option
+@handle_errors
+def refresh_ecs(since, dry_run, config) -> None:
+    """Re-extract ECS rows that changed at the source after extraction, for orders still
+    active (in mart_uni_tracking_info), and merge them as one batch. Never automatic."""
+    from .refresh import refresh_ecs as run
+
+    res = run(since, config=config, dry_run=dry_run)
+    click.echo(f"drifted {res.drifted}, of active orders {res.active}, refreshed "
+               f"{res.refreshed}" + (f" (batch {res.batch_id})" if res.batch_id else "")
+               + (" [dry run]" if dry_run else ""))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
