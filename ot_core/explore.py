@@ -17,6 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from . import exception_log
 from .catalog import history_tables
 from .config import PipelineConfig, load_config
 from .connect import Database, open_database
@@ -264,30 +265,22 @@ def freshness(wb: Workbench, now: datetime | None = None) -> pd.DataFrame:
     return frame[cols]
 
 
-def open_exceptions(wb: Workbench, limit: int = 500) -> pd.DataFrame:
+def open_exceptions(wb: Workbench) -> pd.DataFrame:
+    """Open exceptions, oldest first (empty before the first cycle created the table)."""
     mart = wb.cfg.schemas.mart
-    t = exceptions_table(sa.MetaData(), mart, wb.wh.backend)
     with wb.wh.engine.connect() as conn:
         if not _exists(wb, conn, mart, EXCEPTIONS_TABLE):
+            t = exceptions_table(sa.MetaData(), mart, wb.wh.backend)
             return pd.DataFrame(columns=[c.name for c in t.columns])
-        return _frame(conn, sa.select(t).where(t.c.resolved_at.is_(None))
-                      .order_by(t.c.detected_at, t.c.exception_id).limit(int(limit)))
+        return exception_log.exceptions_frame(conn, wb.cfg, wb.wh.backend)
 
 
-def resolve_exception(wb: Workbench, exception_id: int, note: str) -> bool:
-    """Mark one open exception resolved with a note; False when it was not open."""
-    if not note or not note.strip():
-        raise ValueError("a resolution note is required")
+def resolve_exception(wb: Workbench, exception_id: int, note: str) -> dict:
+    """Close one open exception with a note (``exception_log.resolve_in``: it refuses an
+    empty note, an unknown id and an already-resolved one with a UsageError)."""
     db = wb.writer()
     try:
-        t = exceptions_table(sa.MetaData(), wb.cfg.schemas.mart, db.backend)
         with db.engine.begin() as conn:
-            n = conn.execute(
-                sa.update(t).where(t.c.exception_id == int(exception_id), t.c.resolved_at.is_(None))
-                .values(resolved_at=utcnow().replace(tzinfo=None, microsecond=0),
-                        notes=sa.func.coalesce(t.c.notes, "") + sa.literal(" | resolved: ")
-                        + sa.literal(note.strip()[:500]))
-            ).rowcount
+            return exception_log.resolve_in(conn, wb.cfg, db.backend, int(exception_id), note)
     finally:
         db.dispose()
-    return bool(n)

@@ -14,6 +14,7 @@ import pandas as pd
 from IPython.display import display
 
 from . import explore
+from .errors import UsageError
 from .explore import Workbench
 
 
@@ -99,12 +100,12 @@ class ExceptionTriage:
             self.status.value = "pick an exception first"
             return
         try:
-            done = explore.resolve_exception(self.wb, self.select.value, self.note.value)
-        except ValueError as e:
+            explore.resolve_exception(self.wb, self.select.value, self.note.value)
+        except UsageError as e:  # empty note, or resolved meanwhile by someone else
             self.status.value = str(e)
+            self.reload()
             return
-        self.status.value = (f"resolved #{self.select.value}" if done
-                             else f"#{self.select.value} was already resolved")
+        self.status.value = f"resolved #{self.select.value}"
         self.note.value = ""
         self.reload()
 

@@ -12,6 +12,7 @@ from ot_core.backends import backend_for
 from ot_core.config import load_config
 from ot_core.contract import SPATH
 from ot_core.cycle import run_cycle
+from ot_core.errors import UsageError
 from ot_core.simulate import simulate
 from ot_core.warehouse import ddl, keyed_table
 from ot_core.widgets import ExceptionTriage, OrderLookup, PartnerDashboard
@@ -76,9 +77,10 @@ def test_order_lookup_and_health(pair):
     exc = explore.open_exceptions(wb)
     assert list(exc["exception_id"]) == [1, 2]
 
-    assert explore.resolve_exception(wb, 1, "checked: period created") is True
-    assert explore.resolve_exception(wb, 1, "again") is False
-    with pytest.raises(ValueError):
+    assert explore.resolve_exception(wb, 1, "checked: period created")["resolved_at"] is not None
+    with pytest.raises(UsageError, match="already resolved"):
+        explore.resolve_exception(wb, 1, "again")
+    with pytest.raises(UsageError, match="note"):
         explore.resolve_exception(wb, 2, "  ")
     assert list(explore.open_exceptions(wb)["exception_id"]) == [2]
     notes = _exec(pair.warehouse_url, f"SELECT notes FROM {MART}.order_tracking_exceptions "
@@ -123,6 +125,9 @@ def test_widgets_update_in_kernel(embedded):
 
     tri = ExceptionTriage(wb)
     assert [v for _, v in tri.select.options] == [1, 2]
+    tri.select.value = 2
+    tri.button.click()  # no note yet: refused, nothing changes
+    assert "note" in tri.status.value and [v for _, v in tri.select.options] == [1, 2]
     tri.select.value = 2
     tri.note.value = "duplicate cleared by rerun"
     tri.button.click()
