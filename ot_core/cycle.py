@@ -24,7 +24,7 @@ from .connect import Database, open_database, with_retries
 from .contract import CONTRACTS
 from .control import Control
 from .errors import SourceUnavailable, WarehouseUnavailable
-from .extract import check_source_columns, plan_window, read_window
+from .extract import check_source, check_source_columns, plan_window, read_window
 from .failpoints import failpoint
 from .land import land_batch
 from .merge import merge_batch
@@ -88,6 +88,7 @@ def run_cycle(
         return with_retries(wh.engine.connect, what=f"connecting to the warehouse {wh.display}",
                             retries=retries, backoff=backoff, error=WarehouseUnavailable)
 
+    check_source(cfg, src)  # every table against the contract, before any warehouse write
     control = Control.for_config(cfg, wh.backend)
     with wh_conn() as conn:
         with conn.begin():
@@ -115,9 +116,11 @@ def run_cycle(
             failpoint("after_merge", table)
             run.seconds = time.perf_counter() - t0
 
-        # 5. mart lifecycle (reactivation, archive, safety check, trim) belongs here, after
-        #    every mart has merged: it is not part of this version, so nothing is archived
-        #    and marts keep every row. result.lifecycle stays None to say so.
+        # 5. mart lifecycle (reactivation, archive, safety check, trim), after every mart
+        #    has merged; its own transaction boundaries are explained in lifecycle.py
+        if cfg.lifecycle.enabled:
+            result.lifecycle = lifecycle.run_lifecycle(
+                conn, cfg, wh.backend, control, upper, utcnow()).figures()
         # 6. raw trim, on the as_of clock, only of merged batches
         for table in cfg.tables:
             t0 = time.perf_counter()

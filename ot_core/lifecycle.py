@@ -1,5 +1,5 @@
-"""What happens to rows after the merge: raw trim (and, per DESIGN.md section 7 step 4, the
-half-year archive lifecycle of the marts).
+"""What happens to rows after the merge: the half-year archive lifecycle of the marts
+(DESIGN.md section 7 step 4) and raw trim.
 
 Raw trim deletes, per raw table, whole batches that are merged and older than the table's
 window on the as_of clock (24h; 48h for ECS). A batch that is not merged blocks the trim of
@@ -8,14 +8,26 @@ every later one, so a row can never leave raw before it reached its mart.
 
 from __future__ import annotations
 
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from . import catalog, periods
 from .backends import Backend
 from .config import PipelineConfig
+from .contract import CONTRACTS
 from .control import Control
+from .exception_log import ROUTING_GAP, next_exception_id
+from .failpoints import failpoint
 from .sql import Renderer
-from .warehouse import names
+from .timeutil import from_epoch, iso
+from .warehouse import EXCEPTIONS_TABLE, ddl, mart_name, names
+
+log = logging.getLogger("ot.lifecycle")
 
 
 def trim_raw(conn: Connection, cfg: PipelineConfig, backend: Backend, control: Control,
@@ -28,3 +40,237 @@ def trim_raw(conn: Connection, cfg: PipelineConfig, backend: Backend, control: C
     sql = r.render("raw/trim.sql", raw=names(cfg, backend, table).raw)
     deleted = conn.execute(sa.text(sql), {"first_kept_batch": first_kept}).rowcount
     return max(deleted or 0, 0)
+
+
+# -- the mart lifecycle (DESIGN.md section 7 step 4) ----------------------------------------
+#
+# Per mart, after every merge of the cycle: reactivation → archive → safety check → trim.
+# Transaction boundaries, and why a kill between any two of them is completed by the next
+# cycle (proved by tests/test_lifecycle_crash.py with a real SIGKILL):
+#
+# * reactivation commits on its own. It only removes history rows of keys whose newer
+#   version is already in the mart (different _raw_id), and moves an order row back into
+#   the mart in one transaction (insert + delete). Rerunning it finds nothing more to do.
+# * archive commits on its own. After it, a row may sit in both the mart and its history
+#   table with the same _raw_id: reactivation ignores such pairs, the archive guard skips
+#   them, and the next trim deletes the mart copy. Nothing is lost; nothing is counted twice
+#   once the trim has run.
+# * the safety check commits on its own; it is idempotent (one open exception per key).
+# * trim + exception resolution commit together; trim deletes only rows verified in history.
+# * the reactivation markers (highest batch whose keys were looked at) advance in the LAST
+#   transaction, after all three marts. A kill before that replays reactivation over the
+#   same batches, which is harmless (see above); so a crashed run never skips a key.
+
+MARKS_TABLE = "ot_lifecycle_marks"
+# uti first: the order archive (ecs) depends on which orders left mart_uni_tracking_info.
+ORDER = ("uni_tracking_info", "uni_tracking_spath", "ecs_order_info")
+ACTIVE_TABLE = "uni_tracking_info"  # an order is active while its state is in this mart
+GATED_TABLE = "ecs_order_info"  # archived only for orders no longer active
+
+
+def marks_table(cfg: PipelineConfig) -> sa.Table:
+    """Per table: the highest batch whose merged keys reactivation has looked at."""
+    return sa.Table(
+        MARKS_TABLE, sa.MetaData(),
+        sa.Column("table_name", sa.String(64), nullable=False),
+        sa.Column("batch_id", sa.BigInteger, nullable=False),
+        sa.Column("as_of", sa.BigInteger, nullable=False),
+        sa.Column("updated_at", sa.DateTime, nullable=False),
+        schema=cfg.schemas.control,
+    )
+
+
+@dataclass
+class MartFigures:
+    reactivated: int = 0
+    restored: int = 0
+    archived: int = 0
+    exceptions: int = 0
+    trimmed: int = 0
+    resolved: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class LifecycleResult:
+    as_of: str
+    cutoff: str
+    tables: dict[str, MartFigures] = field(default_factory=dict)
+    created: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def figures(self) -> dict:
+        """The dict the cycle reports as ``result.lifecycle``."""
+        tot = {k: sum(getattr(f, k) for f in self.tables.values())
+               for k in ("reactivated", "restored", "archived", "exceptions", "trimmed", "resolved")}
+        return {
+            "cutoff": self.cutoff, "seconds": round(self.seconds, 3),
+            "rows_archived": tot["archived"], "rows_trimmed": tot["trimmed"],
+            "rows_reactivated": tot["reactivated"] + tot["restored"],
+            "exceptions_opened": tot["exceptions"], "exceptions_resolved": tot["resolved"],
+            "history_tables_created": list(self.created), "warnings": list(self.warnings),
+            "tables": {t: {**vars(f), "seconds": round(f.seconds, 3)} for t, f in self.tables.items()},
+        }
+
+
+def _ensure_marks(conn: Connection, cfg: PipelineConfig, backend: Backend) -> sa.Table:
+    t = marks_table(cfg)
+    if MARKS_TABLE not in backend.list_tables(conn, cfg.schemas.control, MARKS_TABLE):
+        conn.exec_driver_sql(ddl(t, backend))
+    return t
+
+
+def _ranges(conn: Connection, cfg: PipelineConfig, control: Control, marks: sa.Table,
+            ) -> dict[str, tuple[int, int]]:
+    """(marker, upto] per table: the batches merged since reactivation last looked."""
+    done = {r.table_name: int(r.batch_id) for r in conn.execute(sa.select(marks))}
+    b = control.batches
+    out = {}
+    for table in cfg.tables:
+        merged = conn.execute(sa.select(sa.func.max(b.c.batch_id)).where(
+            b.c.table_name == table, b.c.status == "merged")).scalar()
+        unmerged = conn.execute(sa.select(sa.func.min(b.c.batch_id)).where(
+            b.c.table_name == table, b.c.status != "merged")).scalar()
+        upto = int(merged or 0)
+        if unmerged is not None:  # never step over a batch a failed merge left behind
+            upto = min(upto, int(unmerged) - 1)
+        marker = done.get(table, 0)
+        out[table] = (marker, max(marker, upto))
+    return out
+
+
+def _count(result) -> int:
+    return max(result.rowcount or 0, 0)
+
+
+class _Mart:
+    """Renders one mart's lifecycle statements (identifiers only) for one backend."""
+
+    def __init__(self, cfg: PipelineConfig, backend: Backend, table: str):
+        self.cfg, self.backend, self.table = cfg, backend, table
+        self.r = Renderer(backend)
+        contract = CONTRACTS[table]
+        self.key = contract.key[0]
+        mart_schema = cfg.schemas.mart
+        self.ctx = dict(
+            mart=backend.qualified(mart_schema, mart_name(table)),
+            mart_table_q=self.r.q(mart_name(table)),
+            key=self.key, columns=contract.column_names + ["_raw_id", "_batch_id"],
+            archive_column=cfg.table(table).archive_column,
+            active_mart=(backend.qualified(mart_schema, mart_name(ACTIVE_TABLE))
+                         if table == GATED_TABLE else None),
+            exceptions=backend.qualified(mart_schema, EXCEPTIONS_TABLE),
+            exceptions_table_q=self.r.q(EXCEPTIONS_TABLE),
+        )
+
+    def sql(self, step: str, hist: str | None = None, hists: list[str] | None = None) -> str:
+        extra = {}
+        if hist is not None:
+            extra = dict(hist=self.backend.qualified(self.cfg.schemas.mart, hist),
+                         hist_table_q=self.r.q(hist))
+        if hists is not None:
+            extra["hists"] = [self.backend.qualified(self.cfg.schemas.mart, h) for h in hists]
+        return self.r.render(f"lifecycle/{step}.sql", **{**self.ctx, **extra})
+
+
+def render_lifecycle(cfg: PipelineConfig, backend: Backend, table: str,
+                     hists: list[str]) -> dict[str, str]:
+    """Every lifecycle statement of ``table`` for the given history tables (for the Redshift
+    parse and correlation tests, and for an analyst who wants to read what runs)."""
+    m = _Mart(cfg, backend, table)
+    out = {}
+    for h in hists:
+        out[f"reactivate:{h}"] = m.sql("reactivate", h)
+        if table == GATED_TABLE:
+            out[f"restore_ecs:{h}"] = m.sql("restore_ecs", h)
+            out[f"restore_ecs_drop_history:{h}"] = m.sql("restore_ecs_drop_history", h)
+        out[f"archive:{h}"] = m.sql("archive", h)
+        out[f"trim:{h}"] = m.sql("trim", h)
+    out["safety_check"] = m.sql("safety_check", hists=hists)
+    out["resolve_exceptions"] = m.sql("resolve_exceptions")
+    return out
+
+
+def run_lifecycle(conn: Connection, cfg: PipelineConfig, backend: Backend, control: Control,
+                  as_of: int, now: datetime) -> LifecycleResult:
+    """Reactivation, archive, safety check and trim of every mart at ``as_of``."""
+    started = time.perf_counter()
+    cut = periods.cutoff(as_of, cfg.retention_months)
+    res = LifecycleResult(as_of=iso(from_epoch(as_of)), cutoff=iso(from_epoch(cut)))
+    naive_now = now.replace(tzinfo=None, microsecond=0)
+    if cfg.lifecycle.ensure_periods:
+        rot = periods.ensure_periods(conn, cfg, backend, as_of)
+        res.created = rot.created
+        for grant in rot.missing_grants:
+            res.warnings.append(
+                f"history tables cannot be created: the warehouse user lacks {grant}; rows "
+                "older than the cutoff stay in the marts under ARCHIVE_ROUTING_GAP exceptions")
+            log.warning(res.warnings[-1])
+    with conn.begin():
+        marks = _ensure_marks(conn, cfg, backend)
+        ranges = _ranges(conn, cfg, control, marks)
+    for table in [t for t in ORDER if t in cfg.tables]:
+        t0 = time.perf_counter()
+        res.tables[table] = _one_mart(conn, cfg, backend, table, cut, ranges, naive_now)
+        res.tables[table].seconds = time.perf_counter() - t0
+    with conn.begin():
+        for table, (_, upto) in ranges.items():
+            conn.execute(sa.delete(marks).where(marks.c.table_name == table))
+            conn.execute(sa.insert(marks).values(table_name=table, batch_id=upto, as_of=as_of,
+                                                 updated_at=naive_now))
+    res.seconds = time.perf_counter() - started
+    return res
+
+
+def _one_mart(conn: Connection, cfg: PipelineConfig, backend: Backend, table: str, cut: int,
+              ranges: dict[str, tuple[int, int]], now: datetime) -> MartFigures:
+    f = MartFigures()
+    m = _Mart(cfg, backend, table)
+    with conn.begin():
+        hists = catalog.history_tables(conn, cfg, backend, table)
+    marker, upto = ranges[table]
+    # 1. reactivation (+ moving reactivated orders back into the order mart)
+    with conn.begin():
+        if upto > marker:
+            for h in hists:
+                f.reactivated += _count(conn.execute(sa.text(m.sql("reactivate", h.name)),
+                                                     {"marker": marker, "upto": upto}))
+    if table == GATED_TABLE and ACTIVE_TABLE in ranges:
+        a_marker, a_upto = ranges[ACTIVE_TABLE]
+        if a_upto > a_marker:
+            for h in hists:
+                p = {"marker": a_marker, "upto": a_upto}
+                with conn.begin():
+                    f.restored += _count(conn.execute(sa.text(m.sql("restore_ecs", h.name)), p))
+                    conn.execute(sa.text(m.sql("restore_ecs_drop_history", h.name)), p)
+    # 2. archive, period by period, only periods that start before the cutoff
+    old = [h for h in hists if periods.Period(h.year, h.half).start < cut]
+    with conn.begin():
+        for h in old:
+            p = periods.Period(h.year, h.half)
+            f.archived += _count(conn.execute(sa.text(m.sql("archive", h.name)), {
+                "period_start": p.start, "period_end": p.end, "cutoff": cut}))
+    failpoint("lifecycle_after_archive", table)
+    # 3. safety check: one open exception per old row not verified in history
+    with conn.begin():
+        missing = [p.table(table) for p in periods.periods_between(
+            periods.oldest_mart_value(conn, cfg, backend, table) or cut, cut - 1)
+            if p.table(table) not in {h.name for h in hists}]
+        note = (f"older than the cutoff {iso(from_epoch(cut))} and not in history; "
+                f"missing history tables: {', '.join(missing) or 'none'}; kept in the mart")
+        f.exceptions = _count(conn.execute(sa.text(m.sql("safety_check", hists=[h.name for h in hists])), {
+            "first_id": next_exception_id(conn, cfg, backend), "source_table": table,
+            "exception_type": ROUTING_GAP, "detected_at": now, "notes": note[:1000],
+            "cutoff": cut}))
+    failpoint("lifecycle_before_trim", table)
+    # 4. trim of rows verified in history, and resolution of exceptions it settles
+    with conn.begin():
+        for h in old:
+            p = periods.Period(h.year, h.half)
+            f.trimmed += _count(conn.execute(sa.text(m.sql("trim", h.name)), {
+                "period_start": p.start, "period_end": p.end, "cutoff": cut}))
+        f.resolved = _count(conn.execute(sa.text(m.sql("resolve_exceptions")), {
+            "resolved_at": now, "source_table": table, "exception_type": ROUTING_GAP,
+            "cutoff": cut}))
+    return f

@@ -158,5 +158,9 @@ def ensure_warehouse(conn: Connection, cfg: PipelineConfig, backend: Backend) ->
         if table.name.endswith("_raw"):
             for extra in backend.raw_indexes(table.schema, table.name):
                 conn.exec_driver_sql(extra)
+        if table.name.startswith("mart_"):
+            archive_column = cfg.table(table.name.removeprefix("mart_")).archive_column
+            for extra in backend.mart_indexes(table.schema, table.name, archive_column):
+                conn.exec_driver_sql(extra)
         created.append(f"{table.schema}.{table.name}")
     return created

@@ -61,6 +61,17 @@ class Backend:
     def after_stage(self, conn: Connection, temp_table: str) -> None:
         """Hook after a staging temp table is filled (PostgreSQL analyzes it)."""
 
+    def mart_indexes(self, schema: str, table: str, archive_column: str) -> list[str]:
+        """Secondary indexes on a mart so the lifecycle's cost follows the rows crossing the
+        cutoff (archive column) and the rows merged since it last ran (_batch_id)."""
+        return []
+
+    def is_permission_denied(self, exc: BaseException) -> bool:
+        """Whether a database error means a missing grant (SQLSTATE 42501)."""
+        orig = getattr(exc, "orig", exc)
+        code = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
+        return code == "42501" or "permission denied" in str(orig).lower()
+
     # -- catalog (our own queries: no SQLAlchemy reflection, see DESIGN.md section 10) --
     def list_tables(self, conn: Connection, schema: str | None, prefix: str = "") -> list[str]:
         rows = conn.execute(

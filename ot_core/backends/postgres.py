@@ -45,6 +45,14 @@ class PostgresBackend(Backend):
         name = self.quote(f"ix_{table}_batch")
         return [f"CREATE INDEX IF NOT EXISTS {name} ON {self.qualified(schema, table)} (_batch_id)"]
 
+    def mart_indexes(self, schema: str, table: str, archive_column: str) -> list[str]:
+        target = self.qualified(schema, table)
+        return [
+            f"CREATE INDEX IF NOT EXISTS {self.quote(f'ix_{table}_archive')} ON {target} "
+            f"({self.quote(archive_column)})",
+            f"CREATE INDEX IF NOT EXISTS {self.quote(f'ix_{table}_batch')} ON {target} (_batch_id)",
+        ]
+
     def after_stage(self, conn: Connection, temp_table: str) -> None:
         conn.exec_driver_sql(f"ANALYZE {self.quote(temp_table)}")
 

@@ -1,0 +1,14 @@
+-- Trim: delete from the mart only the rows of one period, older than the cutoff, that are
+-- verified present in that period's history table with the same key AND the same _raw_id
+-- (the very version being deleted). The exceptions table is not consulted, so nothing in it
+-- (a NULL key included) can stop a trim (reviewed defect 9).
+DELETE FROM {{ mart }}
+WHERE {{ mart_table_q }}.{{ q(archive_column) }} >= :period_start
+  AND {{ mart_table_q }}.{{ q(archive_column) }} < :period_end
+  AND {{ mart_table_q }}.{{ q(archive_column) }} < :cutoff
+  AND EXISTS (
+    SELECT 1
+    FROM {{ hist }} h
+    WHERE h.{{ q(key) }} = {{ mart_table_q }}.{{ q(key) }}
+      AND h._raw_id = {{ mart_table_q }}._raw_id
+  )
