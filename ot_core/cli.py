@@ -244,5 +244,48 @@ def refresh_ecs(since, dry_run, config) -> None:
                + (" [dry run]" if dry_run else ""))
 
 
+@main.command()
+@click.option("--as-of", "as_of", type=ISO, default=None,
+              help="Instant to rotate for, ISO-8601 (default: now).")
+@config_option
+@handle_errors
+def rotate(as_of, config) -> None:
+    """Create the half-year history tables that mart data or the next 45 days can need
+    (idempotent). Exits 1 naming the missing grant when the user may not create tables."""
+    from .periods import rotate as run
+
+    click.echo(run(as_of, config=config).summary())
+
+
+@main.group()
+def exceptions() -> None:
+    """List and resolve rows the lifecycle could not archive (order_tracking_exceptions)."""
+
+
+@exceptions.command("list")
+@click.option("--all", "include_resolved", is_flag=True, help="Include resolved exceptions.")
+@config_option
+@handle_errors
+def exceptions_list(include_resolved, config) -> None:
+    """Print the open exceptions (all of them with --all), oldest first."""
+    from .exception_log import list_exceptions
+
+    frame = list_exceptions(include_resolved, config=config)
+    click.echo(frame.to_string(index=False) if len(frame) else "no exceptions")
+
+
+@exceptions.command("resolve")
+@click.argument("exception_id", type=int)
+@click.option("--note", required=True, help="Why it is resolved (kept in the notes column).")
+@config_option
+@handle_errors
+def exceptions_resolve(exception_id, note, config) -> None:
+    """Mark exception EXCEPTION_ID resolved now, with --note appended to its notes."""
+    from .exception_log import resolve_exception
+
+    row = resolve_exception(exception_id, note, config=config)
+    click.echo(f"exception {row['exception_id']} resolved at {row['resolved_at']}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
