@@ -20,12 +20,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pandas as pd
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .backends import Backend
-from .config import TableConfig, TimestampCDC
-from .contract import TableContract
-from .errors import ContractError
+from .config import PipelineConfig, TableConfig, TimestampCDC
+from .connect import Database, redact, with_retries
+from .contract import CONTRACTS, TableContract
+from .errors import ContractError, SourceUnavailable, TerminalError
 from .frames import typed_frame
 from .sql import Renderer
 
@@ -73,6 +75,33 @@ def check_source_columns(conn: Connection, backend: Backend, contract: TableCont
                 "(DESIGN.md section 4) requires it. Fix the source or its view, then rerun: "
                 "nothing was extracted and no watermark moved."
             )
+
+
+def check_source(cfg: PipelineConfig, src: Database) -> None:
+    """Check every source table against the contract before the warehouse is touched.
+
+    Done once for all tables up front, so a missing column in the last table cannot leave
+    the first ones landed: a bad source stops the cycle with nothing written and no
+    watermark moved. An unreachable source is retried with backoff, then reported as
+    ``SourceUnavailable``; a refused login or missing grant is terminal and is reported
+    without a traceback and without the password.
+    """
+
+    def attempt() -> None:
+        with src.engine.connect() as conn:
+            for table in cfg.tables:
+                check_source_columns(conn, src.backend, CONTRACTS[table])
+
+    try:
+        with_retries(attempt, what=f"reading the source {src.display}",
+                     retries=cfg.cycle.source_retries, backoff=cfg.cycle.retry_backoff_seconds,
+                     error=SourceUnavailable)
+    except sa.exc.DBAPIError as e:
+        reason = redact(str(getattr(e, "orig", e)).splitlines()[0])
+        raise TerminalError(
+            f"the source {src.display} refused the cycle ({reason}); check the user, password "
+            "and grants of OT_SOURCE_URL. Nothing was extracted."
+        ) from None
 
 
 def render_extract(renderer: Renderer, contract: TableContract, tcfg: TableConfig,

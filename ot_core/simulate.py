@@ -90,7 +90,7 @@ def _day(seed: int, day: int, orders_per_day: int) -> Day:
     gaps = rng.exponential(8 * 3600, upd_owner.size).astype(np.int64) + 60
     same_second = rng.random(upd_owner.size) < 0.05 / 4
     gaps = np.where(same_second, 0, gaps)
-    first = np.r_[0, np.cumsum(k)[:-1]]
+    first = np.cumsum(k) - k  # index of each order's first update (empty day: empty)
     cum = np.cumsum(gaps)
     base = np.repeat(cum[first] - gaps[first], k)
     upd_time = np.repeat(add_time, k) + 120 + (cum - base)
@@ -111,7 +111,7 @@ def _day(seed: int, day: int, orders_per_day: int) -> Day:
     m = np.maximum(1, rng.poisson(10, n))
     ev_owner = np.repeat(np.arange(n), m)
     egaps = rng.exponential(16 * 3600, ev_owner.size).astype(np.int64) + 1
-    efirst = np.r_[0, np.cumsum(m)[:-1]]
+    efirst = np.cumsum(m) - m
     ecum = np.cumsum(egaps)
     ebase = np.repeat(ecum[efirst] - egaps[efirst], m)
     ev_path_time = np.repeat(add_time, m) + 60 + (ecum - ebase)

@@ -1,0 +1,230 @@
+"""Bad input stops the pipeline before any work, with one clear message and nothing written.
+
+A source table missing a contracted column, an unreachable source, a malformed ``--as-of``,
+a wrong configuration value: each names what is wrong, leaves the warehouse as it was
+(no raw row, no mart row, no batch, no watermark move) and never leaks a password.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import yaml
+from click.testing import CliRunner
+
+from ot_core.cli import main
+from ot_core.config import DEFAULT_CONFIG, parse_config
+from ot_core.connect import open_database
+from ot_core.contract import CONTRACTS
+from ot_core.cycle import run_cycle
+from ot_core.errors import ConfigError, ContractError, SourceUnavailable
+from ot_core.simulate import simulate
+
+OT = str(Path(sys.executable).with_name("ot"))
+UNREACHABLE = "mysql+pymysql://root@127.0.0.1:1/x"
+SECRET = "Sup3rSecretPw"
+
+
+def base_config() -> dict:
+    data = yaml.safe_load(Path(DEFAULT_CONFIG).read_text())
+    data["lifecycle"]["enabled"] = False
+    return data
+
+
+def write_config(tmp: Path, data: dict, name: str = "pipeline.yml") -> Path:
+    p = tmp / name
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+def warehouse_state(url: str) -> dict[str, list[tuple]] | None:
+    """Rows of every raw, mart and control table (timestamps left out); None if no warehouse."""
+    if url.startswith("duckdb:///") and not Path(url.removeprefix("duckdb:///")).exists():
+        return None
+    db = open_database("warehouse", url)
+    cfg = parse_config(base_config())
+    b = db.backend
+    out: dict[str, list[tuple]] = {}
+    try:
+        with db.engine.connect() as conn:
+            if cfg.schemas.control not in {r[0] for r in conn.execute(sa.text(
+                    "SELECT schema_name FROM information_schema.schemata"))}:
+                return None
+            for t in CONTRACTS:
+                for schema, name in ((cfg.schemas.raw, f"{t}_raw"), (cfg.schemas.mart, f"mart_{t}")):
+                    cols = ", ".join(b.quote(c) for c in CONTRACTS[t].column_names + ["_raw_id"])
+                    out[name] = sorted(conn.execute(sa.text(
+                        f"SELECT {cols} FROM {b.qualified(schema, name)}")).all())
+            out["batches"] = sorted(conn.execute(sa.text(
+                "SELECT batch_id, table_name, status, as_of, rows_loaded FROM "
+                f"{b.qualified(cfg.schemas.control, 'ot_batches')}")).all())
+            out["watermarks"] = sorted(conn.execute(sa.text(
+                "SELECT table_name, watermark FROM "
+                f"{b.qualified(cfg.schemas.control, 'ot_watermarks')}")).all())
+    finally:
+        db.dispose()
+    return out
+
+
+def nothing_landed(state: dict | None) -> bool:
+    return state is None or not any(state.values())
+
+
+def drop_column(source_url: str, table: str, column: str) -> None:
+    """Recreate a source table without one contracted column (a broken view or migration)."""
+    contract = CONTRACTS[table]
+    eng = sa.create_engine(source_url)
+    md = sa.MetaData()
+    t = sa.Table(table, md, *[sa.Column(c.name, c.type) for c in contract.columns
+                              if c.name != column])
+    with eng.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE {table}"))
+    md.create_all(eng)
+    with eng.begin() as conn:
+        conn.execute(sa.insert(t).values(**{c.name: 1 for c in t.columns if
+                                            isinstance(c.type, sa.Integer)},
+                                         **{c.name: "x" for c in t.columns if
+                                            isinstance(c.type, sa.String)}))
+    eng.dispose()
+
+
+# -- (a) a source table missing a contracted column ------------------------------------------
+@pytest.mark.parametrize("table, column", [("uni_tracking_spath", "path_location"),
+                                           ("ecs_order_info", "currency")])
+def test_missing_column_stops_before_any_write(pair, table, column):
+    cfg = parse_config(base_config())
+    simulate("2026-03-02", start="2026-03-01", orders_per_day=20, seed=3, source=pair.source_url)
+    run_cycle("2026-03-01T12:00:00Z", config=cfg, source=pair.source_url,
+              warehouse=pair.warehouse_url)
+    before = warehouse_state(pair.warehouse_url)
+    assert before["batches"] and before["watermarks"]
+    drop_column(pair.source_url, table, column)
+    with pytest.raises(ContractError) as err:
+        run_cycle("2026-03-02T00:00:00Z", config=cfg, source=pair.source_url,
+                  warehouse=pair.warehouse_url)
+    assert repr(table) in str(err.value) and repr(column) in str(err.value)
+    # the tables before the broken one in the cycle's order landed nothing either
+    assert warehouse_state(pair.warehouse_url) == before
+
+
+def test_missing_column_via_cli(embedded, tmp_path):
+    simulate("2026-03-02", start="2026-03-01", orders_per_day=20, seed=3,
+             source=embedded.source_url)
+    drop_column(embedded.source_url, "uni_tracking_spath", "pathTime")
+    cfg = write_config(tmp_path, base_config())
+    res = CliRunner().invoke(main, ["cycle", "--as-of", "2026-03-02", "--config", str(cfg)],
+                             env=embedded.env())
+    assert res.exit_code == 1, res.output
+    assert "'uni_tracking_spath'" in res.stderr and "'pathTime'" in res.stderr
+    assert "Traceback" not in res.output and isinstance(res.exception, SystemExit)
+    assert nothing_landed(warehouse_state(embedded.warehouse_url))
+
+
+# -- (b) an unreachable source: bounded retries with backoff, then SourceUnavailable ----------
+def test_unreachable_source_retries_then_gives_up(tmp_path, caplog):
+    data = base_config()
+    data["cycle"].update(source_retries=2, retry_backoff_seconds=0.01)
+    cfg = parse_config(data)
+    wh = f"duckdb:///{tmp_path}/wh.duckdb"
+    caplog.set_level(logging.WARNING, logger="ot")
+    with pytest.raises(SourceUnavailable) as err:
+        run_cycle("2026-03-02", config=cfg, source=UNREACHABLE, warehouse=wh)
+    retries = [r for r in caplog.records if "transient failure" in r.getMessage()]
+    assert len(retries) == 2
+    assert [f"retry {i}/2 in {0.01 * 2 ** (i - 1):.1f}s" in r.getMessage()
+            for i, r in enumerate(retries, 1)] == [True, True]
+    msg = str(err.value)
+    assert "after 3 attempts" in msg and "127.0.0.1:1" in msg and "OT_SOURCE_URL" in msg
+    assert nothing_landed(warehouse_state(wh))
+
+
+# -- (c) a malformed --as-of ------------------------------------------------------------------
+@pytest.mark.parametrize("value", ["yesterday", "2026-13-01", "2026-11-26T25:00"])
+def test_malformed_as_of_is_a_usage_error(embedded, value):
+    res = CliRunner().invoke(main, ["cycle", "--as-of", value], env=embedded.env())
+    assert res.exit_code == 2
+    assert "Usage:" in res.stderr and "--as-of" in res.stderr and value in res.stderr
+    assert nothing_landed(warehouse_state(embedded.warehouse_url))
+
+
+# -- (d) configuration errors -----------------------------------------------------------------
+def _bad(edit) -> dict:
+    data = base_config()
+    edit(data)
+    return data
+
+
+BAD_CONFIGS = {
+    "unknown key": (lambda d: d["cycle"].update(chunk_size=10), "cycle.chunk_size", "10"),
+    "bad strategy": (lambda d: d["tables"]["uni_tracking_info"]["cdc"].update(strategy="magic"),
+                     "tables.uni_tracking_info.cdc.strategy", "'magic'"),
+    "bad identifier": (lambda d: d["schemas"].update(raw="Settlement-Public"),
+                       "schemas.raw", "'Settlement-Public'"),
+    "bad column": (lambda d: d["tables"]["uni_tracking_spath"].update(archive_column="path_time"),
+                   "archive_column", "'path_time'"),
+    "lookback >= raw trim": (
+        lambda d: d["tables"]["ecs_order_info"].update(
+            raw_trim_hours=1, cdc={"strategy": "timestamp", "column": "add_time",
+                                   "lookback_seconds": 3600}),
+        "ecs_order_info.cdc.lookback_seconds", "3600"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_config_error_names_key_and_value(case):
+    edit, key, value = BAD_CONFIGS[case]
+    with pytest.raises(ConfigError) as err:
+        parse_config(_bad(edit), "pipeline.yml")
+    assert key in str(err.value) and value in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("case", ["unknown key", "bad identifier", "lookback >= raw trim"])
+def test_config_error_via_cli_writes_nothing(embedded, tmp_path, case):
+    edit, key, value = BAD_CONFIGS[case]
+    simulate("2026-03-02", start="2026-03-01", orders_per_day=5, seed=3, source=embedded.source_url)
+    cfg = write_config(tmp_path, _bad(edit), "bad.yml")
+    res = CliRunner().invoke(main, ["cycle", "--as-of", "2026-03-02", "--config", str(cfg)],
+                             env=embedded.env())
+    assert res.exit_code == 1
+    assert "bad.yml" in res.stderr and key in res.stderr and value in res.stderr
+    assert "Traceback" not in res.output
+    assert warehouse_state(embedded.warehouse_url) is None
+
+
+# -- (e) a password in the source URL never reaches the error text ----------------------------
+def _ot(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("OT_") or k == "OT_DATA_DIR"}
+    full.update(env)
+    return subprocess.run([OT, *args], env=full, capture_output=True, text=True, timeout=120)
+
+
+def test_password_never_in_unreachable_error(tmp_path):
+    cfg = base_config()
+    cfg["cycle"].update(source_retries=1, retry_backoff_seconds=0.01)
+    res = _ot(["-v", "cycle", "--as-of", "2026-03-02", "--config", str(write_config(tmp_path, cfg))],
+              {"OT_SOURCE_URL": f"mysql+pymysql://etl:{SECRET}@127.0.0.1:1/x",
+               "OT_WAREHOUSE_URL": f"duckdb:///{tmp_path}/wh.duckdb"})
+    assert res.returncode == 1, res.stderr
+    assert "transient" in res.stderr and "retry 1/1" in res.stderr  # -v logs the retry
+    assert "etl:***@127.0.0.1:1" in res.stderr
+    assert SECRET not in res.stderr + res.stdout and "Traceback" not in res.stderr
+
+
+@pytest.mark.servers
+def test_password_never_in_refused_login_error(servers, tmp_path):
+    """A wrong password is terminal: one clean line, no retry, no traceback, no secret."""
+    url = sa.engine.make_url(servers.source_url).set(password=SECRET)
+    res = _ot(["cycle", "--as-of", "2026-03-02", "--config",
+               str(write_config(tmp_path, base_config()))],
+              {"OT_SOURCE_URL": url.render_as_string(hide_password=False),
+               "OT_WAREHOUSE_URL": servers.warehouse_url})
+    assert res.returncode == 1
+    assert "ot: error:" in res.stderr and "Access denied" in res.stderr
+    assert SECRET not in res.stderr + res.stdout and "Traceback" not in res.stderr
+    assert nothing_landed(warehouse_state(servers.warehouse_url))
