@@ -2,7 +2,8 @@
 -- period's history table. Candidates are found by the archive column range (an index on
 -- PostgreSQL, the sort key on Redshift), so the cost follows the rows crossing the cutoff.
 -- The guard is NOT EXISTS on the TRUE row key (id for path events, order_id otherwise),
--- never on order_id alone (reviewed defect 6) and never NOT IN (reviewed defect 9).
+-- never on order_id alone (reviewed defect 6), and with NOT EXISTS, which a NULL cannot
+-- defeat (reviewed defect 9).
 INSERT INTO {{ hist }} ({{ cols(columns) }})
 SELECT {{ cols(columns, 'm') }}
 FROM {{ mart }} m
