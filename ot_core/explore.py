@@ -117,9 +117,12 @@ def sample_order_id(wb: Workbench) -> int | None:
 def order_lookup(wb: Workbench, order_id: int | None = None,
                  order_sn: str | None = None) -> OrderView:
     """ECS info, current status and the full path timeline of one order, across the mart
-    and every history table (``found_in`` says where each row lives)."""
+    and every history table (``found_in`` says where each row lives). Neither key given:
+    the latest order with path events."""
     if order_id is None and not order_sn:
-        raise ValueError("give an order_id or an order_sn")
+        order_id = sample_order_id(wb)  # nothing asked: show the latest order
+        if order_id is None:
+            return OrderView(None, pd.DataFrame(), pd.DataFrame(), pd.DataFrame())
     with wb.wh.engine.connect() as conn:
         if order_id is not None:
             ecs = _frame(conn, sa.select(_union(wb, conn, "ecs_order_info",
@@ -284,3 +287,52 @@ def resolve_exception(wb: Workbench, exception_id: int, note: str) -> dict:
             return exception_log.resolve_in(conn, wb.cfg, db.backend, int(exception_id), note)
     finally:
         db.dispose()
+
+
+def job_runs_display(wb: Workbench, limit: int = 50) -> pd.DataFrame | str:
+    runs = job_runs(wb, limit)
+    return "no job runs recorded yet" if runs is None or runs.empty else runs
+
+
+def job_runs_figure(runs: pd.DataFrame | str):
+    """Duration of recent runs per job (seconds)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3))
+    ax = fig.subplots()
+    if isinstance(runs, str):
+        ax.text(0.5, 0.5, runs, ha="center", va="center", transform=ax.transAxes)
+    else:
+        for job, g in runs.sort_values("started_at").groupby("job"):
+            ax.plot(pd.to_datetime(g["started_at"]), g["seconds"], marker="o", label=str(job))
+        ax.legend(fontsize=8)
+        ax.set_ylabel("seconds")
+    ax.set_title("job run durations")
+    return fig
+
+
+def compare_results(wb: Workbench) -> pd.DataFrame:
+    """Kept comparison results (``ot compare`` / the monthly job), oldest first."""
+    from .compare import load_results
+
+    return load_results(wb.cfg, wb.wh)
+
+
+def compare_figure(results: pd.DataFrame):
+    """Mismatch rate per table and month (the latest run of each)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3))
+    ax = fig.subplots()
+    monthly = results.dropna(subset=["month"]) if len(results) else results
+    if monthly.empty:
+        ax.text(0.5, 0.5, "no monthly comparison recorded yet", ha="center", va="center",
+                transform=ax.transAxes)
+    else:
+        latest = monthly.sort_values("run_at").groupby(["table_name", "month"]).tail(1)
+        for table, g in latest.sort_values("month").groupby("table_name"):
+            ax.plot(g["month"], g["mismatch_rate"].astype(float), marker="o", label=str(table))
+        ax.legend(fontsize=8)
+        ax.set_ylabel("mismatch rate")
+    ax.set_title("comparison with the source, per table and month")
+    return fig
