@@ -1,1 +1,5 @@
-"""Jobs: notebooks executed by papermill, whose executed copies are the audit records."""
+"""Jobs: the catalogue, the papermill runner, audit records, locks and the scheduler."""
+
+from .records import recent_runs, show_figures
+
+__all__ = ["recent_runs", "show_figures"]

@@ -1,35 +1,42 @@
 """Execute a job notebook with papermill and keep the executed copy, whatever the outcome.
 
-The path is CLI → this module → papermill → a kernel that imports ``ot_core``. Connection
-URLs never become parameters: the kernel inherits ``OT_SOURCE_URL`` / ``OT_WAREHOUSE_URL``
-from the environment, so they never appear in a notebook.
+The path is CLI/scheduler → this module → papermill → a kernel that imports ``ot_core``.
+Connection URLs never become parameters: the kernel inherits ``OT_SOURCE_URL`` /
+``OT_WAREHOUSE_URL`` from the environment, so they never appear in a notebook; the
+executed notebook is still scrubbed of any known secret before it is kept.
+
+Order of a run: check parameters (nothing runs on a bad one) → take the job's lock (busy:
+a 'skipped' row and :class:`JobLocked`, exit 75) → 'running' row → papermill (the runner
+holds no warehouse connection meanwhile, except PostgreSQL's lock session) → figures read
+back from the notebook → final row → lock released.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..config import PROJECT_ROOT
-from ..errors import JobError
-from ..timeutil import utcnow
+import nbformat
 
+from ..config import PROJECT_ROOT, PipelineConfig, load_config
+from ..connect import open_database, redact
+from ..errors import JobError, JobLocked
+from ..timeutil import iso, utcnow
+from . import records
+from .catalogue import Catalogue, JobSpec, load_catalogue
+from .lock import lock_for
+
+log = logging.getLogger("ot.jobs")
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks" / "jobs"
+_TYPES = {"int": int, "float": float, "bool": bool, "str": str}
 
 
 def runs_dir() -> Path:
     return Path(os.environ.get("OT_RUNS_DIR", "runs")).resolve()
-
-
-def notebook_for(job: str) -> Path:
-    path = NOTEBOOK_DIR / f"{job}.ipynb"
-    if not path.exists():
-        known = sorted(p.stem for p in NOTEBOOK_DIR.glob("*.ipynb"))
-        raise JobError(f"no job notebook {job!r}; known jobs: {', '.join(known)}")
-    return path
 
 
 def notebook_parameters(path: Path) -> dict[str, dict[str, Any]]:
@@ -44,49 +51,147 @@ def output_path(job: str, started: datetime, status: str, base: Path | None = No
     return base / job / started.strftime("%Y/%m/%d") / f"{job}-{stamp}-{status}.ipynb"
 
 
+def _declared_type(info: dict[str, Any]) -> type | None:
+    name = str(info.get("inferred_type_name") or "")
+    for key, typ in _TYPES.items():
+        if name == key or name.startswith(f"{key} ") or f"[{key}]" in name or name.startswith(f"{key}|"):
+            return typ
+    return None
+
+
+def _coerce(job: str, name: str, value: Any, info: dict[str, Any]) -> Any:
+    typ = _declared_type(info)
+    allows_none = str(info.get("default")) == "None"
+    if isinstance(value, str) and value.strip().lower() in ("none", "null") and allows_none:
+        return None
+    if value is None and allows_none:
+        return None
+    if typ is None:
+        return value
+    want = typ.__name__
+    if isinstance(value, str) and typ is not str:
+        text = value.strip()
+        try:
+            if typ is bool:
+                if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                return text.lower() in ("true", "1", "yes")
+            return typ(text)
+        except ValueError:
+            raise JobError(f"job {job!r}: parameter {name!r} expects {want}; got {value!r}. "
+                           "Nothing was run.") from None
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        raise JobError(f"job {job!r}: parameter {name!r} expects {want}; got {value!r}. "
+                       "Nothing was run.")
+    return value
+
+
+def resolve_parameters(spec: JobSpec, given: dict[str, Any] | None) -> dict[str, Any]:
+    """Catalogue defaults overlaid with ``given``, each checked against the parameters cell."""
+    declared = notebook_parameters(spec.notebook_path)
+    merged = {**spec.parameters, **(given or {})}
+    unknown = sorted(set(merged) - set(declared))
+    if unknown:
+        raise JobError(f"job {spec.name!r} has no parameter {unknown[0]!r}; its parameters: "
+                       f"{', '.join(declared) or '(none)'}. Nothing was run.")
+    out = {k: _coerce(spec.name, k, v, declared[k]) for k, v in merged.items()}
+    for k, v in out.items():
+        if isinstance(v, str) and redact(v) != v:
+            raise JobError(f"job {spec.name!r}: parameter {k!r} looks like it carries a "
+                           "password; secrets come from the environment, never parameters")
+    return out
+
+
 @dataclass
 class JobRun:
     job: str
     status: str
-    notebook: Path
+    notebook: Path | None
     started: datetime
     ended: datetime
     error: str | None = None
+    run_id: int | None = None
+    html: Path | None = None
+    figures: dict | None = field(default=None)
 
     @property
     def exit_code(self) -> int:
         return 0 if self.status == "succeeded" else 1
 
 
-def execute(job: str, parameters: dict[str, Any] | None = None, *, base: Path | None = None,
-            timeout: int | None = None) -> JobRun:
-    """Run ``job``'s notebook; the executed notebook is kept under the runs folder."""
+def scrub_notebook(path: Path) -> None:
+    """Redact known secrets from every output of an executed notebook (defence in depth)."""
+    text = path.read_text()
+    clean = redact(text)
+    if clean != text:
+        path.write_text(clean)
+
+
+def to_html(notebook: Path) -> Path:
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(notebook), as_version=4))
+    out = notebook.with_suffix(".html")
+    out.write_text(redact(body))
+    return out
+
+
+def execute(job: str, parameters: dict[str, Any] | None = None, *, html: bool = False,
+            catalogue: Catalogue | None = None, config: PipelineConfig | str | None = None,
+            base: Path | None = None) -> JobRun:
+    """Run ``job``'s notebook under its lock; raises JobLocked when a run is in progress."""
+    spec = (catalogue or load_catalogue()).job(job)
+    if not spec.notebook_path.exists():
+        raise JobError(f"job {job!r}: notebook {spec.notebook} does not exist")
+    params = resolve_parameters(spec, parameters)
+    cfg = config if isinstance(config, PipelineConfig) else load_config(config)
+    open_database("source").dispose()  # registers the source password for redaction
+    wh = open_database("warehouse")
+    lock = lock_for(wh, cfg, spec)
+    started = utcnow().replace(microsecond=0)
+    if not spec.overlap and not lock.acquire():
+        holder = redact(lock.holder())
+        records.record_skipped(wh, cfg, job, params, started, f"skipped: already running: {holder}")
+        raise JobLocked(job, holder)
+    try:
+        return _run_locked(spec, params, wh, cfg, lock, started, html, base)
+    finally:
+        lock.release()
+        wh.dispose()
+
+
+def _run_locked(spec: JobSpec, params, wh, cfg, lock, started, html, base) -> JobRun:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
-    nb = notebook_for(job)
-    params = dict(parameters or {})
-    declared = notebook_parameters(nb)
-    unknown = sorted(set(params) - set(declared))
-    if unknown:
-        raise JobError(f"job {job!r} has no parameter {unknown[0]!r}; its parameters: "
-                       f"{', '.join(declared) or '(none)'}")
-    started = utcnow().replace(microsecond=0)
-    running = output_path(job, started, "running", base)
+    running = output_path(spec.name, started, "running", base)
     running.parent.mkdir(parents=True, exist_ok=True)
-    error = None
-    status = "succeeded"
+    run_id = records.start_run(wh, cfg, spec.name, params, started, str(running))
+    lock.set_holder(f"run {run_id}, pid {os.getpid()}, started {iso(started)}")
+    log.info("job %s run %d started: %s", spec.name, run_id, running)
+    status, error = "succeeded", None
     try:
         papermill.execute_notebook(
-            str(nb), str(running), parameters=params, kernel_name="python3",
-            progress_bar=False, log_output=False, execution_timeout=timeout,
+            str(spec.notebook_path), str(running), parameters=params, kernel_name="python3",
+            progress_bar=False, log_output=False, execution_timeout=spec.timeout_seconds,
             cwd=str(PROJECT_ROOT),
         )
     except PapermillExecutionError as e:
         status, error = "failed", f"{e.ename}: {e.evalue}"
-    except Exception as e:  # kernel died, timeout, ...: still a failed run with its notebook
+    except Exception as e:  # noqa: BLE001 - kernel died, timeout: a failed run with its notebook
         status, error = "failed", f"{type(e).__name__}: {e}"
-    final = output_path(job, started, status, base)
+    final = output_path(spec.name, started, status, base)
+    figures = None
     if running.exists():
+        scrub_notebook(running)
         running.replace(final)
-    return JobRun(job, status, final, started, utcnow(), error)
+        figures = records.read_figures(final)
+    error = redact(error) if error else None
+    html_path = to_html(final) if html and final.exists() else None
+    ended = utcnow()
+    records.finish_run(wh, cfg, run_id, status=status, ended=ended, notebook_path=str(final),
+                       error=error, figures=figures)
+    log.info("job %s run %d %s", spec.name, run_id, status)
+    return JobRun(spec.name, status, final, started, ended, error, run_id, html_path, figures)
