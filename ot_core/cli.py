@@ -174,18 +174,71 @@ def demo(days, orders_per_day, step, config) -> None:
 @main.command("run")
 @click.argument("job")
 @click.option("-p", "--parameter", "params", nargs=2, multiple=True, metavar="NAME VALUE",
-              help="A notebook parameter (repeatable), e.g. -p as_of 2026-11-26T06:15:00Z.")
+              help="A notebook parameter (repeatable), e.g. -p as_of 2026-11-26T06:15:00Z. "
+                   "Checked against the notebook's parameters cell; merged over the catalogue's defaults.")
+@click.option("--html", is_flag=True, help="Also keep an HTML copy of the executed notebook.")
+@config_option
 @handle_errors
-def run_job(job, params) -> None:
-    """Run JOB's notebook with papermill; the executed notebook is kept under OT_RUNS_DIR
-    (default ./runs) whatever the outcome. Exit 0 on success, 1 on failure."""
+def run_job(job, params, html, config) -> None:
+    """Run JOB's notebook (jobs/jobs.yml) with papermill under the job's lock. The executed
+    notebook is kept under OT_RUNS_DIR (default ./runs)/JOB/YYYY/MM/DD whatever the outcome,
+    and a row is written to the control schema's ot_job_runs table.
+    Exit 0 succeeded, 1 failed, 75 skipped because a run of JOB is in progress."""
     from .jobs.runner import execute
 
-    run = execute(job, dict(params))
-    click.echo(f"{run.job} {run.status}: {run.notebook}")
+    run = execute(job, dict(params), html=html, config=config)
+    click.echo(f"{run.job} run {run.run_id} {run.status}: {run.notebook}")
     if run.error:
         click.echo(f"error: {redact(run.error)}", err=True)
     sys.exit(run.exit_code)
+
+
+@main.command("runs")
+@click.option("--job", default=None, help="Only this job.")
+@click.option("--failed", is_flag=True, help="Only failed runs.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@config_option
+@handle_errors
+def list_runs(job, failed, limit, config) -> None:
+    """List recent job runs (newest first) from the ot_job_runs table."""
+    from .jobs.records import format_runs
+
+    click.echo(format_runs(job=job, failed=failed, limit=limit, config=config))
+
+
+@main.command("schedule")
+@handle_errors
+def schedule() -> None:
+    """Run the job catalogue (jobs/jobs.yml; see `ot jobs`) in the foreground on its cron
+    schedules. A job that missed slots while the scheduler was down runs once, not once per
+    slot. SIGTERM or Ctrl-C stops it after the running job ends."""
+    from .jobs.scheduler import Scheduler
+
+    Scheduler().run()
+
+
+@main.command("crontab")
+@click.option("--ot", "ot", default=".venv/bin/ot", show_default=True,
+              help="The ot executable, relative to the project folder or absolute.")
+@handle_errors
+def crontab_cmd(ot) -> None:
+    """Print crontab lines equivalent to `ot schedule`, generated from jobs/jobs.yml."""
+    from .jobs.scheduler import crontab
+
+    click.echo(crontab(ot=ot), nl=False)
+
+
+@main.command("jobs")
+@click.option("--markdown", is_flag=True, help="The README's job table (Markdown).")
+@click.option("--airflow", is_flag=True, help="The example Airflow DAG file (jobs/airflow_dag.py).")
+@handle_errors
+def jobs_cmd(markdown, airflow) -> None:
+    """List the job catalogue (jobs/jobs.yml): schedules, timeouts, notebooks."""
+    from .jobs.airflow import airflow_dag
+    from .jobs.catalogue import markdown as md
+    from .jobs.catalogue import table_text
+
+    click.echo(airflow_dag() if airflow else md() if markdown else table_text(), nl=not airflow)
 
 
 @main.command()

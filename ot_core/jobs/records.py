@@ -221,3 +221,14 @@ def read_figures(notebook: Path) -> dict | None:
             if FIGURES_MIME in data:
                 found = data[FIGURES_MIME]
     return found
+
+
+def format_runs(job: str | None = None, *, failed: bool = False, limit: int = 20,
+                config: PipelineConfig | str | None = None) -> str:
+    """``ot runs``: recent runs as a text table."""
+    df = recent_runs(job, failed=failed, limit=limit, config=config)
+    if df.empty:
+        return "no job runs recorded"
+    shown = df[["run_id", "job", "status", "started_at", "ended_at", "notebook_path", "error"]]
+    with pd.option_context("display.max_colwidth", 80, "display.width", 200):
+        return shown.to_string(index=False)
