@@ -19,7 +19,8 @@ import json
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -77,7 +78,7 @@ class Scope:
 
 @dataclass(frozen=True)
 class Settings:
-    first_segments: int = 64
+    first_segments: int = 1024
     fanout: int = 16
     leaf_rows: int = 256
     sample_keys: int = 10
@@ -196,11 +197,14 @@ def _batches(ranges: Sequence[tuple[int, int]]) -> list[list[tuple[int, int]]]:
     return [merged[i:i + MAX_RANGES_PER_QUERY] for i in range(0, len(merged), MAX_RANGES_PER_QUERY)]
 
 
-def first_width(span: int, settings: Settings) -> int:
-    """A power of ``fanout`` giving at most ``first_segments`` segments: children then nest
-    exactly inside their parent (width / fanout), so a split never re-reads a neighbour."""
+def first_width(span: int, settings: Settings, rows: int) -> int:
+    """A power of ``fanout`` giving at most ``first_segments`` segments (and no more than
+    one per ``leaf_rows`` rows, so a small table is not cut into one-row segments):
+    children then nest exactly inside their parent (width / fanout), so a split never
+    re-reads a neighbour."""
+    target = max(1, min(settings.first_segments, -(-rows // settings.leaf_rows)))
     width = 1
-    while span > width * settings.first_segments:
+    while span > width * target:
         width *= settings.fanout
     return width
 
@@ -213,15 +217,16 @@ def compare_sides(contract: TableContract, source: Side, target: Side, scope: Sc
     with source.db.engine.connect() as sc, target.db.engine.connect() as tc:
         a = _Reader(source, contract, scope, sc)
         b = _Reader(target, contract, scope, tc)
-        a_lo, a_hi, report.rows_source = a.bounds()
-        b_lo, b_hi, report.rows_target = b.bounds()
+        (a_lo, a_hi, report.rows_source), (b_lo, b_hi, report.rows_target) = _both(
+            a.bounds, b.bounds)
         report.checksum_queries += 2
         report.rows_transferred += 2
         lows = [x for x in (a_lo, b_lo) if x is not None]
         if lows:
             base = min(lows)
             top = max(x for x in (a_hi, b_hi) if x is not None) + 1
-            _bisect(a, b, base, top, settings, report)
+            _bisect(a, b, base, top, settings, report,
+                    max(report.rows_source, report.rows_target))
     names = contract.column_names
     report.changed_columns = dict(sorted(
         ((names[i], n) for i, n in report.changed_columns.items()), key=lambda kv: -kv[1]))
@@ -235,13 +240,21 @@ def compare_sides(contract: TableContract, source: Side, target: Side, scope: Sc
     return report
 
 
+def _both(f: Callable[..., Any], g: Callable[..., Any], *args: Any) -> tuple[Any, Any]:
+    """Run the two sides' queries at the same time: they are different connections (often
+    different servers), and the drivers release the GIL while the database works."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        later = pool.submit(g, *args)
+        first = f(*args)
+        return first, later.result()
+
+
 def _bisect(a: _Reader, b: _Reader, base: int, top: int, settings: Settings,
-            report: CompareReport) -> None:
-    width = first_width(top - base, settings)
+            report: CompareReport, rows: int) -> None:
+    width = first_width(top - base, settings, rows)
     pending = [(base, top)]
     while pending:
-        ca = a.checksums(pending, base, width)
-        cb = b.checksums(pending, base, width)
+        ca, cb = _both(a.checksums, b.checksums, pending, base, width)
         report.checksum_queries += 2
         report.rows_transferred += len(ca) + len(cb)
         leaves, split = [], []
@@ -254,7 +267,7 @@ def _bisect(a: _Reader, b: _Reader, base: int, top: int, settings: Settings,
             (leaves if rows <= settings.leaf_rows or width == 1 else split).append(seg)
         if leaves:
             report.leaf_segments += len(leaves)
-            _diff_rows(a.rows(leaves), b.rows(leaves), report)
+            _diff_rows(*_both(a.rows, b.rows, leaves), report)
         pending = split
         width = max(1, width // settings.fanout)
 
