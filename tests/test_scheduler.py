@@ -1,0 +1,103 @@
+"""The scheduler on a controlled clock: cron slots, missed runs coalesced, clean SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+from datetime import UTC, datetime, timedelta
+
+from ot_core.jobs.catalogue import parse_catalogue
+from ot_core.jobs.scheduler import Scheduler, latest_slot, next_slot
+
+CAT = parse_catalogue({"jobs": {
+    "cycle": {"notebook": "notebooks/jobs/cycle.ipynb", "schedule": "*/15 * * * *"},
+    "daily_monitoring": {"notebook": "notebooks/jobs/daily_monitoring.ipynb", "schedule": "0 3 * * *"},
+}})
+
+
+class Clock:
+    def __init__(self, start: datetime):
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def test_slots():
+    assert latest_slot("*/15 * * * *", at("2026-11-26 06:15:00")) == at("2026-11-26 06:15:00")
+    assert latest_slot("*/15 * * * *", at("2026-11-26 06:29:59")) == at("2026-11-26 06:15:00")
+    assert next_slot("*/15 * * * *", at("2026-11-26 06:15:00")) == at("2026-11-26 06:30:00")
+    assert next_slot("0 3 * * *", at("2026-11-26 03:00:00")) == at("2026-11-27 03:00:00")
+
+
+def test_runs_each_slot_once_on_a_controlled_clock(tmp_path):
+    clock = Clock(at("2026-11-26 02:07:00"))
+    launched: list[tuple[str, datetime]] = []
+
+    def launcher(job: str) -> int:
+        launched.append((job, clock()))
+        clock.now += timedelta(seconds=40)  # a job takes time
+        return 0
+
+    s = Scheduler(CAT, launcher=launcher, clock=clock, sleep=clock.sleep,
+                  state_path=tmp_path / "state.json", max_sleep=3600)
+    s.run(install_signals=False, max_ticks=12)
+    cycle_times = [t for j, t in launched if j == "cycle"]
+    # the first start catches nothing up; then every quarter hour exactly once
+    assert [t.strftime("%H:%M") for t in cycle_times][:5] == ["02:15", "02:30", "02:45", "03:00", "03:15"]
+    assert len(cycle_times) == len(set(cycle_times))
+    daily = [t for j, t in launched if j == "daily_monitoring"]
+    # due at 03:00 together with the cycle: runs once, right after it (catalogue order)
+    assert len(daily) == 1 and daily[0] == at("2026-11-26 03:00:40")
+
+
+def test_missed_slots_after_downtime_run_once(tmp_path):
+    state = tmp_path / "state.json"
+    clock = Clock(at("2026-11-25 23:50:00"))
+    launched: list[str] = []
+    s = Scheduler(CAT, launcher=lambda j: launched.append(j) or 0, clock=clock,
+                  sleep=clock.sleep, state_path=state)
+    s.tick()  # first sight: remembers 23:45 and 2026-11-25 03:00, runs nothing
+    assert launched == []
+    # the scheduler is down from 23:50 until 05:10 next day: 21 cycle slots and one daily
+    clock.now = at("2026-11-26 05:10:00")
+    s2 = Scheduler(CAT, launcher=lambda j: launched.append(j) or 0, clock=clock,
+                   sleep=clock.sleep, state_path=state)
+    assert s2.due(clock()) == ["cycle", "daily_monitoring"]
+    s2.tick()
+    assert launched == ["cycle", "daily_monitoring"]
+    s2.tick()
+    assert launched == ["cycle", "daily_monitoring"], "caught up: nothing is due twice"
+    assert s2.last["cycle"] == at("2026-11-26 05:00:00")
+    clock.now = at("2026-11-26 05:15:00")
+    s2.tick()
+    assert launched[-1] == "cycle" and len(launched) == 3
+
+
+def test_sigterm_stops_after_the_running_job(tmp_path):
+    clock = Clock(at("2026-11-26 06:14:00"))
+    events: list[str] = []
+
+    def launcher(job: str) -> int:
+        events.append(f"start {job}")
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while the job runs
+        events.append(f"end {job}")
+        return 0
+
+    s = Scheduler(CAT, launcher=launcher, clock=clock, sleep=clock.sleep,
+                  state_path=tmp_path / "state.json", max_sleep=60)
+    old = signal.getsignal(signal.SIGTERM)
+    try:
+        ticks = s.run(install_signals=True, max_ticks=100)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert events == ["start cycle", "end cycle"]
+    assert s.stopping and ticks <= 3
+    assert (tmp_path / "state.json").exists(), "the finished job's slot is remembered"
