@@ -132,40 +132,46 @@ def _day(seed: int, day: int, orders_per_day: int) -> Day:
                ev_owner, ev_path_time, ev_add_time, ev_code, tracking_no, carrier)
 
 
+PATH_INFO = np.array([f"{c.title()} scan" for c in PATH_CODES])
+
+# Row builders are vectorised: whole columns come out of numpy with one ``tolist()`` each
+# and are zipped into the tuples the driver's executemany wants (a month at 20K orders a day
+# is ~6M rows; a per-row Python loop over numpy scalars costs more than the inserts).
+
+
 def _ecs_rows(d: Day, sel: np.ndarray) -> list[tuple]:
     e = d.ecs_cols
-    rows = []
-    for i in sel.tolist():
-        store = int(e["store_id"][i])
-        ci = int(e["ci"][i])
-        rows.append((int(d.order_id[i]), f"SN{int(d.order_id[i])}", int(d.partner_id[i]),
-                     None if store < 0 else store, str(e["shipping_channel"][i]),
-                     str(COUNTRIES[ci]), int(e["weight_grams"][i]),
-                     f"{int(e['declared_cents'][i]) // 100}.{int(e['declared_cents'][i]) % 100:02d}",
-                     str(CURRENCIES[ci]), int(d.add_time[i])))
-    return rows
+    ids = d.order_id[sel]
+    store = e["store_id"][sel]
+    ci = e["ci"][sel]
+    cents = e["declared_cents"][sel].tolist()
+    return list(zip(
+        ids.tolist(), np.char.add("SN", ids.astype(str)).tolist(), d.partner_id[sel].tolist(),
+        [None if v < 0 else v for v in store.tolist()], e["shipping_channel"][sel].tolist(),
+        COUNTRIES[ci].tolist(), e["weight_grams"][sel].tolist(),
+        [f"{c // 100}.{c % 100:02d}" for c in cents], CURRENCIES[ci].tolist(),
+        d.add_time[sel].tolist(), strict=True))
 
 
 def _uti_state(d: Day, owners: np.ndarray, t1: int) -> list[tuple]:
     """Current uni_tracking_info row of each owner as of t1 (latest update before t1)."""
-    before = d.upd_time < t1
-    idx = np.flatnonzero(before & np.isin(d.upd_owner, owners))
+    idx = np.flatnonzero((d.upd_time < t1) & np.isin(d.upd_owner, owners))
     # the last update per owner in array order (times are non-decreasing per owner)
-    last = {}
-    for j in idx.tolist():
-        last[int(d.upd_owner[j])] = j
-    rows = []
-    for o, j in last.items():
-        status = int(d.upd_status[j])
-        rows.append((int(d.order_id[o]), str(d.tracking_no[o]), str(d.carrier[o]), status,
-                     STATUS_EVENTS[status], int(d.upd_time[j])))
-    return rows
+    rev = idx[::-1]
+    _, pos = np.unique(d.upd_owner[rev], return_index=True)
+    last = np.sort(rev[pos])
+    o = d.upd_owner[last]
+    status = d.upd_status[last].tolist()
+    return list(zip(d.order_id[o].tolist(), d.tracking_no[o].tolist(), d.carrier[o].tolist(),
+                    status, [STATUS_EVENTS[s] for s in status], d.upd_time[last].tolist(),
+                    strict=True))
 
 
-def _spath_rows(d: Day, sel: np.ndarray) -> list[tuple]:
-    return [(int(d.order_id[d.ev_owner[j]]), int(d.ev_path_time[j]), str(PATH_CODES[d.ev_code[j]]),
-             f"{PATH_CODES[d.ev_code[j]].title()} scan", str(CITIES[(int(d.ev_owner[j]) + int(d.ev_code[j])) % len(CITIES)]),
-             int(d.ev_add_time[j])) for j in sel.tolist()]
+def _spath_columns(d: Day, sel: np.ndarray) -> list[np.ndarray]:
+    """The insert columns of path events ``sel`` (everything but the auto-assigned id)."""
+    owner, code = d.ev_owner[sel], d.ev_code[sel]
+    return [d.order_id[owner], d.ev_path_time[sel], PATH_CODES[code], PATH_INFO[code],
+            CITIES[(owner + code) % len(CITIES)], d.ev_add_time[sel]]
 
 
 @dataclass
@@ -238,7 +244,7 @@ def advance(db: Database, seed: int, orders_per_day: int, origin: int, t0: int, 
     b = db.backend
     ecs_cols, uti_cols = ECS.column_names, UTI.column_names
     sp_cols = [c for c in SPATH.column_names if c != "id"]
-    spath_batch: list[tuple] = []
+    spath_parts: list[tuple[np.ndarray, np.ndarray, list[np.ndarray]]] = []
     total = last_day - first_day + 1
     with db.engine.begin() as conn:
         for step, day in enumerate(range(first_day, last_day + 1)):
@@ -264,14 +270,20 @@ def advance(db: Database, seed: int, orders_per_day: int, origin: int, t0: int, 
                 _update_uti(conn, b, upd)
                 n_upd += len(rows)
             ev = np.flatnonzero(valid[d.ev_owner] & (d.ev_add_time >= t0) & (d.ev_add_time < t1))
-            spath_batch.extend(zip(d.ev_add_time[ev].tolist(), ev.tolist(), _spath_rows(d, ev), strict=True))
+            spath_parts.append((d.ev_add_time[ev], ev, _spath_columns(d, ev)))
             if progress:
                 progress(step + 1, total)
-        # path events are inserted in arrival order, so ids follow insert time
-        spath_batch.sort(key=lambda x: (x[0], x[1]))
-        rows = [r for _, _, r in spath_batch]
-        for i in range(0, len(rows), 100_000):
-            n_ev += b.executemany(conn, None, SPATH.name, sp_cols, rows[i:i + 100_000])
+        # path events are inserted in arrival order, so ids follow insert time; ties by the
+        # event's index within its day, then by creation day (a stable, seed-only order)
+        if spath_parts:
+            add = np.concatenate([p[0] for p in spath_parts])
+            within = np.concatenate([p[1] for p in spath_parts])
+            order = np.lexsort((np.arange(add.size), within, add))
+            cols = [np.concatenate([p[2][c] for p in spath_parts])[order]
+                    for c in range(len(sp_cols))]
+            for i in range(0, add.size, 100_000):
+                part = [c[i:i + 100_000].tolist() for c in cols]
+                n_ev += b.executemany(conn, None, SPATH.name, sp_cols, list(zip(*part, strict=True)))
     return n_orders, n_upd, n_ev
 
 
