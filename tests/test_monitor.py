@@ -1,0 +1,120 @@
+"""Daily monitoring: every check passes on a clean warehouse and detects a seeded fault of
+its own kind (real DuckDB + SQLite files; the job fails only after all checks ran)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from ot_core.cycle import catch_up
+from ot_core.monitor import CHECKS, MonitoringFailed, Thresholds, run_checks
+from ot_core.simulate import simulate
+
+AS_OF = "2026-03-06T00:00:00Z"
+DAY = 86400
+AS_OF_EPOCH = 1772755200  # 2026-03-06T00:00:00Z
+
+
+def _exec(url: str, *statements: str) -> None:
+    eng = sa.create_engine(url)
+    with eng.begin() as c:
+        for s in statements:
+            c.exec_driver_sql(s)
+    eng.dispose()
+
+
+def _one(url: str, sql: str):
+    eng = sa.create_engine(url)
+    with eng.connect() as c:
+        row = c.exec_driver_sql(sql).first()
+    eng.dispose()
+    return row
+
+
+def _by_key(report):
+    return {(r.check, r.subject): r for r in report.results}
+
+
+def test_checks_pass_clean_and_each_detects_its_fault(embedded):
+    src, wh = embedded.source_url, embedded.warehouse_url
+    simulate("2026-03-06", start="2026-03-01", orders_per_day=40, seed=21, source=src)
+    catch_up(AS_OF, start="2026-03-01T12:00:00Z", step="12h", source=src, warehouse=wh)
+
+    limits = Thresholds(missing_spath_grace_hours=72)  # the seeded data spans five days
+    clean = run_checks(AS_OF, source=src, warehouse=wh, limits=limits)
+    assert {r.check for r in clean.results} == {f.__name__.upper() for f in CHECKS}
+    assert not clean.failed, clean.summary().to_string()
+    assert len(clean.results) == 1 + 1 + 3 + 3 + 3 + 3 + 1 + 3 + 3
+    clean.raise_if_failed()
+
+    mart, ctl = "settlement_ods", "settlement_ctl"
+    victim = _one(wh, f"SELECT order_id FROM {mart}.mart_uni_tracking_info "
+                      f"WHERE update_time < {AS_OF_EPOCH - 4 * DAY} ORDER BY order_id LIMIT 1")[0]
+    old = AS_OF_EPOCH - 3 * 365 * DAY  # 2023: past the cutoff, a period with no history table
+    ecs_yesterday = _one(wh, f"SELECT order_id FROM {mart}.mart_ecs_order_info WHERE add_time >= "
+                             f"{AS_OF_EPOCH - DAY} ORDER BY order_id LIMIT 1")[0]
+    _exec(
+        wh,
+        # ORDER_MISSING_SPATH: an old active order loses its path events
+        f"DELETE FROM {mart}.mart_uni_tracking_spath WHERE order_id = {victim}",
+        # ARCHIVE_ROUTING_GAP: an open exception
+        f"INSERT INTO {mart}.order_tracking_exceptions VALUES (901, 5, 'uni_tracking_spath', 77, "
+        "'ARCHIVE_ROUTING_GAP', TIMESTAMP '2026-03-05 10:00:00', NULL, 'seeded')",
+        # MART_RETENTION_OVERDUE + PERIOD_TABLE_MISSING_SOON: an ECS row from 2023 in the mart
+        f"UPDATE {mart}.mart_ecs_order_info SET add_time = {old} WHERE order_id = "
+        f"(SELECT MIN(order_id) FROM {mart}.mart_ecs_order_info)",
+        # DUPLICATE_KEYS: one tracking state held twice
+        f"INSERT INTO {mart}.mart_uni_tracking_info SELECT * FROM {mart}.mart_uni_tracking_info "
+        f"WHERE order_id = (SELECT MAX(order_id) FROM {mart}.mart_uni_tracking_info)",
+        # FRESHNESS_LAG: the path-event watermark three hours behind
+        f"UPDATE {ctl}.ot_watermarks SET watermark = watermark - 10800 "
+        "WHERE table_name = 'uni_tracking_spath'",
+        # RAW_TRIM_OVERDUE: a raw row of the first (long merged) batch still there
+        "INSERT INTO settlement_public.uni_tracking_info_raw SELECT *, 1, 1, TIMESTAMP '2026-03-01' "
+        f"FROM (SELECT * EXCLUDE (_raw_id, _batch_id) FROM {mart}.mart_uni_tracking_info LIMIT 1)",
+        # UNMERGED_BATCHES: a batch loaded two hours ago and never merged
+        f"INSERT INTO {ctl}.ot_batches (batch_id, table_name, strategy, as_of, upper_bound, "
+        f"rows_extracted, rows_loaded, status, loaded_at) VALUES (9999, 'ecs_order_info', "
+        f"'timestamp', {AS_OF_EPOCH - 7200}, {AS_OF_EPOCH - 7200}, 1, 1, 'loaded', TIMESTAMP '2026-03-05 22:00:00')",
+        # SOURCE_COUNT_MISMATCH: one of yesterday's orders lost from the warehouse
+        f"DELETE FROM {mart}.mart_ecs_order_info WHERE order_id = {ecs_yesterday}",
+    )
+    faulty = run_checks(AS_OF, source=src, warehouse=wh, limits=limits)
+    got = _by_key(faulty)
+    expect = {
+        ("ORDER_MISSING_SPATH", "uni_tracking_info"): 1,
+        ("ARCHIVE_ROUTING_GAP", "order_tracking_exceptions"): 1,
+        ("MART_RETENTION_OVERDUE", "mart_ecs_order_info"): 1,
+        ("DUPLICATE_KEYS", "mart_uni_tracking_info"): 1,
+        ("FRESHNESS_LAG", "uni_tracking_spath"): 1,
+        ("RAW_TRIM_OVERDUE", "uni_tracking_info_raw"): 1,
+        ("UNMERGED_BATCHES", "ot_batches"): 1,
+        ("PERIOD_TABLE_MISSING_SOON", "ecs_order_info"): 1,
+        ("SOURCE_COUNT_MISMATCH", "ecs_order_info"): 1,
+        # the duplicated tracking state is also one row too many against the source
+        ("SOURCE_COUNT_MISMATCH", "uni_tracking_info"): 1,
+    }
+    for key, n in expect.items():
+        assert got[key].status == "fail" and got[key].count == n, (key, got[key])
+    assert int(got[("ORDER_MISSING_SPATH", "uni_tracking_info")].sample.order_id.iloc[0]) == victim
+    assert "hist_ecs_order_info_2023_h1" in got[("PERIOD_TABLE_MISSING_SOON", "ecs_order_info")].detail
+    # the faults stay in their own checks
+    assert got[("DUPLICATE_KEYS", "mart_ecs_order_info")].status == "ok"
+    assert got[("FRESHNESS_LAG", "ecs_order_info")].status == "ok"
+    with pytest.raises(MonitoringFailed, match="10 of 21 checks failed"):
+        faulty.raise_if_failed()
+    # both runs were stored; the 30-day history feeds the chart
+    stored = _one(wh, f"SELECT COUNT(*), SUM(CASE WHEN status = 'fail' THEN 1 ELSE 0 END) "
+                      f"FROM {ctl}.ot_check_results")
+    assert tuple(stored) == (42, 10)
+    assert len(faulty.history) == 42
+    sample = _one(wh, f"SELECT sample FROM {ctl}.ot_check_results WHERE check_name = "
+                      "'UNMERGED_BATCHES' AND status = 'fail'")[0]
+    assert json.loads(sample)[0]["batch_id"] == 9999
+    assert faulty.chart().axes[0].get_title().startswith("failing rows per check")
+    # a looser threshold makes the stale watermark acceptable again
+    loose = run_checks(AS_OF, source=src, warehouse=wh, use_source=False,
+                       limits=Thresholds(freshness_max_minutes=240, missing_spath_grace_hours=72))
+    assert _by_key(loose)[("FRESHNESS_LAG", "uni_tracking_spath")].status == "ok"
