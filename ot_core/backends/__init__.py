@@ -52,7 +52,13 @@ class Backend:
         return {}
 
     def create_schema(self, conn: Connection, schema: str) -> None:
-        conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}")
+        # Look first: PostgreSQL checks CREATE on the database even for IF NOT EXISTS, and a
+        # pipeline user that owns no schemas must still run when they already exist.
+        exists = conn.execute(
+            sa.text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :s"),
+            {"s": schema}).first()
+        if exists is None:
+            conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}")
 
     def raw_indexes(self, schema: str, table: str) -> list[str]:
         """Secondary indexes on a raw table (so a batch is found without a scan)."""
