@@ -399,6 +399,7 @@ def run_compare(table: str, *, month: str | None = None, key_range: str | None =
     c = cfg.compare
     settings = Settings(c.first_segments, c.fanout, c.leaf_rows, c.sample_keys)
     report = compare_sides(CONTRACTS[table], left, target, Scope(**scope), settings)
+    left.db.dispose()  # release connections at once (DuckDB: one writer per file)
     failed = report.mismatch_rate > c.max_mismatch_rate
     if record:
         record_result(cfg, wh, report, month=month, against=against,

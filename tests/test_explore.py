@@ -71,6 +71,20 @@ def test_order_lookup_and_health(pair):
     assert explore.timeline_figure(view).axes[0].get_title().startswith(f"order {oid}")
 
     assert explore.job_runs(wb) is None  # no job-runs table yet
+    assert explore.job_runs_display(wb) == "no job runs recorded yet"
+    from ot_core.jobs.records import ensure_table
+
+    eng = sa.create_engine(pair.warehouse_url)
+    with eng.begin() as c:
+        runs_t = ensure_table(c, load_config(), backend_for(eng))
+        c.execute(sa.insert(runs_t), [
+            {"run_id": i, "job": "cycle", "status": "succeeded", "notebook_path": f"r{i}.ipynb",
+             "started_at": datetime(2026, 3, 1, 0, i), "ended_at": datetime(2026, 3, 1, 0, i, 5 * i)}
+            for i in (1, 2)])
+    eng.dispose()
+    runs = explore.job_runs(wb)
+    assert list(runs["run_id"]) == [2, 1] and list(runs["seconds"]) == [10.0, 5.0]
+    assert explore.job_runs_figure(runs).axes[0].get_title() == "job run durations"
     fresh = explore.freshness(wb, now=datetime.fromisoformat("2026-03-01T01:00:00+00:00"))
     assert sorted(fresh["table_name"]) == sorted(load_config().tables)
     assert set(fresh["lag_minutes"]) == {60.0}
