@@ -206,3 +206,43 @@ def test_row_lock_for_redshift_parses_and_expires(embedded):
     assert c.acquire()
     c.release()
     db.dispose()
+
+
+SECRET = "Sup3r-S3cret-pw-4711"
+
+
+def test_no_job_leaks_the_warehouse_password(servers, monkeypatch, caplog, capfd):
+    """Every job of the catalogue, run with a password in the warehouse URL (trust auth
+    ignores it): no executed notebook, HTML copy, job-runs row, log line or output has it."""
+    import logging
+
+    from ot_core.jobs.runner import execute
+
+    url = sa.engine.make_url(servers.warehouse_url).set(password=SECRET)
+    wh_url = url.render_as_string(hide_password=False)
+    assert SECRET in wh_url
+    simulate(None, days=3, orders_per_day=30, seed=4, source=servers.source_url)
+    monkeypatch.setenv("OT_SOURCE_URL", servers.source_url)
+    monkeypatch.setenv("OT_WAREHOUSE_URL", wh_url)
+    caplog.set_level(logging.DEBUG)
+    ran = {}
+    for name, spec in load_catalogue().jobs.items():
+        if not spec.notebook_path.exists():  # a notebook not written yet is not a job to run
+            continue
+        run = execute(name, html=True)
+        ran[name] = run.status
+        assert run.notebook.exists() and run.html.exists()
+        assert f"{name}-" in run.notebook.name and run.notebook.name.endswith(f"-{run.status}.ipynb")
+    assert ran["cycle"] == "succeeded" and {"daily_monitoring", "maintenance"} <= set(ran)
+    artifacts = [p.read_text(errors="replace") for p in (servers.tmp / "runs").rglob("*")
+                 if p.is_file()]
+    assert len(artifacts) >= 2 * len(ran)
+    out, err = capfd.readouterr()
+    eng = sa.create_engine(servers.warehouse_url)
+    with eng.connect() as c:
+        rows = [str(tuple(r)) for t in ("ot_job_runs", "ot_check_results", "ot_maintenance_log")
+                for r in c.exec_driver_sql(f"SELECT * FROM settlement_ctl.{t}")]
+    eng.dispose()
+    assert len([r for r in rows if "succeeded" in r or "failed" in r]) == len(ran)
+    for text in [*artifacts, out, err, caplog.text, *rows]:
+        assert SECRET not in text
