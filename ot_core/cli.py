@@ -141,10 +141,18 @@ def cycle(as_of, catch_up, step, as_json, config) -> None:
         res = run_cycle(as_of, config=config)
     if as_json:
         click.echo(json.dumps({"as_of": res.as_of, "seconds": round(res.seconds, 3),
-                               "tables": res.rows()}, indent=2))
+                               "tables": res.rows(), "lifecycle": res.lifecycle}, indent=2))
     else:
         click.echo(f"cycle as_of {res.as_of} in {res.seconds:.2f} s")
         click.echo(res.to_frame().to_string())
+        if res.lifecycle:
+            lc = res.lifecycle
+            click.echo(f"lifecycle (cutoff {lc['cutoff']}, {lc['seconds']:.2f} s): "
+                       f"{lc['rows_archived']} archived, {lc['rows_trimmed']} trimmed, "
+                       f"{lc['rows_reactivated']} reactivated, {lc['exceptions_opened']} "
+                       f"exceptions opened, {lc['exceptions_resolved']} resolved")
+            for w in lc["warnings"]:
+                click.echo(f"warning: {w}", err=True)
 
 
 @main.command()
