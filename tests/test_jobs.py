@@ -90,10 +90,10 @@ def test_parameters_are_checked_before_anything_runs():
 # -- runner --------------------------------------------------------------------------------------
 def test_failing_notebook_leaves_failed_notebook_row_and_exit_1(embedded):
     simulate("2026-03-02", start="2026-03-01", orders_per_day=30, seed=3, source=embedded.source_url)
-    p = subprocess.run(OT + ["run", "cycle", "-p", "as_of", "not-a-date", "--html"],
-                       capture_output=True, text=True, env=_env(embedded), cwd=PROJECT_ROOT)
-    assert p.returncode == 1, p.stderr
-    assert "not an ISO-8601" in p.stderr
+    res = CliRunner().invoke(main, ["run", "cycle", "-p", "as_of", "not-a-date", "--html"],
+                             env=_env(embedded))
+    assert res.exit_code == 1, res.output
+    assert "not an ISO-8601" in res.stderr and "failed" in res.stdout
     failed = list((embedded.tmp / "runs" / "cycle").rglob("cycle-*-failed.ipynb"))
     assert len(failed) == 1 and failed[0].with_suffix(".html").exists()
     assert "/cycle/20" in str(failed[0])
