@@ -57,7 +57,8 @@ def warehouse_state(url: str) -> dict[str, list[tuple]] | None:
                     "SELECT schema_name FROM information_schema.schemata"))}:
                 return None
             for t in CONTRACTS:
-                for schema, name in ((cfg.schemas.raw, f"{t}_raw"), (cfg.schemas.mart, f"mart_{t}")):
+                for schema, name in ((cfg.schemas.raw, f"{t}_raw"),
+                                     (cfg.schemas.mart, f"mart_{t}")):
                     cols = ", ".join(b.quote(c) for c in CONTRACTS[t].column_names + ["_raw_id"])
                     out[name] = sorted(conn.execute(sa.text(
                         f"SELECT {cols} FROM {b.qualified(schema, name)}")).all())
@@ -207,7 +208,8 @@ def _ot(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
 def test_password_never_in_unreachable_error(tmp_path):
     cfg = base_config()
     cfg["cycle"].update(source_retries=1, retry_backoff_seconds=0.01)
-    res = _ot(["-v", "cycle", "--as-of", "2026-03-02", "--config", str(write_config(tmp_path, cfg))],
+    res = _ot(["-v", "cycle", "--as-of", "2026-03-02", "--config",
+               str(write_config(tmp_path, cfg))],
               {"OT_SOURCE_URL": f"mysql+pymysql://etl:{SECRET}@127.0.0.1:1/x",
                "OT_WAREHOUSE_URL": f"duckdb:///{tmp_path}/wh.duckdb"})
     assert res.returncode == 1, res.stderr

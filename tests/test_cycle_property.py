@@ -90,7 +90,8 @@ def raw_snapshot(wh: Database) -> dict[str, list[tuple]]:
     out = {}
     with wh.engine.connect() as conn:
         for t in CDC:
-            cols = ", ".join(wh.backend.quote(c) for c in CONTRACTS_COLS[t] + ["_raw_id", "_batch_id"])
+            names = CONTRACTS_COLS[t] + ["_raw_id", "_batch_id"]
+            cols = ", ".join(wh.backend.quote(c) for c in names)
             sql = f"SELECT {cols} FROM {wh.backend.qualified(CFG.schemas.raw, t + '_raw')}"
             out[t] = sorted(tuple(_norm(v) for v in r) for r in conn.execute(sa.text(sql)))
     return out

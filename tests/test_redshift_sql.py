@@ -36,7 +36,8 @@ def cycle_statements() -> dict[str, str]:
     for table in CFG.tables:
         for step, sql in render_merge(CFG, RS, table).items():
             out[f"{table}:{step}"] = sql
-        out[f"{table}:land/drop_unchanged_overlap.sql"] = render_drop_unchanged_overlap(CFG, RS, table)
+        out[f"{table}:land/drop_unchanged_overlap.sql"] = render_drop_unchanged_overlap(
+            CFG, RS, table)
         out[f"{table}:raw/trim.sql"] = r.render("raw/trim.sql", raw=names(CFG, RS, table).raw)
         render_lc = getattr(lifecycle, "render_lifecycle", None)
         if render_lc is not None:
