@@ -16,11 +16,12 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from . import catalog, periods
+from . import periods
 from .backends import Backend
+from .catalog import HistoryTable
 from .config import PipelineConfig
 from .contract import CONTRACTS
-from .control import Control
+from .control import MERGED, Control
 from .exception_log import ROUTING_GAP, next_exception_id
 from .failpoints import failpoint
 from .sql import Renderer
@@ -126,15 +127,18 @@ def _ranges(conn: Connection, cfg: PipelineConfig, control: Control, marks: sa.T
     """(marker, upto] per table: the batches merged since reactivation last looked."""
     done = {r.table_name: int(r.batch_id) for r in conn.execute(sa.select(marks))}
     b = control.batches
+    merged = b.c.status == MERGED
+    per_table = {r.table_name: r for r in conn.execute(
+        sa.select(b.c.table_name,
+                  sa.func.max(sa.case((merged, b.c.batch_id))).label("merged"),
+                  sa.func.min(sa.case((~merged, b.c.batch_id))).label("unmerged"))
+        .group_by(b.c.table_name))}
     out = {}
     for table in cfg.tables:
-        merged = conn.execute(sa.select(sa.func.max(b.c.batch_id)).where(
-            b.c.table_name == table, b.c.status == "merged")).scalar()
-        unmerged = conn.execute(sa.select(sa.func.min(b.c.batch_id)).where(
-            b.c.table_name == table, b.c.status != "merged")).scalar()
-        upto = int(merged or 0)
-        if unmerged is not None:  # never step over a batch a failed merge left behind
-            upto = min(upto, int(unmerged) - 1)
+        row = per_table.get(table)
+        upto = int(row.merged or 0) if row else 0
+        if row is not None and row.unmerged is not None:
+            upto = min(upto, int(row.unmerged) - 1)  # never step over an unmerged batch
         marker = done.get(table, 0)
         out[table] = (marker, max(marker, upto))
     return out
@@ -199,21 +203,31 @@ def run_lifecycle(conn: Connection, cfg: PipelineConfig, backend: Backend, contr
     cut = periods.cutoff(as_of, cfg.retention_months)
     res = LifecycleResult(as_of=iso(from_epoch(as_of)), cutoff=iso(from_epoch(cut)))
     naive_now = now.replace(tzinfo=None, microsecond=0)
+    # One read of what exists, shared by rotation and the four steps (fixed cost per cycle).
+    with conn.begin():
+        marks = _ensure_marks(conn, cfg, backend)
+        ranges = _ranges(conn, cfg, control, marks)
+        hists = periods.discover(conn, cfg, backend)
+        oldest = {t: periods.oldest_mart_value(conn, cfg, backend, t) for t in cfg.tables}
+        next_id = next_exception_id(conn, cfg, backend)
     if cfg.lifecycle.ensure_periods:
-        rot = periods.ensure_periods(conn, cfg, backend, as_of)
+        rot = periods.ensure_periods(conn, cfg, backend, as_of, existing=hists, oldest=oldest)
         res.created = rot.created
+        if rot.created:
+            with conn.begin():
+                hists = periods.discover(conn, cfg, backend)
         for grant in rot.missing_grants:
             res.warnings.append(
                 f"history tables cannot be created: the warehouse user lacks {grant}; rows "
                 "older than the cutoff stay in the marts under ARCHIVE_ROUTING_GAP exceptions")
             log.warning(res.warnings[-1])
-    with conn.begin():
-        marks = _ensure_marks(conn, cfg, backend)
-        ranges = _ranges(conn, cfg, control, marks)
     for table in [t for t in ORDER if t in cfg.tables]:
         t0 = time.perf_counter()
-        res.tables[table] = _one_mart(conn, cfg, backend, table, cut, ranges, naive_now)
-        res.tables[table].seconds = time.perf_counter() - t0
+        f = _one_mart(conn, cfg, backend, table, cut, ranges, naive_now, hists[table],
+                      oldest[table], next_id)
+        next_id += f.exceptions
+        f.seconds = time.perf_counter() - t0
+        res.tables[table] = f
     with conn.begin():
         for table, (_, upto) in ranges.items():
             conn.execute(sa.delete(marks).where(marks.c.table_name == table))
@@ -224,11 +238,10 @@ def run_lifecycle(conn: Connection, cfg: PipelineConfig, backend: Backend, contr
 
 
 def _one_mart(conn: Connection, cfg: PipelineConfig, backend: Backend, table: str, cut: int,
-              ranges: dict[str, tuple[int, int]], now: datetime) -> MartFigures:
+              ranges: dict[str, tuple[int, int]], now: datetime, hists: list[HistoryTable],
+              oldest: int | None, first_id: int) -> MartFigures:
     f = MartFigures()
     m = _Mart(cfg, backend, table)
-    with conn.begin():
-        hists = catalog.history_tables(conn, cfg, backend, table)
     marker, upto = ranges[table]
     # 1. reactivation (+ moving reactivated orders back into the order mart)
     with conn.begin():
@@ -254,13 +267,12 @@ def _one_mart(conn: Connection, cfg: PipelineConfig, backend: Backend, table: st
     failpoint("lifecycle_after_archive", table)
     # 3. safety check: one open exception per old row not verified in history
     with conn.begin():
-        missing = [p.table(table) for p in periods.periods_between(
-            periods.oldest_mart_value(conn, cfg, backend, table) or cut, cut - 1)
-            if p.table(table) not in {h.name for h in hists}]
+        missing = [p.table(table) for p in periods.periods_between(oldest or cut, cut - 1)
+                   if p.table(table) not in {h.name for h in hists}]
         note = (f"older than the cutoff {iso(from_epoch(cut))} and not in history; "
                 f"missing history tables: {', '.join(missing) or 'none'}; kept in the mart")
         f.exceptions = _count(conn.execute(sa.text(m.sql("safety_check", hists=[h.name for h in hists])), {
-            "first_id": next_exception_id(conn, cfg, backend), "source_table": table,
+            "first_id": first_id, "source_table": table,
             "exception_type": ROUTING_GAP, "detected_at": now, "notes": note[:1000],
             "cutoff": cut}))
     failpoint("lifecycle_before_trim", table)

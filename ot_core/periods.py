@@ -11,6 +11,7 @@ weeks can need, ahead of time, and is safe to run any number of times.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .backends import Backend
-from .catalog import history_tables
+from .catalog import HistoryTable
 from .config import PipelineConfig, load_config
 from .connect import Database, open_database
 from .contract import CONTRACTS
@@ -29,6 +30,7 @@ from .warehouse import ddl, hist_prefix, keyed_table, mart_name
 log = logging.getLogger("ot.periods")
 
 AHEAD = timedelta(days=45)  # rotation creates the periods the next 45 days can need
+_PERIOD = re.compile(r"^(\d{4})_h([12])$")
 
 
 @dataclass(frozen=True, order=True)
@@ -97,14 +99,28 @@ def oldest_mart_value(conn: Connection, cfg: PipelineConfig, backend: Backend,
     return None if value is None else int(value)
 
 
-def needed_periods(conn: Connection, cfg: PipelineConfig, backend: Backend, table: str,
-                   as_of: int) -> list[Period]:
-    """Periods ``table`` can need: from its oldest mart row (or the cutoff) to as_of + 45 days."""
+def needed_periods(cfg: PipelineConfig, as_of: int, oldest: int | None) -> list[Period]:
+    """Periods a mart can need: from its oldest row (or the cutoff) to as_of + 45 days."""
     first = cutoff(as_of, cfg.retention_months)
-    oldest = oldest_mart_value(conn, cfg, backend, table)
     if oldest is not None:
         first = min(first, oldest)
     return periods_between(first, as_of + int(AHEAD.total_seconds()))
+
+
+def discover(conn: Connection, cfg: PipelineConfig, backend: Backend) -> dict[str, list[HistoryTable]]:
+    """Every table's history tables from ONE catalog query (the lifecycle runs every cycle,
+    and catalog views are slow on PostgreSQL). Same name pattern as catalog.history_tables."""
+    names = backend.list_tables(conn, cfg.schemas.mart, "hist_")
+    out: dict[str, list[HistoryTable]] = {}
+    for table in cfg.tables:
+        prefix = hist_prefix(table)
+        found = []
+        for name in names:
+            m = _PERIOD.match(name[len(prefix):]) if name.startswith(prefix) else None
+            if m:
+                found.append(HistoryTable(int(m.group(1)), int(m.group(2)), table, name))
+        out[table] = sorted(found)
+    return out
 
 
 @dataclass
@@ -123,7 +139,9 @@ class RotationResult:
 
 
 def ensure_periods(conn: Connection, cfg: PipelineConfig, backend: Backend, as_of: int,
-                   tables: list[str] | None = None) -> RotationResult:
+                   tables: list[str] | None = None, *,
+                   existing: dict[str, list[HistoryTable]] | None = None,
+                   oldest: dict[str, int | None] | None = None) -> RotationResult:
     """Create the missing history tables (idempotent). Each CREATE commits on its own, so a
     refused one (no grant) leaves the others and the caller's later steps unaffected.
 
@@ -132,11 +150,13 @@ def ensure_periods(conn: Connection, cfg: PipelineConfig, backend: Backend, as_o
     (the cycle, whose rows then stay in the mart under an exception).
     """
     res = RotationResult(as_of=iso(from_epoch(as_of)))
-    for table in tables or list(cfg.tables):
+    if existing is None or oldest is None:
         with conn.begin():
-            have = {h.name for h in history_tables(conn, cfg, backend, table)}
-            wanted = needed_periods(conn, cfg, backend, table, as_of)
-        for period in wanted:
+            existing = discover(conn, cfg, backend)
+            oldest = {t: oldest_mart_value(conn, cfg, backend, t) for t in cfg.tables}
+    for table in tables or list(cfg.tables):
+        have = {h.name for h in existing[table]}
+        for period in needed_periods(cfg, as_of, oldest[table]):
             name = period.table(table)
             if name in have:
                 res.existing += 1
