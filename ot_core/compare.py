@@ -163,12 +163,13 @@ class _Reader:
                 out[int(b)] = (int(n), int(s or 0))
         return out
 
+    def _fields(self) -> list[str]:
+        return [self.cs.field(c, f"t.{self.backend.quote(c.name)}") for c in self.contract.columns]
+
     def rows(self, ranges: Sequence[tuple[int, int]]) -> list[tuple]:
-        fields = [self.cs.field(c, f"t.{self.backend.quote(c.name)}")
-                  for c in self.contract.columns]
         out: list[tuple] = []
         for part in _batches(ranges):
-            sql = self.r.render("compare/rows.sql", fields=fields, n_ranges=len(part),
+            sql = self.r.render("compare/rows.sql", fields=self._fields(), n_ranges=len(part),
                                 **self.base_ctx)
             out.extend(tuple(r) for r in self.conn.execute(sa.text(sql), self._range_params(part)))
         return out
@@ -176,14 +177,12 @@ class _Reader:
     def render_all(self) -> list[str]:
         """Every statement this side would run (used to parse-check the Redshift SQL)."""
         key_ref = f"t.{self.backend.quote(self.key)}"
-        fields = [self.cs.field(c, f"t.{self.backend.quote(c.name)}")
-                  for c in self.contract.columns]
         return [
             self.r.render("compare/bounds.sql", key_range=True, **self.base_ctx),
             self.r.render("compare/segments.sql", bucket=self.cs.intdiv(f"{key_ref} - 1", "16"),
                           row_hash=self.cs.row_hash(self.contract.columns, "t"), n_ranges=2,
                           **self.base_ctx),
-            self.r.render("compare/rows.sql", fields=fields, n_ranges=2, **self.base_ctx),
+            self.r.render("compare/rows.sql", fields=self._fields(), n_ranges=2, **self.base_ctx),
         ]
 
 
@@ -490,16 +489,12 @@ class Monthly:
                                 f"{', '.join(self.failed)} (see the table above)")
 
 
-def previous_month(now: datetime | None = None) -> str:
-    return add_months((now or utcnow()).replace(day=1), -1).strftime("%Y-%m")
-
-
 def run_monthly(month: str | None = None, tables: Sequence[str] = ("ecs", "uti", "uts"), *,
                 config: PipelineConfig | str | None = None, source: Database | str | None = None,
                 warehouse: Database | str | None = None) -> Monthly:
     """Compare every table for ``month`` (default: the previous one), keeping each result."""
     cfg = config if isinstance(config, PipelineConfig) else load_config(config)
-    month = month or previous_month()
+    month = month or add_months(utcnow().replace(day=1), -1).strftime("%Y-%m")
     reports = [run_compare(t, month=month, config=cfg, source=source, warehouse=warehouse,
                            fail=False) for t in tables]
     return Monthly(month, reports, cfg.compare.max_mismatch_rate)
