@@ -107,6 +107,8 @@ def test_failing_notebook_leaves_failed_notebook_row_and_exit_1(embedded):
     assert row.notebook_path == str(failed[0]) and "UsageError" in row.error
     assert json.loads(row.parameters) == {"as_of": "not-a-date"}
     assert row.ended_at >= row.started_at
+    listed = CliRunner().invoke(main, ["runs", "--failed", "--job", "cycle"], env=_env(embedded))
+    assert listed.exit_code == 0 and "failed" in listed.stdout and failed[0].name in listed.stdout
 
 
 def _wait_for(pred, timeout=60.0):
