@@ -247,6 +247,7 @@ def advance(db: Database, seed: int, orders_per_day: int, origin: int, t0: int, 
     spath_parts: list[tuple[np.ndarray, np.ndarray, list[np.ndarray]]] = []
     total = last_day - first_day + 1
     with db.engine.begin() as conn:
+        b.prepare_bulk_write(conn)
         for step, day in enumerate(range(first_day, last_day + 1)):
             if day * DAY < origin - DAY:
                 continue

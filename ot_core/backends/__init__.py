@@ -60,6 +60,9 @@ class Backend:
         if exists is None:
             conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}")
 
+    def prepare_bulk_write(self, conn: Connection) -> None:
+        """Tune one connection for a large bulk write (the simulator's). Default: nothing."""
+
     def raw_indexes(self, schema: str, table: str) -> list[str]:
         """Secondary indexes on a raw table (so a batch is found without a scan)."""
         return []
