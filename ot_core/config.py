@@ -58,7 +58,10 @@ class TimestampCDC(Strict):
 
 
 class FullRefreshCDC(Strict):
+    """Re-read the whole table every cycle; ``column`` (optional) bounds it by as_of."""
+
     strategy: Literal["full_refresh"]
+    column: str | None = None
 
 
 CDC = Annotated[TimestampCDC | FullRefreshCDC, Field(discriminator="strategy")]
@@ -130,8 +133,8 @@ class PipelineConfig(Strict):
         for name, t in tables.items():
             allowed = CONTRACTS[name].column_names
             named = {"archive_column": t.archive_column, "version_column": t.version_column}
+            named["cdc.column"] = t.cdc.column
             if isinstance(t.cdc, TimestampCDC):
-                named["cdc.column"] = t.cdc.column
                 if t.cdc.lookback_seconds >= t.raw_trim_hours * 3600:
                     raise ValueError(
                         f"{name}.cdc.lookback_seconds={t.cdc.lookback_seconds} must be shorter "

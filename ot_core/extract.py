@@ -56,7 +56,8 @@ def plan_window(table: str, tcfg: TableConfig, watermark: int | None, upper: int
                       watermark)
     if watermark is not None and upper <= watermark:
         return None
-    return Window(table, "full_refresh", None, upper, None)
+    # every re-read row is compared with the mart at landing: unchanged rows land nothing
+    return Window(table, "full_refresh", None, upper, None if watermark is None else upper)
 
 
 def check_source_columns(conn: Connection, backend: Backend, contract: TableContract) -> None:
@@ -106,7 +107,7 @@ def check_source(cfg: PipelineConfig, src: Database) -> None:
 
 def render_extract(renderer: Renderer, contract: TableContract, tcfg: TableConfig,
                    window: Window) -> tuple[str, dict[str, int]]:
-    cdc_column = tcfg.cdc.column if isinstance(tcfg.cdc, TimestampCDC) else None
+    cdc_column = tcfg.cdc.column  # None: a full refresh of the whole table
     sql = renderer.render(
         window.template,
         source=renderer.backend.qualified(None, contract.name),

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .backends import Backend
-from .config import PipelineConfig, TimestampCDC
+from .config import PipelineConfig
 from .contract import CONTRACTS
 from .control import LOADED, Control
 from .extract import Window
@@ -33,18 +33,17 @@ class Landed:
 
 
 def render_drop_unchanged_overlap(cfg: PipelineConfig, backend: Backend, table: str) -> str:
-    """The statement that drops re-read overlap rows already in the mart (timestamp CDC only);
-    a function of its own so the Redshift tests check the very text the cycle runs."""
+    """The statement that drops re-read rows already in the mart (the timestamp overlap, or
+    every row of a repeated full refresh); a function of its own so the Redshift tests check
+    the very text the cycle runs."""
     contract = CONTRACTS[table]
     nm = names(cfg, backend, table)
-    tcfg = cfg.table(table)
-    assert isinstance(tcfg.cdc, TimestampCDC), f"{table} has no timestamp CDC"
     r = Renderer(backend)
     return r.render(
         "land/drop_unchanged_overlap.sql",
         raw=nm.raw, raw_table_q=r.q(nm.raw_table), mart=nm.mart,
         key=list(contract.key), compare=[c for c in contract.column_names if c not in contract.key],
-        cdc_column=tcfg.cdc.column,
+        cdc_column=cfg.table(table).cdc.column,
     )
 
 
@@ -74,8 +73,7 @@ def land_batch(
         extracted += n
 
     loaded = extracted
-    tcfg = cfg.table(table)
-    if extracted and window.overlap_end is not None and isinstance(tcfg.cdc, TimestampCDC):
+    if extracted and window.overlap_end is not None:
         sql = render_drop_unchanged_overlap(cfg, backend, table)
         dropped = conn.execute(sa.text(sql), {"batch_id": batch_id, "overlap_end": window.overlap_end}).rowcount
         loaded = extracted - max(dropped or 0, 0)

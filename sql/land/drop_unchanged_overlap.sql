@@ -4,7 +4,9 @@
 -- every column; the key equality lets the mart's key index drive the lookup.
 DELETE FROM {{ raw }}
 WHERE {{ raw_table_q }}._batch_id = :batch_id
+{% if cdc_column %}
   AND {{ raw_table_q }}.{{ q(cdc_column) }} < :overlap_end
+{% endif %}
   AND EXISTS (
     SELECT 1
     FROM {{ mart }} m
