@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from decimal import Decimal
 
 import pandas as pd
 from sqlalchemy.engine import Connection
@@ -36,7 +37,7 @@ class DuckDBBackend(Backend):
         # .scalar() reads one row and stops): finish it first. No-op when nothing is pending.
         raw.complete()
         view = f"ot_chunk_{next(_names)}"
-        raw.register(view, frame[list(columns)])
+        raw.register(view, _decimals_as_text(frame[list(columns)]))
         try:
             cols = ", ".join(self.quote(c) for c in columns)
             raw.execute(
@@ -45,3 +46,25 @@ class DuckDBBackend(Backend):
         finally:
             raw.unregister(view)
         return len(frame)
+
+
+def _decimals_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Hand DECIMAL columns to DuckDB as exact text.
+
+    DuckDB infers an object column of Decimals from a sample of its values (DECIMAL(4,2) for
+    a chunk starting with small prices), and the first wider value then fails the insert.
+    Text is cast to the target column's own DECIMAL(p, s) by the INSERT, exactly.
+    """
+    out = frame
+    for name in frame.columns:
+        col = frame[name]
+        if col.dtype != object:
+            continue
+        present = col.dropna()
+        if len(present) and isinstance(present.iloc[0], Decimal):
+            if out is frame:
+                out = frame.copy()
+            out[name] = pd.Series(
+                [format(v, "f") if isinstance(v, Decimal) else None for v in col.tolist()],
+                dtype=object, index=col.index)
+    return out
