@@ -148,15 +148,19 @@ class Steady:
         self.cfg, self.wh, self.src, self.plan, self.delta = cfg, wh, src, plan, delta
         self.window = 0
 
-    def cycles(self, runs: int, lifecycle: bool) -> tuple[list[float], list]:
+    def cycles(self, runs: int, lifecycle: bool, profiler=None) -> tuple[list[float], list]:
         cfg = _with_lifecycle(self.cfg, lifecycle)
         times, results = [], []
         for _ in range(runs):
             lo = T0 + self.window * WINDOW
             write_delta(self.src, self.plan, self.window, lo, lo + WINDOW, **self.delta)
+            if profiler:
+                profiler.enable()
             t = time.perf_counter()
             res = run_cycle(from_epoch(lo + WINDOW), config=cfg, source=self.src, warehouse=self.wh)
             times.append(time.perf_counter() - t)
+            if profiler:
+                profiler.disable()
             results.append(res)
             self.window += 1
         return times, results
@@ -216,20 +220,73 @@ def steady_state(kind: str, args, scratch: Scratch, cfg: PipelineConfig, report:
         out["profile"] = _profile(bench)
     src.dispose()
     wh.dispose()
+    if args.lifecycle and "lifecycle_on_cycle_s" in out:
+        first_archive(kind, args, scratch, cfg, out)
 
 
-def _profile(bench: Steady) -> str:
+def first_archive(kind: str, args, scratch: Scratch, cfg: PipelineConfig, out: dict) -> None:
+    """The first lifecycle cycle over marts holding a whole half-year past retention.
+
+    The seed covers [2025-07-01, T0): all of 2025 H2 is older than six months at T0, so
+    this cycle archives it (and whatever else the lifecycle's rules select).
+    """
+    wh = open_database("warehouse", scratch.warehouse(kind, "archive"))
+    src = open_database("source", scratch.source(args.source, f"archive_{kind}"))
+    with src.engine.begin() as c:
+        md = sa.MetaData()
+        for contract in CONTRACTS.values():
+            source_table(contract, md, src.backend.name)
+        md.create_all(c)
+    with wh.engine.begin() as conn:
+        ensure_warehouse(conn, cfg, wh.backend)
+    span = T0 - to_epoch(parse_as_of("2025-07-01T00:00:00Z"))
+    plan = SeedPlan(orders=args.orders, events_per_order=args.events_per_order, t0=T0, span=span)
+    seed_marts(wh, cfg, plan, part=0)
+    _record_seed(wh, cfg, plan)
+    _analyze(wh, cfg)
+    before = _mart_rows(wh, cfg)
+    delta = {"new_orders": args.delta_orders, "updates": args.delta_updates,
+             "events": args.delta_events}
+    times, results = Steady(cfg, wh, src, plan, delta).cycles(1, lifecycle=True)
+    out["first_archive"] = {"mart_rows_before": before, "mart_rows_after": _mart_rows(wh, cfg),
+                            "cycle_s": round(times[0], 2),
+                            "lifecycle": _jsonable(results[0].lifecycle)}
+    _say(f"[{kind}] first archive of a half-year: {out['first_archive']}")
+    src.dispose()
+    wh.dispose()
+
+
+def _profile(bench: Steady) -> dict:
+    """Where one steady cycle's time goes: per warehouse statement, and cProfile's top."""
     import cProfile
     import io
     import pstats
+    from collections import defaultdict
 
+    spent: dict[str, float] = defaultdict(float)
+    started: list[float] = []
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        started.append(time.perf_counter())
+
+    def after(conn, cursor, statement, parameters, context, executemany):
+        head = " ".join(statement.split())[:90]
+        spent[head] += time.perf_counter() - started.pop()
+
+    sa.event.listen(bench.wh.engine, "before_cursor_execute", before)
+    sa.event.listen(bench.wh.engine, "after_cursor_execute", after)
     prof = cProfile.Profile()
-    prof.enable()
-    bench.cycles(1, lifecycle=False)
-    prof.disable()
+    try:
+        times, _ = bench.cycles(1, lifecycle=False, profiler=prof)
+    finally:
+        sa.event.remove(bench.wh.engine, "before_cursor_execute", before)
+        sa.event.remove(bench.wh.engine, "after_cursor_execute", after)
     buf = io.StringIO()
-    pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(25)
-    return buf.getvalue()
+    pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(15)
+    top = sorted(spent.items(), key=lambda kv: -kv[1])[:12]
+    return {"cycle_s": round(times[0], 3),
+            "warehouse_statements_s": {k: round(v, 3) for k, v in top},
+            "cprofile_tottime": buf.getvalue()}
 
 
 # -- backfill ------------------------------------------------------------------------------
@@ -309,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-double", dest="double", action="store_false")
     p.add_argument("--no-lifecycle", dest="lifecycle", action="store_false")
     p.add_argument("--profile", action="store_true", help="cProfile one extra steady cycle")
-    p.add_argument("--quick", action="store_true", help="50K orders, 3 runs, 10K backfill orders")
+    p.add_argument("--quick", action="store_true", help="20K orders, 2 runs, 5K backfill orders, deltas / 4")
     p.add_argument("--json", help="also write the figures to this file")
     p.add_argument("--backfill-child", nargs=2, metavar=("SOURCE_URL", "WAREHOUSE_URL"),
                    help=argparse.SUPPRESS)
@@ -317,8 +374,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.backfill_child:
         backfill_child(*args.backfill_child)
         return 0
-    if args.quick:
-        args.orders, args.runs, args.backfill_orders = 50_000, 3, 10_000
+    if args.quick:  # a smoke run of every phase, well under a minute on an idle machine
+        args.orders, args.runs, args.backfill_orders = 20_000, 2, 5_000
+        args.delta_orders, args.delta_updates, args.delta_events = 500, 2_500, 5_000
     args.backends = args.backends.replace("postgres,", "postgresql,").replace(
         "postgres", "postgresql").replace("postgresqlql", "postgresql")
     cfg = load_config()
