@@ -123,3 +123,20 @@ def test_typed_frame_decimals_match_per_value_conversion(values, as_decimal):
     want = [_reference_decimal(None if (isinstance(v, float) and v != v) else v, 2)
             for v in series.tolist()]
     assert [(type(x), str(x)) for x in got] == [(type(x), str(x)) for x in want]
+
+
+def test_duckdb_bulk_insert_keeps_wide_decimals_after_small_ones(tmp_path):
+    """A chunk whose first prices are small still loads a wide one, exactly."""
+    from ot_core.backends.duckdb import DuckDBBackend  # noqa: F401 - registered via registry
+
+    db = open_database("warehouse", f"duckdb:///{tmp_path / 'w.duckdb'}")
+    values = [Decimal("0.01")] * 3000 + [None, Decimal("9999999999.99"), Decimal("-12345.60")]
+    frame = pd.DataFrame({"v": pd.Series(values, dtype="object")})
+    try:
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (v DECIMAL(12, 2))")
+            db.backend.bulk_insert(conn, None, "t", ["v"], frame)
+            got = [r[0] for r in conn.exec_driver_sql("SELECT v FROM t")]
+    finally:
+        db.dispose()
+    assert got == values
