@@ -287,12 +287,10 @@ class Report:
 
     def chart(self):
         """Failing rows per check per day over the last 30 days (matplotlib figure)."""
-        import matplotlib
+        from matplotlib.figure import Figure
 
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(10, 3.5))
+        fig = Figure(figsize=(10, 3.5))
+        ax = fig.subplots()
         h = self.history
         if h.empty:
             ax.text(0.5, 0.5, "no check results yet", ha="center", va="center")
@@ -306,7 +304,6 @@ class Report:
         ax.set_xlabel("as_of day (UTC)")
         ax.set_ylabel("rows")
         fig.tight_layout()
-        plt.close(fig)
         return fig
 
     def raise_if_failed(self) -> None:
@@ -361,7 +358,9 @@ def run_checks(as_of: str | datetime | None = None, *, limits: Thresholds | None
 
 def show(report: Report) -> None:
     """The notebook's display: summary, failing samples, the 30-day chart, figures."""
-    from IPython.display import Markdown, display
+    from io import BytesIO
+
+    from IPython.display import Image, Markdown, display
 
     from .jobs import show_figures
 
@@ -370,7 +369,9 @@ def show(report: Report) -> None:
         display(Markdown(f"**{r.check}** on `{r.subject}`: {r.count} — {r.detail}"))
         if not r.sample.empty:
             display(r.sample)
-    display(report.chart())
+    png = BytesIO()
+    report.chart().savefig(png, format="png", dpi=90)
+    display(Image(data=png.getvalue(), format="png"))
     show_figures(report.figures())
 
 
