@@ -1,4 +1,4 @@
-"""Shared helpers of the lifecycle tests: write source rows directly, read the warehouse.
+"""What the lifecycle tests share: write source rows directly, read the warehouse.
 
 Rows are written straight into the source tables ot_core.simulate.ensure_source creates
 (SQLite or MariaDB), so each test states exactly which rows exist and when.
