@@ -191,6 +191,16 @@ def rotate(as_of: str | datetime | None = None, *, config: PipelineConfig | str 
     with wh.engine.connect() as conn:
         with conn.begin():
             ensure_warehouse(conn, cfg, wh.backend)
+        try:  # marts created before the lifecycle indexes existed get them here (idempotent)
+            with conn.begin():
+                for table in cfg.tables:
+                    for stmt in wh.backend.mart_indexes(cfg.schemas.mart, mart_name(table),
+                                                        cfg.table(table).archive_column):
+                        conn.exec_driver_sql(stmt)
+        except sa.exc.DBAPIError as e:
+            if not wh.backend.is_permission_denied(e):
+                raise
+            log.warning("mart indexes not checked: the warehouse user may not create them")
         res = ensure_periods(conn, cfg, wh.backend, at)
     log.info(res.summary())
     if res.missing_grants:
