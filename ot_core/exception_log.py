@@ -30,6 +30,7 @@ def _table(cfg: PipelineConfig, backend: Backend) -> sa.Table:
 
 def next_exception_id(conn: Connection, cfg: PipelineConfig, backend: Backend) -> int:
     t = _table(cfg, backend)
+    backend.serialize_ids(conn, t.schema, t.name)  # a resolve from a notebook may run meanwhile
     top = conn.execute(sa.select(sa.func.coalesce(sa.func.max(t.c.exception_id), 0))).scalar()
     return int(top) + 1
 

@@ -60,6 +60,10 @@ class Backend:
         if exists is None:
             conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}")
 
+    def serialize_ids(self, conn: Connection, schema: str | None, table: str) -> None:
+        """Ids are max+1 (DuckDB has no SERIAL): make concurrent writers of ``table`` take
+        turns until commit. DuckDB admits one writer anyway; servers override."""
+
     def prepare_bulk_write(self, conn: Connection) -> None:
         """Tune one connection for a large bulk write (the simulator's). Default: nothing."""
 

@@ -53,6 +53,10 @@ class PostgresBackend(Backend):
             f"CREATE INDEX IF NOT EXISTS {self.quote(f'ix_{table}_batch')} ON {target} (_batch_id)",
         ]
 
+    def serialize_ids(self, conn: Connection, schema: str | None, table: str) -> None:
+        # blocks other writers (not readers) of the table until this transaction ends
+        conn.exec_driver_sql(f"LOCK TABLE {self.qualified(schema, table)} IN SHARE ROW EXCLUSIVE MODE")
+
     def after_stage(self, conn: Connection, temp_table: str) -> None:
         conn.exec_driver_sql(f"ANALYZE {self.quote(temp_table)}")
 

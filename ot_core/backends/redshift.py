@@ -42,6 +42,9 @@ class RedshiftBackend(Backend):
                     "redshift_sortkey": ("_batch_id", "_raw_id")}
         return {}
 
+    def serialize_ids(self, conn: Connection, schema: str | None, table: str) -> None:
+        conn.exec_driver_sql(f"LOCK {self.qualified(schema, table)}")
+
     def list_tables(self, conn: Connection, schema: str | None, prefix: str = "") -> list[str]:
         rows = conn.execute(
             sa.text(

@@ -92,6 +92,9 @@ def _flush_spool(conn: Connection, t: sa.Table, db: Database) -> None:
 
 
 def _next_id(conn: Connection, t: sa.Table) -> int:
+    from ..backends import backend_for
+
+    backend_for(conn).serialize_ids(conn, t.schema, t.name)  # two jobs starting at once
     return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(t.c.run_id), 0))).scalar()) + 1
 
 
