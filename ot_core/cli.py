@@ -121,6 +121,27 @@ def simulate(until, start, days, seed, orders_per_day) -> None:
 def cycle(as_of, catch_up, step, as_json, config) -> None:
     """Run one cycle: extract what changed, land it as raw batches, merge into the marts,
     trim raw tables. Safe to rerun: a killed cycle rerun ends where one clean run would."""
+    from .jobs.lock import held
+
+    with held("cycle", config):
+        res = _cycle(as_of, catch_up, step, config)
+    if as_json:
+        click.echo(json.dumps({"as_of": res.as_of, "seconds": round(res.seconds, 3),
+                               "tables": res.rows(), "lifecycle": res.lifecycle}, indent=2))
+    else:
+        click.echo(f"cycle as_of {res.as_of} in {res.seconds:.2f} s")
+        click.echo(res.to_frame().to_string())
+        if res.lifecycle:
+            lc = res.lifecycle
+            click.echo(f"lifecycle (cutoff {lc['cutoff']}, {lc['seconds']:.2f} s): "
+                       f"{lc['rows_archived']} archived, {lc['rows_trimmed']} trimmed, "
+                       f"{lc['rows_reactivated']} reactivated, {lc['exceptions_opened']} "
+                       f"exceptions opened, {lc['exceptions_resolved']} resolved")
+            for w in lc["warnings"]:
+                click.echo(f"warning: {w}", err=True)
+
+
+def _cycle(as_of, catch_up, step, config):
     from .cycle import catch_up as run_catch_up
     from .cycle import run_cycle
 
@@ -139,20 +160,7 @@ def cycle(as_of, catch_up, step, as_json, config) -> None:
         click.echo(f"{len(results)} cycles up to {res.as_of}")
     else:
         res = run_cycle(as_of, config=config)
-    if as_json:
-        click.echo(json.dumps({"as_of": res.as_of, "seconds": round(res.seconds, 3),
-                               "tables": res.rows(), "lifecycle": res.lifecycle}, indent=2))
-    else:
-        click.echo(f"cycle as_of {res.as_of} in {res.seconds:.2f} s")
-        click.echo(res.to_frame().to_string())
-        if res.lifecycle:
-            lc = res.lifecycle
-            click.echo(f"lifecycle (cutoff {lc['cutoff']}, {lc['seconds']:.2f} s): "
-                       f"{lc['rows_archived']} archived, {lc['rows_trimmed']} trimmed, "
-                       f"{lc['rows_reactivated']} reactivated, {lc['exceptions_opened']} "
-                       f"exceptions opened, {lc['exceptions_resolved']} resolved")
-            for w in lc["warnings"]:
-                click.echo(f"warning: {w}", err=True)
+    return res
 
 
 @main.command()

@@ -19,7 +19,8 @@ import os
 import socket
 import uuid
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -215,3 +216,28 @@ def locks_table(schema: str) -> sa.Table:
         sa.Column("expires_at", sa.DateTime, nullable=False),
         schema=schema,
     )
+
+
+@contextmanager
+def held(job: str, config: PipelineConfig | str | None = None,
+         warehouse: Database | None = None) -> Iterator[None]:
+    """Hold ``job``'s lock around a direct command (``ot cycle``) exactly as ``ot run`` does,
+    so a cycle started by hand can never overlap a scheduled one. Busy → JobLocked."""
+    from ..config import load_config
+    from ..connect import open_database, redact
+    from ..errors import JobLocked
+    from .catalogue import load_catalogue
+
+    cfg = config if isinstance(config, PipelineConfig) else load_config(config)
+    spec = load_catalogue().job(job)
+    wh = warehouse or open_database("warehouse")
+    lock = lock_for(wh, cfg, spec)
+    if not spec.overlap and not lock.acquire():
+        raise JobLocked(job, redact(lock.holder()))
+    try:
+        lock.set_holder(f"'ot {job}' command, pid {os.getpid()}, started {iso(utcnow())}")
+        yield
+    finally:
+        lock.release()
+        if warehouse is None:
+            wh.dispose()
