@@ -318,8 +318,6 @@ def backfill(args, scratch: Scratch, report: dict) -> None:
 
 def backfill_child(src_url: str, wh_url: str) -> None:
     """The first cycle into an empty warehouse, in its own process so RSS is its own."""
-    import resource
-
     cfg = load_config()
     t = time.perf_counter()
     res = run_cycle(from_epoch(T0), config=cfg, source=src_url, warehouse=wh_url)
@@ -331,8 +329,19 @@ def backfill_child(src_url: str, wh_url: str) -> None:
         "reader": reader_name(), "rows": rows, "seconds": round(seconds, 1),
         "rows_per_s": int(rows / seconds), "chunk_rows": cfg.cycle.chunk_rows,
         "per_table_s": {t: round(r.seconds, 1) for t, r in res.tables.items()},
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "peak_rss_mib": _peak_rss_mib(),
     }))
+
+
+def _peak_rss_mib() -> int:
+    """This process's RSS high-water mark (VmHWM). Unlike getrusage's ru_maxrss, which Linux
+    carries over from the forking parent across exec, it counts this program alone."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024)
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 # -- reporting -----------------------------------------------------------------------------
@@ -363,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backfill-orders", type=int, default=200_000)
     p.add_argument("--readers", default="pymysql,connectorx")
     p.add_argument("--no-backfill", dest="backfill", action="store_false")
+    p.add_argument("--no-steady", dest="steady", action="store_false",
+                   help="only the backfill")
     p.add_argument("--no-double", dest="double", action="store_false")
     p.add_argument("--no-lifecycle", dest="lifecycle", action="store_false")
     p.add_argument("--profile", action="store_true", help="cProfile one extra steady cycle")
@@ -384,7 +395,7 @@ def main(argv: list[str] | None = None) -> int:
                     "load_before": os.getloadavg()}
     scratch = Scratch(Path(tempfile.mkdtemp(prefix="ot_bench_")))
     try:
-        for kind in args.backends.split(","):
+        for kind in args.backends.split(",") if args.steady else []:
             steady_state(kind, args, scratch, cfg, report)
         if args.backfill:
             backfill(args, scratch, report)
