@@ -110,3 +110,14 @@ def test_identifiers_allowed(name):
 def test_identifiers_refused(name):
     with pytest.raises(ValueError):
         check_identifier(name)  # type: ignore[arg-type]
+
+
+def test_every_backend_is_registered_whichever_module_is_imported_first():
+    import subprocess
+    import sys
+
+    code = ("import ot_core.backends.mysql\n"
+            "from ot_core.backends import registered\n"
+            "print(sorted(registered()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['duckdb', 'mysql', 'postgresql', 'redshift', 'sqlite']"

@@ -51,7 +51,6 @@ def _odd_rows(url: str) -> None:
 
 def _read(url: str, table: str, watermark: int | None, upper: int, chunk: int,
           monkeypatch, reader: str) -> list[pd.DataFrame]:
-    # (through the registry: importing one backend module first would register only it)
     monkeypatch.setenv("OT_SOURCE_READER", reader)
     assert registered()["mysql"].__module__ == "ot_core.backends.mysql"
     from ot_core.backends.mysql import reader_name

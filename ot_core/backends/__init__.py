@@ -191,8 +191,8 @@ def registered() -> dict[str, type[Backend]]:
 
 
 def _load_all() -> None:
-    if _REGISTRY:
-        return
+    # Import every entry module (each registers itself). Checking for a non-empty registry
+    # instead would stop after whichever module happened to be imported first.
     from . import duckdb, mysql, postgres, redshift, sqlite  # noqa: F401
 
 
