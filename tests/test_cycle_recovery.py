@@ -90,9 +90,6 @@ def twin_url(request, pair):
                                        "after_merge:uni_tracking_info",
                                        "after_load:ecs_order_info"])
 def test_killed_cycle_rerun_equals_clean_cycle(pair, twin_url, tmp_path, failpoint):
-    if pair.kind == "servers" and failpoint != "after_load:uni_tracking_info":
-        pytest.skip("kept to one kill on the servers (each costs two throwaway databases); "
-                    "every kill point runs on the embedded pair")
     cfg = config_file(tmp_path)
     simulate("2026-03-02T18:00:00Z", start="2026-03-01", orders_per_day=40, seed=5,
              source=pair.source_url)
