@@ -75,6 +75,7 @@ def land_batch(
     loaded = extracted
     if extracted and window.overlap_end is not None:
         sql = render_drop_unchanged_overlap(cfg, backend, table)
+        backend.plan_for_batch(conn, extracted)
         dropped = conn.execute(sa.text(sql), {"batch_id": batch_id, "overlap_end": window.overlap_end}).rowcount
         loaded = extracted - max(dropped or 0, 0)
 

@@ -40,8 +40,8 @@ def merge_batch(conn: Connection, cfg: PipelineConfig, backend: Backend, control
                 table: str, batch_id: int, now: datetime) -> int:
     stmts = render_merge(cfg, backend, table)
     params = {"batch_id": batch_id}
-    conn.execute(sa.text(stmts["merge/stage.sql"]), params)
-    backend.after_stage(conn, f"ot_stage_{table}")
+    staged = conn.execute(sa.text(stmts["merge/stage.sql"]), params).rowcount
+    backend.after_stage(conn, f"ot_stage_{table}", -1 if staged is None else staged)
     # Drop the staged rows that lost first: the delete then matches on the key alone, which
     # lets PostgreSQL/Redshift use the mart's key index (a version test across the join would
     # force a scan of the whole mart).

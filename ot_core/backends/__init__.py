@@ -71,8 +71,13 @@ class Backend:
         """Secondary indexes on a raw table (so a batch is found without a scan)."""
         return []
 
-    def after_stage(self, conn: Connection, temp_table: str) -> None:
-        """Hook after a staging temp table is filled (PostgreSQL analyzes it)."""
+    def plan_for_batch(self, conn: Connection, rows: int) -> None:
+        """The rest of this transaction joins a batch of ``rows`` rows to a mart by key:
+        a backend whose planner may scan the whole mart for it says otherwise here."""
+
+    def after_stage(self, conn: Connection, temp_table: str, rows: int) -> None:
+        """Hook after a staging temp table of ``rows`` rows is filled, in the merge's
+        transaction (PostgreSQL analyzes it and plans the merge as key lookups)."""
 
     def mart_indexes(self, schema: str, table: str, archive_column: str) -> list[str]:
         """Secondary indexes on a mart so the lifecycle's cost follows the rows crossing the

@@ -16,6 +16,8 @@ from sqlalchemy.engine import Connection
 from . import Backend, register
 
 NULL_MARK = "\\N"
+# Staged batches up to this size are merged by key-index lookups (a backfill is not).
+KEY_LOOKUP_MAX_ROWS = 200_000
 
 
 @register
@@ -57,8 +59,18 @@ class PostgresBackend(Backend):
         # blocks other writers (not readers) of the table until this transaction ends
         conn.exec_driver_sql(f"LOCK TABLE {self.qualified(schema, table)} IN SHARE ROW EXCLUSIVE MODE")
 
-    def after_stage(self, conn: Connection, temp_table: str) -> None:
+    def after_stage(self, conn: Connection, temp_table: str, rows: int) -> None:
         conn.exec_driver_sql(f"ANALYZE {self.quote(temp_table)}")
+        self.plan_for_batch(conn, rows)
+
+    def plan_for_batch(self, conn: Connection, rows: int) -> None:
+        if 0 <= rows <= KEY_LOOKUP_MAX_ROWS:
+            # A steady-state batch touches a small share of the mart, but with 10K of 1M keys
+            # the planner still prefers hashing the whole mart: the cost would follow the
+            # mart. For the rest of this transaction (one merge or one landing) probe the
+            # mart's key index instead.
+            conn.exec_driver_sql("SET LOCAL enable_hashjoin = off")
+            conn.exec_driver_sql("SET LOCAL enable_mergejoin = off")
 
     def engine_kwargs(self) -> dict:
         return {"pool_pre_ping": True}
