@@ -192,6 +192,8 @@ def render_lifecycle(cfg: PipelineConfig, backend: Backend, table: str,
         out[f"archive:{h}"] = m.sql("archive", h)
         out[f"trim:{h}"] = m.sql("trim", h)
     out["safety_check"] = m.sql("safety_check", hists=hists)
+    if hists:
+        out["nonempty"] = render_nonempty(cfg, backend, hists)
     out["resolve_exceptions"] = m.sql("resolve_exceptions")
     return out
 
@@ -210,6 +212,7 @@ def run_lifecycle(conn: Connection, cfg: PipelineConfig, backend: Backend, contr
         hists = periods.discover(conn, cfg, backend)
         oldest = {t: periods.oldest_mart_value(conn, cfg, backend, t) for t in cfg.tables}
         next_id = next_exception_id(conn, cfg, backend)
+        nonempty = _nonempty(conn, cfg, backend, hists)
     if cfg.lifecycle.ensure_periods:
         rot = periods.ensure_periods(conn, cfg, backend, as_of, existing=hists, oldest=oldest)
         res.created = rot.created
@@ -224,7 +227,7 @@ def run_lifecycle(conn: Connection, cfg: PipelineConfig, backend: Backend, contr
     for table in [t for t in ORDER if t in cfg.tables]:
         t0 = time.perf_counter()
         f = _one_mart(conn, cfg, backend, table, cut, ranges, naive_now, hists[table],
-                      oldest[table], next_id)
+                      oldest[table], next_id, nonempty)
         next_id += f.exceptions
         f.seconds = time.perf_counter() - t0
         res.tables[table] = f
@@ -239,26 +242,32 @@ def run_lifecycle(conn: Connection, cfg: PipelineConfig, backend: Backend, contr
 
 def _one_mart(conn: Connection, cfg: PipelineConfig, backend: Backend, table: str, cut: int,
               ranges: dict[str, tuple[int, int]], now: datetime, hists: list[HistoryTable],
-              oldest: int | None, first_id: int) -> MartFigures:
+              oldest: int | None, first_id: int, nonempty: set[str]) -> MartFigures:
     f = MartFigures()
     m = _Mart(cfg, backend, table)
     marker, upto = ranges[table]
+    # Skip what the data rules out (cheap, and keeps the fixed cost per cycle low): an empty
+    # history table holds no key to reactivate, and a period that ends before the mart's
+    # oldest row has no row to archive or trim (a row left by a crash is at least as old as
+    # the oldest, so its period is kept).
+    filled = [h for h in hists if h.name in nonempty]
     # 1. reactivation (+ moving reactivated orders back into the order mart)
     with conn.begin():
         if upto > marker:
-            for h in hists:
+            for h in filled:
                 f.reactivated += _count(conn.execute(sa.text(m.sql("reactivate", h.name)),
                                                      {"marker": marker, "upto": upto}))
     if table == GATED_TABLE and ACTIVE_TABLE in ranges:
         a_marker, a_upto = ranges[ACTIVE_TABLE]
         if a_upto > a_marker:
-            for h in hists:
+            for h in filled:
                 p = {"marker": a_marker, "upto": a_upto}
                 with conn.begin():
                     f.restored += _count(conn.execute(sa.text(m.sql("restore_ecs", h.name)), p))
                     conn.execute(sa.text(m.sql("restore_ecs_drop_history", h.name)), p)
     # 2. archive, period by period, only periods that start before the cutoff
-    old = [h for h in hists if periods.Period(h.year, h.half).start < cut]
+    old = [h for h in hists if periods.Period(h.year, h.half).start < cut
+           and oldest is not None and periods.Period(h.year, h.half).end > oldest]
     with conn.begin():
         for h in old:
             p = periods.Period(h.year, h.half)
@@ -286,3 +295,18 @@ def _one_mart(conn: Connection, cfg: PipelineConfig, backend: Backend, table: st
             "resolved_at": now, "source_table": table, "exception_type": ROUTING_GAP,
             "cutoff": cut}))
     return f
+
+
+def _nonempty(conn: Connection, cfg: PipelineConfig, backend: Backend,
+              hists: dict[str, list[HistoryTable]]) -> set[str]:
+    names = [h.name for hs in hists.values() for h in hs]
+    if not names:
+        return set()
+    sql = render_nonempty(cfg, backend, names)
+    rows = conn.execute(sa.text(sql), {f"name_{i}": n for i, n in enumerate(names)})
+    return {r[0] for r in rows}
+
+
+def render_nonempty(cfg: PipelineConfig, backend: Backend, names: list[str]) -> str:
+    return Renderer(backend).render(
+        "lifecycle/nonempty.sql", hists=[backend.qualified(cfg.schemas.mart, n) for n in names])
