@@ -54,34 +54,28 @@ def _admin(url: str) -> sa.Engine:
     return sa.create_engine(url, isolation_level="AUTOCOMMIT")
 
 
-def make_mysql_db() -> tuple[str, callable]:
+def _throwaway_db(admin_url: str, drop_suffix: str) -> tuple[str, callable]:
+    """CREATE DATABASE ot_test_<random> on the server; returns its URL and a dropper."""
     name = f"ot_test_{uuid.uuid4().hex[:10]}"
-    eng = _admin(MYSQL_ADMIN)
+    eng = _admin(admin_url)
     with eng.connect() as c:
         c.exec_driver_sql(f"CREATE DATABASE {name}")
-    url = sa.engine.make_url(MYSQL_ADMIN).set(database=name).render_as_string(hide_password=False)
+    url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
 
     def drop():
         with eng.connect() as c:
-            c.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}")
+            c.exec_driver_sql(f"DROP DATABASE IF EXISTS {name}{drop_suffix}")
         eng.dispose()
 
     return url, drop
+
+
+def make_mysql_db() -> tuple[str, callable]:
+    return _throwaway_db(MYSQL_ADMIN, "")
 
 
 def make_pg_db() -> tuple[str, callable]:
-    name = f"ot_test_{uuid.uuid4().hex[:10]}"
-    eng = _admin(PG_ADMIN)
-    with eng.connect() as c:
-        c.exec_driver_sql(f"CREATE DATABASE {name}")
-    url = sa.engine.make_url(PG_ADMIN).set(database=name).render_as_string(hide_password=False)
-
-    def drop():
-        with eng.connect() as c:
-            c.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        eng.dispose()
-
-    return url, drop
+    return _throwaway_db(PG_ADMIN, " WITH (FORCE)")
 
 
 @dataclass

@@ -1,20 +1,9 @@
 -- Rows in scope on one side, and the key range they span: the first comparison level.
+{% import 'compare/_scope.jinja' as s with context %}
 SELECT MIN(t.{{ q(key) }}) AS ot_min, MAX(t.{{ q(key) }}) AS ot_max, COUNT(*) AS ot_rows
-FROM (
-{% for r in relations %}
-  SELECT {{ cols(columns) }} FROM {{ r }}
-{% if not loop.last %}
-  UNION ALL
-{% endif %}
-{% endfor %}
-) t
+{{ s.relation() }}
 WHERE 1 = 1
-{% if scope_column %}
-  AND t.{{ q(scope_column) }} >= :scope_lo AND t.{{ q(scope_column) }} < :scope_hi
-{% endif %}
-{% if cdc_column %}
-  AND t.{{ q(cdc_column) }} < :cdc_hi
-{% endif %}
+{{ s.scope() }}
 {% if key_range %}
   AND t.{{ q(key) }} >= :key_lo AND t.{{ q(key) }} < :key_hi
 {% endif %}
