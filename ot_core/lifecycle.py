@@ -274,23 +274,26 @@ def _one_mart(conn: Connection, cfg: PipelineConfig, backend: Backend, table: st
             f.archived += _count(conn.execute(sa.text(m.sql("archive", h.name)), {
                 "period_start": p.start, "period_end": p.end, "cutoff": cut}))
     failpoint("lifecycle_after_archive", table)
-    # 3. safety check: one open exception per old row not verified in history
+    # 3. safety check: one open exception per old row not verified in history (none can be
+    #    missing when the mart's oldest row is not older than the cutoff)
     with conn.begin():
         missing = [p.table(table) for p in periods.periods_between(oldest or cut, cut - 1)
                    if p.table(table) not in {h.name for h in hists}]
         note = (f"older than the cutoff {iso(from_epoch(cut))} and not in history; "
                 f"missing history tables: {', '.join(missing) or 'none'}; kept in the mart")
-        f.exceptions = _count(conn.execute(sa.text(m.sql("safety_check", hists=[h.name for h in hists])), {
-            "first_id": first_id, "source_table": table,
-            "exception_type": ROUTING_GAP, "detected_at": now, "notes": note[:1000],
-            "cutoff": cut}))
+        if oldest is not None and oldest < cut:
+            f.exceptions = _count(conn.execute(
+                sa.text(m.sql("safety_check", hists=[h.name for h in hists])), {
+                    "first_id": first_id, "source_table": table, "exception_type": ROUTING_GAP,
+                    "detected_at": now, "notes": note[:1000], "cutoff": cut,
+                    "oldest": oldest}))
     failpoint("lifecycle_before_trim", table)
     # 4. trim of rows verified in history, and resolution of exceptions it settles
     with conn.begin():
         for h in old:
             p = periods.Period(h.year, h.half)
             f.trimmed += _count(conn.execute(sa.text(m.sql("trim", h.name)), {
-                "period_start": p.start, "period_end": p.end, "cutoff": cut}))
+                "period_start": p.start, "period_end": p.end, "cutoff": cut, "oldest": oldest}))
         f.resolved = _count(conn.execute(sa.text(m.sql("resolve_exceptions")), {
             "resolved_at": now, "source_table": table, "exception_type": ROUTING_GAP,
             "cutoff": cut}))

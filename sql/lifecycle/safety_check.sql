@@ -21,6 +21,11 @@ WHERE m.{{ q(archive_column) }} < :cutoff
     FROM {{ h }} h{{ loop.index }}
     WHERE h{{ loop.index }}.{{ q(key) }} = m.{{ q(key) }}
       AND h{{ loop.index }}._raw_id = m._raw_id
+      -- the same version has the same archive value: bounding it lets DuckDB's zone maps
+      -- (Redshift's sort key) skip the history blocks archived before the mart's oldest row
+      AND h{{ loop.index }}.{{ q(archive_column) }} = m.{{ q(archive_column) }}
+      AND h{{ loop.index }}.{{ q(archive_column) }} >= :oldest
+      AND h{{ loop.index }}.{{ q(archive_column) }} < :cutoff
   )
 {% endfor %}
   AND NOT EXISTS (

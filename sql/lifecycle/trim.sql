@@ -11,4 +11,9 @@ WHERE {{ mart_table_q }}.{{ q(archive_column) }} >= :period_start
     FROM {{ hist }} h
     WHERE h.{{ q(key) }} = {{ mart_table_q }}.{{ q(key) }}
       AND h._raw_id = {{ mart_table_q }}._raw_id
+      -- same version, same archive value; the bounds let zone maps / the sort key skip
+      -- history blocks archived before the mart's oldest row
+      AND h.{{ q(archive_column) }} = {{ mart_table_q }}.{{ q(archive_column) }}
+      AND h.{{ q(archive_column) }} >= :oldest
+      AND h.{{ q(archive_column) }} < :cutoff
   )
