@@ -123,7 +123,10 @@ def _wait_for(pred, timeout=60.0):
 def test_two_concurrent_cycles_one_runs_the_other_exits_75(embedded):
     simulate("2026-03-03", start="2026-03-01", orders_per_day=40, seed=5, source=embedded.source_url)
     env = _env(embedded)
-    first = subprocess.Popen(OT + ["run", "cycle", "-p", "as_of", "2026-03-03"], env=env,
+    # the first run pauses inside its cycle (a real pause in the kernel), so the second one
+    # certainly starts while the first holds the lock, however fast the machine is
+    first_env = {**env, "OT_PAUSEPOINT": "after_load:ecs_order_info=20"}
+    first = subprocess.Popen(OT + ["run", "cycle", "-p", "as_of", "2026-03-03"], env=first_env,
                              cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     holder = Path(f"{embedded.tmp}/warehouse.duckdb.cycle.lock.json")
     assert _wait_for(lambda: holder.exists() and "run 1" in holder.read_text()), first.stderr
