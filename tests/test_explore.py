@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 import pytest
 import sqlalchemy as sa
+from dbutil import run_sql as _exec
 
 from ot_core import explore
 from ot_core.backends import backend_for
@@ -20,14 +21,6 @@ from ot_core.widgets import ExceptionTriage, OrderLookup, PartnerDashboard
 MART = "settlement_ods"
 
 
-def _exec(url, sql, params=None):
-    eng = sa.create_engine(url)
-    try:
-        with eng.begin() as c:
-            res = c.execute(sa.text(sql), params or {})
-            return res.all() if res.returns_rows else res.rowcount
-    finally:
-        eng.dispose()
 
 
 def _setup(pair) -> int:

@@ -3,8 +3,8 @@ of an unchanged source lands nothing (every re-read row is compared with the mar
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 import yaml
+from dbutil import scalar as _scalar
 
 from ot_core.config import DEFAULT_CONFIG, parse_config
 from ot_core.cycle import run_cycle
@@ -21,13 +21,6 @@ def _cfg(column):
     return parse_config(d, "test")
 
 
-def _scalar(url, sql):
-    eng = sa.create_engine(url)
-    try:
-        with eng.connect() as c:
-            return c.execute(sa.text(sql)).scalar()
-    finally:
-        eng.dispose()
 
 
 def test_full_refresh_is_bounded_by_as_of_and_lands_nothing_twice(embedded):

@@ -4,7 +4,7 @@ the opt-in refresh re-extracts exactly those of active orders as one ordinary ba
 from __future__ import annotations
 
 import pytest
-import sqlalchemy as sa
+from dbutil import run_sql as _exec
 
 from ot_core.compare import CompareFailed, load_results, run_compare
 from ot_core.config import load_config
@@ -16,14 +16,6 @@ from ot_core.simulate import simulate
 MART = "settlement_ods"
 
 
-def _exec(url: str, sql: str, params: dict | None = None):
-    eng = sa.create_engine(url)
-    try:
-        with eng.begin() as c:
-            res = c.execute(sa.text(sql), params or {})
-            return res.all() if res.returns_rows else res.rowcount
-    finally:
-        eng.dispose()
 
 
 def test_drift_measured_then_refreshed(pair):

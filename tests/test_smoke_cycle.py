@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+from dbutil import scalar as _count
 
 from ot_core.cycle import run_cycle
 from ot_core.simulate import simulate
-
-
-def _count(url: str, sql: str) -> int:
-    eng = sa.create_engine(url)
-    try:
-        with eng.connect() as c:
-            return int(c.execute(sa.text(sql)).scalar())
-    finally:
-        eng.dispose()
 
 
 def test_cycle_lands_every_source_row(pair):
