@@ -49,9 +49,9 @@ from bench.cycle_seed import (  # noqa: E402
 )
 from ot_core.config import PipelineConfig, load_config  # noqa: E402
 from ot_core.connect import Database, open_database  # noqa: E402
-from ot_core.contract import CONTRACTS, source_table  # noqa: E402
 from ot_core.control import MERGED, Control  # noqa: E402
 from ot_core.cycle import run_cycle  # noqa: E402
+from ot_core.simulate import ensure_source  # noqa: E402
 from ot_core.timeutil import from_epoch, parse_as_of, to_epoch  # noqa: E402
 from ot_core.warehouse import ensure_warehouse, names  # noqa: E402
 
@@ -170,11 +170,7 @@ def steady_state(kind: str, args, scratch: Scratch, cfg: PipelineConfig, report:
     out = report.setdefault("steady", {}).setdefault(kind, {})
     wh = open_database("warehouse", scratch.warehouse(kind, "steady"))
     src = open_database("source", scratch.source(args.source, f"delta_{kind}"))
-    with src.engine.begin() as c:
-        md = sa.MetaData()
-        for contract in CONTRACTS.values():
-            source_table(contract, md, src.backend.name)
-        md.create_all(c)
+    ensure_source(src)  # the contract's source tables
     with wh.engine.begin() as conn:
         ensure_warehouse(conn, cfg, wh.backend)
     plan = SeedPlan(orders=args.orders, events_per_order=args.events_per_order, t0=T0, span=SPAN)
@@ -232,11 +228,7 @@ def first_archive(kind: str, args, scratch: Scratch, cfg: PipelineConfig, out: d
     """
     wh = open_database("warehouse", scratch.warehouse(kind, "archive"))
     src = open_database("source", scratch.source(args.source, f"archive_{kind}"))
-    with src.engine.begin() as c:
-        md = sa.MetaData()
-        for contract in CONTRACTS.values():
-            source_table(contract, md, src.backend.name)
-        md.create_all(c)
+    ensure_source(src)  # the contract's source tables
     with wh.engine.begin() as conn:
         ensure_warehouse(conn, cfg, wh.backend)
     span = T0 - to_epoch(parse_as_of("2025-07-01T00:00:00Z"))
