@@ -28,11 +28,19 @@ def _table(cfg: PipelineConfig, backend: Backend) -> sa.Table:
     return exceptions_table(sa.MetaData(), cfg.schemas.mart, backend)
 
 
-def next_exception_id(conn: Connection, cfg: PipelineConfig, backend: Backend) -> int:
+def exception_state(conn: Connection, cfg: PipelineConfig, backend: Backend,
+                    exception_type: str) -> tuple[int, dict[str, int]]:
+    """The next free exception_id, and per source table how many ``exception_type``
+    exceptions are open (a mart with none has nothing to resolve). One read per cycle."""
     t = _table(cfg, backend)
     backend.serialize_ids(conn, t.schema, t.name)  # a resolve from a notebook may run meanwhile
-    top = conn.execute(sa.select(sa.func.coalesce(sa.func.max(t.c.exception_id), 0))).scalar()
-    return int(top) + 1
+    is_open = sa.and_(t.c.resolved_at.is_(None), t.c.exception_type == exception_type)
+    rows = conn.execute(
+        sa.select(t.c.source_table, sa.func.max(t.c.exception_id),
+                  sa.func.sum(sa.case((is_open, 1), else_=0)))
+        .group_by(t.c.source_table)).all()
+    top = max((int(r[1]) for r in rows), default=0)
+    return top + 1, {r[0]: int(r[2] or 0) for r in rows}
 
 
 def exceptions_frame(conn: Connection, cfg: PipelineConfig, backend: Backend,

@@ -22,11 +22,11 @@ from .catalog import HistoryTable
 from .config import PipelineConfig
 from .contract import CONTRACTS
 from .control import MERGED, Control
-from .exception_log import ROUTING_GAP, next_exception_id
+from .exception_log import ROUTING_GAP, exception_state
 from .failpoints import failpoint
 from .sql import Renderer
 from .timeutil import from_epoch, iso
-from .warehouse import EXCEPTIONS_TABLE, ddl, mart_name, names
+from .warehouse import EXCEPTIONS_TABLE, control_tables, mart_name, names
 
 log = logging.getLogger("ot.lifecycle")
 
@@ -62,23 +62,29 @@ def trim_raw(conn: Connection, cfg: PipelineConfig, backend: Backend, control: C
 #   transaction, after all three marts. A kill before that replays reactivation over the
 #   same batches, which is harmless (see above); so a crashed run never skips a key.
 
-MARKS_TABLE = "ot_lifecycle_marks"
 # uti first: the order archive (ecs) depends on which orders left mart_uni_tracking_info.
 ORDER = ("uni_tracking_info", "uni_tracking_spath", "ecs_order_info")
 ACTIVE_TABLE = "uni_tracking_info"  # an order is active while its state is in this mart
 GATED_TABLE = "ecs_order_info"  # archived only for orders no longer active
 
 
-def marks_table(cfg: PipelineConfig) -> sa.Table:
+def marks_table(cfg: PipelineConfig, backend: Backend) -> sa.Table:
     """Per table: the highest batch whose merged keys reactivation has looked at."""
-    return sa.Table(
-        MARKS_TABLE, sa.MetaData(),
-        sa.Column("table_name", sa.String(64), nullable=False),
-        sa.Column("batch_id", sa.BigInteger, nullable=False),
-        sa.Column("as_of", sa.BigInteger, nullable=False),
-        sa.Column("updated_at", sa.DateTime, nullable=False),
-        schema=cfg.schemas.control,
-    )
+    return control_tables(sa.MetaData(), cfg.schemas.control, backend)["marks"]
+
+
+@dataclass(frozen=True)
+class Crossing:
+    """A mart's rows older than the cutoff (crossing.sql): all None when there are none."""
+    oldest: int | None = None
+    key_min: object = None
+    key_max: object = None
+    order_min: object = None
+    order_max: object = None
+
+    def bounds(self) -> dict:
+        return {"key_min": self.key_min, "key_max": self.key_max,
+                "order_min": self.order_min, "order_max": self.order_max}
 
 
 @dataclass
@@ -113,13 +119,6 @@ class LifecycleResult:
             "history_tables_created": list(self.created), "warnings": list(self.warnings),
             "tables": {t: {**vars(f), "seconds": round(f.seconds, 3)} for t, f in self.tables.items()},
         }
-
-
-def _ensure_marks(conn: Connection, cfg: PipelineConfig, backend: Backend) -> sa.Table:
-    t = marks_table(cfg)
-    if MARKS_TABLE not in backend.list_tables(conn, cfg.schemas.control, MARKS_TABLE):
-        conn.exec_driver_sql(ddl(t, backend))
-    return t
 
 
 def _ranges(conn: Connection, cfg: PipelineConfig, control: Control, marks: sa.Table,
@@ -191,6 +190,7 @@ def render_lifecycle(cfg: PipelineConfig, backend: Backend, table: str,
             out[f"restore_ecs_drop_history:{h}"] = m.sql("restore_ecs_drop_history", h)
         out[f"archive:{h}"] = m.sql("archive", h)
         out[f"trim:{h}"] = m.sql("trim", h)
+    out["crossing"] = m.sql("crossing")
     out["safety_check"] = m.sql("safety_check", hists=hists)
     if hists:
         out["nonempty"] = render_nonempty(cfg, backend, hists)
@@ -207,11 +207,12 @@ def run_lifecycle(conn: Connection, cfg: PipelineConfig, backend: Backend, contr
     naive_now = now.replace(tzinfo=None, microsecond=0)
     # One read of what exists, shared by rotation and the four steps (fixed cost per cycle).
     with conn.begin():
-        marks = _ensure_marks(conn, cfg, backend)
+        marks = marks_table(cfg, backend)  # created by ensure_warehouse, with the cycle's own
         ranges = _ranges(conn, cfg, control, marks)
         hists = periods.discover(conn, cfg, backend)
-        oldest = {t: periods.oldest_mart_value(conn, cfg, backend, t) for t in cfg.tables}
-        next_id = next_exception_id(conn, cfg, backend)
+        crossing = {t: _crossing(conn, _Mart(cfg, backend, t), cut) for t in cfg.tables}
+        oldest = {t: c.oldest for t, c in crossing.items()}
+        next_id, open_gaps = exception_state(conn, cfg, backend, ROUTING_GAP)
         nonempty = _nonempty(conn, cfg, backend, hists)
     if cfg.lifecycle.ensure_periods:
         rot = periods.ensure_periods(conn, cfg, backend, as_of, existing=hists, oldest=oldest)
@@ -227,29 +228,30 @@ def run_lifecycle(conn: Connection, cfg: PipelineConfig, backend: Backend, contr
     for table in [t for t in ORDER if t in cfg.tables]:
         t0 = time.perf_counter()
         f = _one_mart(conn, cfg, backend, table, cut, ranges, naive_now, hists[table],
-                      oldest[table], next_id, nonempty)
+                      crossing[table], next_id, nonempty, open_gaps.get(table, 0))
         next_id += f.exceptions
         f.seconds = time.perf_counter() - t0
         res.tables[table] = f
     with conn.begin():
-        for table, (_, upto) in ranges.items():
-            conn.execute(sa.delete(marks).where(marks.c.table_name == table))
-            conn.execute(sa.insert(marks).values(table_name=table, batch_id=upto, as_of=as_of,
-                                                 updated_at=naive_now))
+        conn.execute(sa.delete(marks).where(marks.c.table_name.in_(list(ranges))))
+        conn.execute(sa.insert(marks).values([
+            {"table_name": table, "batch_id": upto, "as_of": as_of, "updated_at": naive_now}
+            for table, (_, upto) in ranges.items()]))
     res.seconds = time.perf_counter() - started
     return res
 
 
 def _one_mart(conn: Connection, cfg: PipelineConfig, backend: Backend, table: str, cut: int,
               ranges: dict[str, tuple[int, int]], now: datetime, hists: list[HistoryTable],
-              oldest: int | None, first_id: int, nonempty: set[str]) -> MartFigures:
+              crossing: Crossing, first_id: int, nonempty: set[str], open_gaps: int,
+              ) -> MartFigures:
     f = MartFigures()
     m = _Mart(cfg, backend, table)
     marker, upto = ranges[table]
     # Skip what the data rules out (cheap, and keeps the fixed cost per cycle low): an empty
-    # history table holds no key to reactivate, and a period that ends before the mart's
-    # oldest row has no row to archive or trim (a row left by a crash is at least as old as
-    # the oldest, so its period is kept).
+    # history table holds no key to reactivate, and a period that ends before the oldest row
+    # older than the cutoff has no row to archive or trim (a row left by a crash is such a
+    # row, so its period is kept). No row older than the cutoff: nothing to archive at all.
     filled = [h for h in hists if h.name in nonempty]
     # 1. reactivation (+ moving reactivated orders back into the order mart)
     with conn.begin():
@@ -265,6 +267,10 @@ def _one_mart(conn: Connection, cfg: PipelineConfig, backend: Backend, table: st
                 with conn.begin():
                     f.restored += _count(conn.execute(sa.text(m.sql("restore_ecs", h.name)), p))
                     conn.execute(sa.text(m.sql("restore_ecs_drop_history", h.name)), p)
+        if f.restored:  # rows came back into this mart: what crosses the cutoff is read again
+            with conn.begin():
+                crossing = _crossing(conn, m, cut)
+    oldest = crossing.oldest
     # 2. archive, period by period, only periods that start before the cutoff
     old = [h for h in hists if periods.Period(h.year, h.half).start < cut
            and oldest is not None and periods.Period(h.year, h.half).end > oldest]
@@ -272,10 +278,11 @@ def _one_mart(conn: Connection, cfg: PipelineConfig, backend: Backend, table: st
         for h in old:
             p = periods.Period(h.year, h.half)
             f.archived += _count(conn.execute(sa.text(m.sql("archive", h.name)), {
-                "period_start": p.start, "period_end": p.end, "cutoff": cut}))
+                "period_start": p.start, "period_end": p.end, "cutoff": cut,
+                **crossing.bounds()}))
     failpoint("lifecycle_after_archive", table)
     # 3. safety check: one open exception per old row not verified in history (none can be
-    #    missing when the mart's oldest row is not older than the cutoff)
+    #    missing when no row is older than the cutoff)
     with conn.begin():
         missing = [p.table(table) for p in periods.periods_between(oldest or cut, cut - 1)
                    if p.table(table) not in {h.name for h in hists}]
@@ -286,7 +293,7 @@ def _one_mart(conn: Connection, cfg: PipelineConfig, backend: Backend, table: st
                 sa.text(m.sql("safety_check", hists=[h.name for h in hists])), {
                     "first_id": first_id, "source_table": table, "exception_type": ROUTING_GAP,
                     "detected_at": now, "notes": note[:1000], "cutoff": cut,
-                    "oldest": oldest}))
+                    "oldest": oldest, **crossing.bounds()}))
     failpoint("lifecycle_before_trim", table)
     # 4. trim of rows verified in history, and resolution of exceptions it settles
     with conn.begin():
@@ -294,10 +301,17 @@ def _one_mart(conn: Connection, cfg: PipelineConfig, backend: Backend, table: st
             p = periods.Period(h.year, h.half)
             f.trimmed += _count(conn.execute(sa.text(m.sql("trim", h.name)), {
                 "period_start": p.start, "period_end": p.end, "cutoff": cut, "oldest": oldest}))
-        f.resolved = _count(conn.execute(sa.text(m.sql("resolve_exceptions")), {
-            "resolved_at": now, "source_table": table, "exception_type": ROUTING_GAP,
-            "cutoff": cut}))
+        if open_gaps:  # those opened by this cycle's safety check are still in the mart
+            f.resolved = _count(conn.execute(sa.text(m.sql("resolve_exceptions")), {
+                "resolved_at": now, "source_table": table, "exception_type": ROUTING_GAP,
+                "cutoff": cut}))
     return f
+
+
+def _crossing(conn: Connection, m: _Mart, cut: int) -> Crossing:
+    row = conn.execute(sa.text(m.sql("crossing")), {"cutoff": cut}).one()
+    return Crossing(None if row.oldest is None else int(row.oldest), row.key_min, row.key_max,
+                    row.order_min, row.order_max)
 
 
 def _nonempty(conn: Connection, cfg: PipelineConfig, backend: Backend,

@@ -19,6 +19,7 @@ from .contract import CONTRACTS, TableContract
 EXCEPTIONS_TABLE = "order_tracking_exceptions"
 BATCHES_TABLE = "ot_batches"
 WATERMARKS_TABLE = "ot_watermarks"
+MARKS_TABLE = "ot_lifecycle_marks"
 
 
 def raw_name(table: str) -> str:
@@ -109,7 +110,17 @@ def control_tables(md: sa.MetaData, schema: str, backend: Backend) -> dict[str, 
         sa.Column("updated_at", sa.DateTime, nullable=False),
         schema=schema,
     )
-    return {"batches": batches, "watermarks": watermarks}
+    # Per table: the highest merged batch whose keys the lifecycle's reactivation has looked
+    # at (lifecycle.py). Created with the others so the cycle asks the catalog once.
+    marks = sa.Table(
+        MARKS_TABLE, md,
+        sa.Column("table_name", sa.String(64), nullable=False),
+        sa.Column("batch_id", sa.BigInteger, nullable=False),
+        sa.Column("as_of", sa.BigInteger, nullable=False),
+        sa.Column("updated_at", sa.DateTime, nullable=False),
+        schema=schema,
+    )
+    return {"batches": batches, "watermarks": watermarks, "marks": marks}
 
 
 def exceptions_table(md: sa.MetaData, schema: str, backend: Backend) -> sa.Table:

@@ -3,7 +3,10 @@
 -- PostgreSQL, the sort key on Redshift), so the cost follows the rows crossing the cutoff.
 -- The guard is NOT EXISTS on the TRUE row key (id for path events, order_id otherwise),
 -- never on order_id alone (reviewed defect 6), and with NOT EXISTS, which a NULL cannot
--- defeat (reviewed defect 9).
+-- defeat (reviewed defect 9). Every candidate's key lies in [:key_min, :key_max] and its
+-- order_id in [:order_min, :order_max] (crossing.sql, read after the last write to this
+-- mart), so those bounds change no answer; they let the probe skip the history (and order-mart) rows no
+-- candidate can match, so its cost follows the rows crossing, not the size of history.
 INSERT INTO {{ hist }} ({{ cols(columns) }})
 SELECT {{ cols(columns, 'm') }}
 FROM {{ mart }} m
@@ -14,6 +17,8 @@ WHERE m.{{ q(archive_column) }} >= :period_start
     SELECT 1
     FROM {{ hist }} h
     WHERE h.{{ q(key) }} = m.{{ q(key) }}
+      AND h.{{ q(key) }} >= :key_min
+      AND h.{{ q(key) }} <= :key_max
   )
 {% if active_mart %}
   -- orders are archived only once their tracking state has left the mart
@@ -21,5 +26,7 @@ WHERE m.{{ q(archive_column) }} >= :period_start
     SELECT 1
     FROM {{ active_mart }} u
     WHERE u.order_id = m.order_id
+      AND u.order_id >= :order_min
+      AND u.order_id <= :order_max
   )
 {% endif %}

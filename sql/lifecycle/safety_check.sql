@@ -13,6 +13,10 @@ WHERE m.{{ q(archive_column) }} < :cutoff
     SELECT 1
     FROM {{ active_mart }} u
     WHERE u.order_id = m.order_id
+      -- every row checked has its order_id in this range (crossing.sql): the bound changes
+      -- no answer and lets the probe skip most of the order mart
+      AND u.order_id >= :order_min
+      AND u.order_id <= :order_max
   )
 {% endif %}
 {% for h in hists %}
