@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.cycle_seed import (  # noqa: E402
     SeedPlan,
+    seed_crossing_band,
     seed_marts,
     seed_mysql_source,
     write_delta,
@@ -51,6 +52,7 @@ from ot_core.config import PipelineConfig, load_config  # noqa: E402
 from ot_core.connect import Database, open_database  # noqa: E402
 from ot_core.control import MERGED, Control  # noqa: E402
 from ot_core.cycle import run_cycle  # noqa: E402
+from ot_core.periods import cutoff  # noqa: E402
 from ot_core.simulate import ensure_source  # noqa: E402
 from ot_core.timeutil import from_epoch, parse_as_of, to_epoch  # noqa: E402
 from ot_core.warehouse import ensure_warehouse, names  # noqa: E402
@@ -140,6 +142,19 @@ def _mart_rows(wh: Database, cfg: PipelineConfig) -> dict[str, int]:
                 for t in cfg.tables}
 
 
+def _seed_band(wh: Database, cfg: PipelineConfig, args, out: dict, first: int) -> None:
+    """With the lifecycle measured: rows crossing the cutoff at the deltas' rate in the window
+    of every timed lifecycle cycle (cycle ``first``, ``first + 2``, ...; see
+    seed_crossing_band), so each moves what a steady state at that rate would."""
+    if not args.lifecycle:
+        return
+    seed_crossing_band(wh, cfg, cutoff(T0, cfg.retention_months), first, args.runs,
+                       args.delta_orders, args.delta_events)
+    out["crossing_per_lifecycle_cycle"] = {
+        "orders": args.delta_orders, "tracking": args.delta_orders,
+        "path_events": args.delta_events}
+
+
 def _history_rows(wh: Database, cfg: PipelineConfig) -> dict[str, int]:
     from ot_core.periods import discover
 
@@ -186,6 +201,7 @@ def steady_state(kind: str, args, scratch: Scratch, cfg: PipelineConfig, report:
     plan = SeedPlan(orders=args.orders, events_per_order=args.events_per_order, t0=T0, span=SPAN)
     t = time.perf_counter()
     seed_marts(wh, cfg, plan, part=0)
+    _seed_band(wh, cfg, args, out, first=3)  # warm-up 0, first lifecycle 1, then off/on
     _record_seed(wh, cfg, plan)
     _analyze(wh, cfg)
     out["seed_seconds"] = round(time.perf_counter() - t, 1)
@@ -259,6 +275,7 @@ def first_archive(kind: str, args, scratch: Scratch, cfg: PipelineConfig, out: d
     span = T0 - to_epoch(parse_as_of("2025-07-01T00:00:00Z"))
     plan = SeedPlan(orders=args.orders, events_per_order=args.events_per_order, t0=T0, span=span)
     seed_marts(wh, cfg, plan, part=0)
+    _seed_band(wh, cfg, args, out.setdefault("first_archive", {}), first=2)  # archive 0, off/on
     _record_seed(wh, cfg, plan)
     _analyze(wh, cfg)
     before = _mart_rows(wh, cfg)
@@ -266,7 +283,7 @@ def first_archive(kind: str, args, scratch: Scratch, cfg: PipelineConfig, out: d
              "events": args.delta_events}
     bench = Steady(cfg, wh, src, plan, delta)
     times, results = bench.cycles(1, lifecycle=True)
-    out["first_archive"] = {"mart_rows_before": before, "mart_rows_after": _mart_rows(wh, cfg),
+    out["first_archive"] |= {"mart_rows_before": before, "mart_rows_after": _mart_rows(wh, cfg),
                             "cycle_s": round(times[0], 2),
                             "lifecycle": _jsonable(results[0].lifecycle)}
     _say(f"[{kind}] first archive of a half-year: {out['first_archive']}")
@@ -281,6 +298,8 @@ def first_archive(kind: str, args, scratch: Scratch, cfg: PipelineConfig, out: d
         "lifecycle_on_cycle_s": _summary(on),
         "lifecycle_share": round(statistics.median(on) / statistics.median(off) - 1, 3)}
     _say(f"[{kind}] steady state with a half-year in history: {after}")
+    if args.profile:
+        after["profile_lifecycle_on"] = _profile(bench, lifecycle=True)
     src.dispose()
     wh.dispose()
 
@@ -411,6 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", action="store_true", help="cProfile one extra steady cycle")
     p.add_argument("--quick", action="store_true", help="20K orders, 2 runs, 5K backfill orders, deltas / 4")
     p.add_argument("--json", help="also write the figures to this file")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the scratch databases and files for inspection (prints where)")
     p.add_argument("--backfill-child", nargs=2, metavar=("SOURCE_URL", "WAREHOUSE_URL"),
                    help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -432,7 +453,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.backfill:
             backfill(args, scratch, report)
     finally:
-        scratch.drop()
+        if args.keep:
+            _say(f"kept: {scratch.tmp}, PostgreSQL {scratch.pg}, MariaDB {scratch.mysql}")
+        else:
+            scratch.drop()
     report["load_after"] = os.getloadavg()
     text = json.dumps({k: v for k, v in report.items()}, indent=2, default=str)
     print(text)

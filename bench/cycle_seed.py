@@ -167,3 +167,58 @@ def seed_mysql_source(url: str, orders: int, events_per_order: int, t0: int, spa
                 f"LEAST({add} + e.seq * 3600 + 60, :t0 - 1) FROM {oseq} o CROSS JOIN {kseq} e"), p)
     eng.dispose()
     return orders * (2 + events_per_order)
+
+
+BAND_ORDER_BASE = 3_000_000_000  # keys of the orders seeded to cross the cutoff
+BAND_EVENT_BASE = 30_000_000_000
+BAND_RAW_OFFSET = 5 * PART_RAW_OFFSET
+
+
+def seed_crossing_band(wh: Database, cfg: PipelineConfig, start: int, first: int, count: int,
+                       orders_per_window: int, events_per_window: int) -> None:
+    """Rows that cross the cutoff during the timed lifecycle cycles, at the deltas' rate.
+
+    The uniform seed puts about N / 17,500 orders in each 15-minute window; the deltas add
+    2,000 orders and 20,000 path events per window. A steady state moves out what comes in,
+    so the windows that the timed lifecycle cycles archive (window ``first``, ``first + 2``,
+    ... ``count`` of them, counted from ``start``, the cutoff at the seed's end; cycles with
+    the lifecycle off run in between) get the deltas' rate of orders (tracking row one second
+    later) and path events: each of those cycles archives one window at that rate.
+    """
+    gen = _GENERATOR[wh.backend.name]
+    q = wh.backend.quote
+    mart = {t: names(cfg, wh.backend, t).mart for t in cfg.tables}
+    batch = {t: i for i, t in enumerate(cfg.tables, start=1)}
+    orders, events = count * orders_per_window, count * events_per_window
+    params = {"o_lo": 0, "o_hi": orders - 1, "e_lo": 0, "e_hi": events - 1,
+              "base": BAND_ORDER_BASE, "ebase": BAND_EVENT_BASE, "off": BAND_RAW_OFFSET,
+              "start": start + first * 900, "po": orders_per_window, "pe": events_per_window,
+              "per": max(1, events_per_window // orders_per_window)}
+
+    def at(i: str, per: str) -> str:
+        # window first + 2k for the k-th group of `per` rows, spread evenly inside it
+        return (f"(CAST(:start AS BIGINT) + 1800 * (({i} - {i} % :{per}) / :{per}) "
+                f"+ ({i} % :{per}) * 899 / :{per})")
+
+    def cols(table: str) -> str:
+        return ", ".join(q(c) for c in CONTRACTS[table].column_names + ["_raw_id", "_batch_id"])
+
+    add = at("o.i", "po")
+    statements = [
+        (f"INSERT INTO {mart['ecs_order_info']} ({cols('ecs_order_info')}) "
+         f"SELECT :base + o.i, 'SB' || CAST(o.i AS VARCHAR(20)), 1000 + o.i % 320, "
+         f"(1000 + o.i % 320) * 10, 'STD', 'US', 500, CAST(12.5 AS DECIMAL(12, 2)), 'USD', "
+         f"{add}, :base + o.i + :off, {batch['ecs_order_info']} "
+         f"FROM {gen.format(n='o')} AS o(i)"),
+        (f"INSERT INTO {mart['uni_tracking_info']} ({cols('uni_tracking_info')}) "
+         f"SELECT :base + o.i, 'TB' || CAST(o.i AS VARCHAR(20)), 'UPS', 40, 'Delivered', "
+         f"{add}, :base + o.i + :off, {batch['uni_tracking_info']} "
+         f"FROM {gen.format(n='o')} AS o(i)"),
+        (f"INSERT INTO {mart['uni_tracking_spath']} ({cols('uni_tracking_spath')}) "
+         f"SELECT :ebase + e.i, :base + (e.i - e.i % :per) / :per, {at('e.i', 'pe')}, 'DLV', "
+         f"'Delivered', 'Leipzig', {at('e.i', 'pe')}, :ebase + e.i + :off, "
+         f"{batch['uni_tracking_spath']} FROM {gen.format(n='e')} AS e(i)"),
+    ]
+    with wh.engine.begin() as conn:
+        for sql in statements:
+            conn.execute(sa.text(sql), params)
