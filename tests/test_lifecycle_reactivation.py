@@ -62,6 +62,31 @@ def test_updated_order_leaves_history_and_its_order_row_comes_back(pair):
     assert _where(pair, "ecs_order_info", "order_id", 1) == ["hist_ecs_order_info_2026_h1"]
 
 
+def test_restored_order_outside_the_crossing_bounds_stays_while_active(pair):
+    """The archive's probes are bounded by the key range of the rows crossing the cutoff,
+    read before the lifecycle's steps. An order restored from history in the same cycle lies
+    outside that range; its order row must still count as active, not be archived again."""
+    src = Source(pair.source_url)
+    src.order(1, T("2026-01-05"))
+    src.state(1, T("2026-01-06"), 40)
+    for oid in (500, 501):  # old orders still tracked: their order rows stay in the mart
+        src.order(oid, T("2026-02-10"))
+        src.state(oid, T("2026-02-11"), 20)
+    _cycle(pair, "2026-02-12")
+    _cycle(pair, "2026-08-01")  # cutoff 2026-02-01: order 1 archived, 500/501 not yet due
+    assert _where(pair, "ecs_order_info", "order_id", 1) == ["hist_ecs_order_info_2026_h1"]
+    for oid in (500, 501):
+        src.state(oid, T("2026-08-09"), 30)
+    src.state(1, T("2026-08-10"), 50)  # order 1 moves again
+    lc = _cycle(pair, "2026-08-15")  # cutoff 2026-02-15: 500/501 cross it, gated (active)
+    assert lc["tables"]["ecs_order_info"]["restored"] == 1
+    assert lc["tables"]["ecs_order_info"]["archived"] == 0
+    assert _where(pair, "ecs_order_info", "order_id", 1) == ["mart_ecs_order_info"]
+    assert _where(pair, "uni_tracking_info", "order_id", 1) == ["mart_uni_tracking_info"]
+    for oid in (500, 501):
+        assert _where(pair, "ecs_order_info", "order_id", oid) == ["mart_ecs_order_info"]
+
+
 def test_exceptions_and_rotate_commands(embedded, tmp_path, monkeypatch):
     for k, v in embedded.env().items():
         monkeypatch.setenv(k, v)
