@@ -142,14 +142,16 @@ def _mart_rows(wh: Database, cfg: PipelineConfig) -> dict[str, int]:
                 for t in cfg.tables}
 
 
-def _seed_band(wh: Database, cfg: PipelineConfig, args, out: dict, first: int) -> None:
-    """With the lifecycle measured: rows crossing the cutoff at the deltas' rate in the window
-    of every timed lifecycle cycle (cycle ``first``, ``first + 2``, ...; see
-    seed_crossing_band), so each moves what a steady state at that rate would."""
-    if not args.lifecycle:
+def _seed_band(wh: Database, cfg: PipelineConfig, args, out: dict, first: int, count: int = 0,
+               key_offset: int = 0) -> None:
+    """With ``--production-crossing``: rows crossing the cutoff at the deltas' rate in the
+    window of every timed lifecycle cycle (cycle ``first``, ``first + 2``, ...; see
+    seed_crossing_band), so each moves what a steady state at that rate would. Without it
+    the rows crossing are the seed's own: the 1M-order mart's density."""
+    if not (args.lifecycle and args.production_crossing):
         return
-    seed_crossing_band(wh, cfg, cutoff(T0, cfg.retention_months), first, args.runs,
-                       args.delta_orders, args.delta_events)
+    seed_crossing_band(wh, cfg, cutoff(T0, cfg.retention_months), first, count or args.runs,
+                       args.delta_orders, args.delta_events, key_offset)
     out["crossing_per_lifecycle_cycle"] = {
         "orders": args.delta_orders, "tracking": args.delta_orders,
         "path_events": args.delta_events}
@@ -253,7 +255,8 @@ def steady_state(kind: str, args, scratch: Scratch, cfg: PipelineConfig, report:
              f"ratio {out['double_ratio']}")
     if args.profile:
         out["profile"] = _profile(bench, lifecycle=False)
-        if args.lifecycle:
+        if args.lifecycle:  # one more window crossing, for the profiled cycle
+            _seed_band(wh, cfg, args, {}, first=bench.window, count=1, key_offset=10**8)
             out["profile_lifecycle_on"] = _profile(bench, lifecycle=True)
     src.dispose()
     wh.dispose()
@@ -299,6 +302,7 @@ def first_archive(kind: str, args, scratch: Scratch, cfg: PipelineConfig, out: d
         "lifecycle_share": round(statistics.median(on) / statistics.median(off) - 1, 3)}
     _say(f"[{kind}] steady state with a half-year in history: {after}")
     if args.profile:
+        _seed_band(wh, cfg, args, {}, first=bench.window, count=1, key_offset=10**8)
         after["profile_lifecycle_on"] = _profile(bench, lifecycle=True)
     src.dispose()
     wh.dispose()
@@ -428,6 +432,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-double", dest="double", action="store_false")
     p.add_argument("--no-lifecycle", dest="lifecycle", action="store_false")
     p.add_argument("--profile", action="store_true", help="cProfile one extra steady cycle")
+    p.add_argument("--production-crossing", action="store_true",
+                   help="rows cross the cutoff at the deltas' rate (2K orders, 20K path events "
+                        "per lifecycle cycle) instead of the seeded mart's own density")
     p.add_argument("--quick", action="store_true", help="20K orders, 2 runs, 5K backfill orders, deltas / 4")
     p.add_argument("--json", help="also write the figures to this file")
     p.add_argument("--keep", action="store_true",

@@ -175,7 +175,8 @@ BAND_RAW_OFFSET = 5 * PART_RAW_OFFSET
 
 
 def seed_crossing_band(wh: Database, cfg: PipelineConfig, start: int, first: int, count: int,
-                       orders_per_window: int, events_per_window: int) -> None:
+                       orders_per_window: int, events_per_window: int,
+                       key_offset: int = 0) -> None:
     """Rows that cross the cutoff during the timed lifecycle cycles, at the deltas' rate.
 
     The uniform seed puts about N / 17,500 orders in each 15-minute window; the deltas add
@@ -184,6 +185,7 @@ def seed_crossing_band(wh: Database, cfg: PipelineConfig, start: int, first: int
     ... ``count`` of them, counted from ``start``, the cutoff at the seed's end; cycles with
     the lifecycle off run in between) get the deltas' rate of orders (tracking row one second
     later) and path events: each of those cycles archives one window at that rate.
+    A second band for the same warehouse needs its own ``key_offset`` (added to the keys).
     """
     gen = _GENERATOR[wh.backend.name]
     q = wh.backend.quote
@@ -191,7 +193,8 @@ def seed_crossing_band(wh: Database, cfg: PipelineConfig, start: int, first: int
     batch = {t: i for i, t in enumerate(cfg.tables, start=1)}
     orders, events = count * orders_per_window, count * events_per_window
     params = {"o_lo": 0, "o_hi": orders - 1, "e_lo": 0, "e_hi": events - 1,
-              "base": BAND_ORDER_BASE, "ebase": BAND_EVENT_BASE, "off": BAND_RAW_OFFSET,
+              "base": BAND_ORDER_BASE + key_offset, "ebase": BAND_EVENT_BASE + 100 * key_offset,
+              "off": BAND_RAW_OFFSET,
               "start": start + first * 900, "po": orders_per_window, "pe": events_per_window,
               "per": max(1, events_per_window // orders_per_window)}
 

@@ -144,20 +144,6 @@ def _ranges(conn: Connection, cfg: PipelineConfig, control: Control, marks: sa.T
     return out
 
 
-def _merged_rows(conn: Connection, control: Control, ranges: dict[str, tuple[int, int]],
-                 ) -> dict[str, int]:
-    """Rows merged per table in its (marker, upto]: how many keys reactivation probes, so a
-    backend can plan those probes as key lookups (plan_for_batch)."""
-    b = control.batches
-    low = min((marker for marker, _ in ranges.values()), default=0)
-    out = dict.fromkeys(ranges, 0)
-    for r in conn.execute(sa.select(b.c.table_name, b.c.batch_id, b.c.rows_merged)
-                          .where(b.c.batch_id > low, b.c.status == MERGED)):
-        marker, upto = ranges.get(r.table_name, (0, 0))
-        if marker < r.batch_id <= upto:
-            out[r.table_name] += int(r.rows_merged or 0)
-    return out
-
 
 def _count(result) -> int:
     return max(result.rowcount or 0, 0)
@@ -224,9 +210,8 @@ def run_lifecycle(conn: Connection, cfg: PipelineConfig, backend: Backend, contr
     # One read of what exists, shared by rotation and the four steps (fixed cost per cycle).
     with conn.begin():
         marks = marks_table(cfg, backend)  # created by ensure_warehouse, with the cycle's own
-        backend.plan_for_batch(conn, 0)  # single-table reads of a few rows each
+        backend.plan_lifecycle(conn)
         ranges = _ranges(conn, cfg, control, marks)
-        merged = _merged_rows(conn, control, ranges)
         hists = periods.discover(conn, cfg, backend)
         crossing = {t: _crossing(conn, _Mart(cfg, backend, t), cut) for t in cfg.tables}
         oldest = {t: c.oldest for t, c in crossing.items()}
@@ -246,7 +231,7 @@ def run_lifecycle(conn: Connection, cfg: PipelineConfig, backend: Backend, contr
     for table in [t for t in ORDER if t in cfg.tables]:
         t0 = time.perf_counter()
         f = _one_mart(conn, cfg, backend, table, cut, ranges, naive_now, hists[table],
-                      crossing[table], next_id, nonempty, open_gaps.get(table, 0), merged)
+                      crossing[table], next_id, nonempty, open_gaps.get(table, 0))
         next_id += f.exceptions
         f.seconds = time.perf_counter() - t0
         res.tables[table] = f
@@ -262,7 +247,7 @@ def run_lifecycle(conn: Connection, cfg: PipelineConfig, backend: Backend, contr
 def _one_mart(conn: Connection, cfg: PipelineConfig, backend: Backend, table: str, cut: int,
               ranges: dict[str, tuple[int, int]], now: datetime, hists: list[HistoryTable],
               crossing: Crossing, first_id: int, nonempty: set[str], open_gaps: int,
-              merged: dict[str, int]) -> MartFigures:
+              ) -> MartFigures:
     f = MartFigures()
     m = _Mart(cfg, backend, table)
     marker, upto = ranges[table]
@@ -271,12 +256,11 @@ def _one_mart(conn: Connection, cfg: PipelineConfig, backend: Backend, table: st
     # older than the cutoff has no row to archive or trim (a row left by a crash is such a
     # row, so its period is kept). No row older than the cutoff: nothing to archive at all.
     filled = [h for h in hists if h.name in nonempty]
-    # Every transaction below joins a known number of rows (merged since the marker, or
-    # crossing the cutoff) to history or a mart by key; plan_for_batch lets a backend probe
-    # key indexes for them rather than scan history (PostgreSQL; a no-op elsewhere).
+    # Every transaction below starts with plan_lifecycle: a backend may tune how its
+    # planner treats these short statements (PostgreSQL: no JIT compilation).
     # 1. reactivation (+ moving reactivated orders back into the order mart)
     with conn.begin():
-        backend.plan_for_batch(conn, merged[table])
+        backend.plan_lifecycle(conn)
         if upto > marker:
             for h in filled:
                 f.reactivated += _count(conn.execute(sa.text(m.sql("reactivate", h.name)),
@@ -287,19 +271,19 @@ def _one_mart(conn: Connection, cfg: PipelineConfig, backend: Backend, table: st
             for h in filled:
                 p = {"marker": a_marker, "upto": a_upto}
                 with conn.begin():
-                    backend.plan_for_batch(conn, merged[ACTIVE_TABLE])
+                    backend.plan_lifecycle(conn)
                     f.restored += _count(conn.execute(sa.text(m.sql("restore_ecs", h.name)), p))
                     conn.execute(sa.text(m.sql("restore_ecs_drop_history", h.name)), p)
         if f.restored:  # rows came back into this mart: what crosses the cutoff is read again
             with conn.begin():
-                backend.plan_for_batch(conn, 0)
+                backend.plan_lifecycle(conn)
                 crossing = _crossing(conn, m, cut)
     oldest = crossing.oldest
     # 2. archive, period by period, only periods that start before the cutoff
     old = [h for h in hists if periods.Period(h.year, h.half).start < cut
            and oldest is not None and periods.Period(h.year, h.half).end > oldest]
     with conn.begin():
-        backend.plan_for_batch(conn, crossing.rows)
+        backend.plan_lifecycle(conn)
         for h in old:
             p = periods.Period(h.year, h.half)
             f.archived += _count(conn.execute(sa.text(m.sql("archive", h.name)), {
@@ -309,7 +293,7 @@ def _one_mart(conn: Connection, cfg: PipelineConfig, backend: Backend, table: st
     # 3. safety check: one open exception per old row not verified in history (none can be
     #    missing when no row is older than the cutoff)
     with conn.begin():
-        backend.plan_for_batch(conn, crossing.rows)
+        backend.plan_lifecycle(conn)
         missing = [p.table(table) for p in periods.periods_between(oldest or cut, cut - 1)
                    if p.table(table) not in {h.name for h in hists}]
         note = (f"older than the cutoff {iso(from_epoch(cut))} and not in history; "
@@ -323,7 +307,7 @@ def _one_mart(conn: Connection, cfg: PipelineConfig, backend: Backend, table: st
     failpoint("lifecycle_before_trim", table)
     # 4. trim of rows verified in history, and resolution of exceptions it settles
     with conn.begin():
-        backend.plan_for_batch(conn, crossing.rows)
+        backend.plan_lifecycle(conn)
         for h in old:
             p = periods.Period(h.year, h.half)
             f.trimmed += _count(conn.execute(sa.text(m.sql("trim", h.name)), {

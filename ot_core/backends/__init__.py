@@ -75,6 +75,10 @@ class Backend:
         """The rest of this transaction joins a batch of ``rows`` rows to a mart by key:
         a backend whose planner may scan the whole mart for it says otherwise here."""
 
+    def plan_lifecycle(self, conn: Connection) -> None:
+        """The rest of this transaction runs lifecycle statements: short ones that select
+        the rows crossing the cutoff by index or zone map and probe history by key."""
+
     def after_stage(self, conn: Connection, temp_table: str, rows: int) -> None:
         """Hook after a staging temp table of ``rows`` rows is filled, in the merge's
         transaction (PostgreSQL analyzes it and plans the merge as key lookups)."""

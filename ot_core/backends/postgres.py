@@ -71,9 +71,15 @@ class PostgresBackend(Backend):
             # mart's key index instead.
             conn.exec_driver_sql("SET LOCAL enable_hashjoin = off")
             conn.exec_driver_sql("SET LOCAL enable_mergejoin = off")
-            # Index-range estimates on a mart whose old rows are trimmed every cycle count the
-            # dead entries; compiling such a statement (JIT) then costs more than running it.
             conn.exec_driver_sql("SET LOCAL jit = off")
+
+    def plan_lifecycle(self, conn: Connection) -> None:
+        # Index-range estimates on a mart whose old rows are trimmed every cycle count the
+        # dead entries, so a statement that reads a few thousand rows is costed like one that
+        # reads 100K and gets JIT-compiled: the compiling took longer than the running.
+        # Join methods stay the planner's: history tables filled this cycle have no
+        # statistics yet, and with hash joins off it nested-looped over them row by row.
+        conn.exec_driver_sql("SET LOCAL jit = off")
 
     def engine_kwargs(self) -> dict:
         return {"pool_pre_ping": True}
