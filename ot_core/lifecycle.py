@@ -291,7 +291,8 @@ def _one_mart(conn: Connection, cfg: PipelineConfig, backend: Backend, table: st
                 **crossing.bounds()}))
     failpoint("lifecycle_after_archive", table)
     # 3. safety check: one open exception per old row not verified in history (none can be
-    #    missing when no row is older than the cutoff)
+    #    missing when no row is older than the cutoff). A row can only have been archived
+    #    into the table of its own period, so only the periods of `old` are probed.
     with conn.begin():
         backend.plan_lifecycle(conn)
         missing = [p.table(table) for p in periods.periods_between(oldest or cut, cut - 1)
@@ -300,7 +301,7 @@ def _one_mart(conn: Connection, cfg: PipelineConfig, backend: Backend, table: st
                 f"missing history tables: {', '.join(missing) or 'none'}; kept in the mart")
         if oldest is not None and oldest < cut:
             f.exceptions = _count(conn.execute(
-                sa.text(m.sql("safety_check", hists=[h.name for h in hists])), {
+                sa.text(m.sql("safety_check", hists=[h.name for h in old])), {
                     "first_id": first_id, "source_table": table, "exception_type": ROUTING_GAP,
                     "detected_at": now, "notes": note[:1000], "cutoff": cut,
                     "oldest": oldest, **crossing.bounds()}))

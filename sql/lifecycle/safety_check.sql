@@ -2,6 +2,8 @@
 -- the cutoff that is not verified present in a history table (same key, same _raw_id) gets
 -- one open exception; the row stays in the mart. Typical cause: its period has no history
 -- table yet (rotation off, or no grant to create it). exception_id = :first_id, +1, ...
+-- The history tables probed are those whose period overlaps [:oldest, :cutoff): archive
+-- puts a row only into the table of its archive value's period.
 INSERT INTO {{ exceptions }} (exception_id, order_id, source_table, row_key, exception_type,
                               detected_at, notes)
 SELECT :first_id - 1 + ROW_NUMBER() OVER (ORDER BY m.{{ q(key) }}),
