@@ -90,6 +90,7 @@ class Crossing:
 
 @dataclass
 class MartFigures:
+    crossing: int = 0  # rows older than the cutoff before the archive (crossing.sql)
     reactivated: int = 0
     restored: int = 0
     archived: int = 0
@@ -195,7 +196,8 @@ def render_lifecycle(cfg: PipelineConfig, backend: Backend, table: str,
     out["crossing"] = m.sql("crossing")
     out["safety_check"] = m.sql("safety_check", hists=hists)
     if hists:
-        out["nonempty"] = render_nonempty(cfg, backend, hists)
+        out["history_keys"] = render_history_keys(cfg, backend, [
+            HistoryTable(0, 1, table, h) for h in hists])
     out["resolve_exceptions"] = m.sql("resolve_exceptions")
     return out
 
@@ -216,7 +218,7 @@ def run_lifecycle(conn: Connection, cfg: PipelineConfig, backend: Backend, contr
         crossing = {t: _crossing(conn, _Mart(cfg, backend, t), cut) for t in cfg.tables}
         oldest = {t: c.oldest for t, c in crossing.items()}
         next_id, open_gaps = exception_state(conn, cfg, backend, ROUTING_GAP)
-        nonempty = _nonempty(conn, cfg, backend, hists)
+        hist_keys = _history_keys(conn, cfg, backend, hists)
     if cfg.lifecycle.ensure_periods:
         rot = periods.ensure_periods(conn, cfg, backend, as_of, existing=hists, oldest=oldest)
         res.created = rot.created
@@ -231,7 +233,7 @@ def run_lifecycle(conn: Connection, cfg: PipelineConfig, backend: Backend, contr
     for table in [t for t in ORDER if t in cfg.tables]:
         t0 = time.perf_counter()
         f = _one_mart(conn, cfg, backend, table, cut, ranges, naive_now, hists[table],
-                      crossing[table], next_id, nonempty, open_gaps.get(table, 0))
+                      crossing[table], next_id, hist_keys, open_gaps.get(table, 0))
         next_id += f.exceptions
         f.seconds = time.perf_counter() - t0
         res.tables[table] = f
@@ -246,7 +248,7 @@ def run_lifecycle(conn: Connection, cfg: PipelineConfig, backend: Backend, contr
 
 def _one_mart(conn: Connection, cfg: PipelineConfig, backend: Backend, table: str, cut: int,
               ranges: dict[str, tuple[int, int]], now: datetime, hists: list[HistoryTable],
-              crossing: Crossing, first_id: int, nonempty: set[str], open_gaps: int,
+              crossing: Crossing, first_id: int, hist_keys: dict[str, tuple], open_gaps: int,
               ) -> MartFigures:
     f = MartFigures()
     m = _Mart(cfg, backend, table)
@@ -255,7 +257,7 @@ def _one_mart(conn: Connection, cfg: PipelineConfig, backend: Backend, table: st
     # history table holds no key to reactivate, and a period that ends before the oldest row
     # older than the cutoff has no row to archive or trim (a row left by a crash is such a
     # row, so its period is kept). No row older than the cutoff: nothing to archive at all.
-    filled = [h for h in hists if h.name in nonempty]
+    filled = [h for h in hists if h.name in hist_keys]
     # Every transaction below starts with plan_lifecycle: a backend may tune how its
     # planner treats these short statements (PostgreSQL: no JIT compilation).
     # 1. reactivation (+ moving reactivated orders back into the order mart)
@@ -263,13 +265,15 @@ def _one_mart(conn: Connection, cfg: PipelineConfig, backend: Backend, table: st
         backend.plan_lifecycle(conn)
         if upto > marker:
             for h in filled:
-                f.reactivated += _count(conn.execute(sa.text(m.sql("reactivate", h.name)),
-                                                     {"marker": marker, "upto": upto}))
+                lo, hi = hist_keys[h.name]
+                f.reactivated += _count(conn.execute(sa.text(m.sql("reactivate", h.name)), {
+                    "marker": marker, "upto": upto, "hist_key_min": lo, "hist_key_max": hi}))
     if table == GATED_TABLE and ACTIVE_TABLE in ranges:
         a_marker, a_upto = ranges[ACTIVE_TABLE]
         if a_upto > a_marker:
             for h in filled:
-                p = {"marker": a_marker, "upto": a_upto}
+                lo, hi = hist_keys[h.name]
+                p = {"marker": a_marker, "upto": a_upto, "hist_key_min": lo, "hist_key_max": hi}
                 with conn.begin():
                     backend.plan_lifecycle(conn)
                     f.restored += _count(conn.execute(sa.text(m.sql("restore_ecs", h.name)), p))
@@ -278,7 +282,7 @@ def _one_mart(conn: Connection, cfg: PipelineConfig, backend: Backend, table: st
             with conn.begin():
                 backend.plan_lifecycle(conn)
                 crossing = _crossing(conn, m, cut)
-    oldest = crossing.oldest
+    oldest, f.crossing = crossing.oldest, crossing.rows
     # 2. archive, period by period, only periods that start before the cutoff
     old = [h for h in hists if periods.Period(h.year, h.half).start < cut
            and oldest is not None and periods.Period(h.year, h.half).end > oldest]
@@ -326,16 +330,19 @@ def _crossing(conn: Connection, m: _Mart, cut: int) -> Crossing:
                     row.key_min, row.key_max, row.order_min, row.order_max)
 
 
-def _nonempty(conn: Connection, cfg: PipelineConfig, backend: Backend,
-              hists: dict[str, list[HistoryTable]]) -> set[str]:
-    names = [h.name for hs in hists.values() for h in hs]
-    if not names:
-        return set()
-    sql = render_nonempty(cfg, backend, names)
-    rows = conn.execute(sa.text(sql), {f"name_{i}": n for i, n in enumerate(names)})
-    return {r[0] for r in rows}
+def _history_keys(conn: Connection, cfg: PipelineConfig, backend: Backend,
+                  hists: dict[str, list[HistoryTable]]) -> dict[str, tuple]:
+    """(key_min, key_max) of every history table holding rows; empty ones are left out."""
+    tables = [h for hs in hists.values() for h in hs]
+    if not tables:
+        return {}
+    sql = render_history_keys(cfg, backend, tables)
+    rows = conn.execute(sa.text(sql), {f"name_{i}": h.name for i, h in enumerate(tables)})
+    return {r.table_name: (r.key_min, r.key_max) for r in rows if r.key_min is not None}
 
 
-def render_nonempty(cfg: PipelineConfig, backend: Backend, names: list[str]) -> str:
-    return Renderer(backend).render(
-        "lifecycle/nonempty.sql", hists=[backend.qualified(cfg.schemas.mart, n) for n in names])
+def render_history_keys(cfg: PipelineConfig, backend: Backend,
+                        tables: list[HistoryTable]) -> str:
+    return Renderer(backend).render("lifecycle/history_keys.sql", hists=[
+        {"relation": backend.qualified(cfg.schemas.mart, h.name),
+         "key": CONTRACTS[h.table].key[0]} for h in tables])
