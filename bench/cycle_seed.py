@@ -169,8 +169,11 @@ def seed_mysql_source(url: str, orders: int, events_per_order: int, t0: int, spa
     return orders * (2 + events_per_order)
 
 
-BAND_ORDER_BASE = 3_000_000_000  # keys of the orders seeded to cross the cutoff
-BAND_EVENT_BASE = 30_000_000_000
+# Keys of the rows seeded to cross the cutoff: below every seeded key, as auto-increment keys
+# of the oldest rows would be (the lifecycle's probes are bounded by key ranges, so a bench
+# whose oldest rows had the newest keys would measure a key layout production never has).
+BAND_ORDER_BASE = -3_000_000_000
+BAND_EVENT_BASE = -30_000_000_000
 BAND_RAW_OFFSET = 5 * PART_RAW_OFFSET
 
 
