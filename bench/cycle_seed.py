@@ -48,10 +48,15 @@ class SeedPlan:
         return top + (PART_RAW_OFFSET if self.parts > 1 else 0)
 
 
+def _cols(wh: Database, table: str) -> str:
+    """A mart's column list, quoted for the warehouse."""
+    cols = CONTRACTS[table].column_names + ["_raw_id", "_batch_id"]
+    return ", ".join(wh.backend.quote(c) for c in cols)
+
+
 def seed_marts(wh: Database, cfg: PipelineConfig, plan: SeedPlan, part: int) -> None:
     """Generate part ``part`` (0 or 1) of every mart: ``plan.orders`` orders and their rows."""
     gen = _GENERATOR[wh.backend.name]
-    q = wh.backend.quote
     mart = {t: names(cfg, wh.backend, t).mart for t in cfg.tables}
     batch = {t: i for i, t in enumerate(cfg.tables, start=1)}
     first = part * plan.orders + 1
@@ -62,21 +67,18 @@ def seed_marts(wh: Database, cfg: PipelineConfig, plan: SeedPlan, part: int) -> 
     add = "(CAST(:t_start AS BIGINT) + (o.i - :first) * :step)"
     rows = f"{gen.format(n='o')} AS o(i)"
 
-    def cols(table: str) -> str:
-        return ", ".join(q(c) for c in CONTRACTS[table].column_names + ["_raw_id", "_batch_id"])
-
     statements = [
-        (f"INSERT INTO {mart['ecs_order_info']} ({cols('ecs_order_info')}) "
+        (f"INSERT INTO {mart['ecs_order_info']} ({_cols(wh, 'ecs_order_info')}) "
          f"SELECT o.i, 'SN' || CAST(o.i AS VARCHAR(20)), 1000 + o.i % 320, "
          f"(1000 + o.i % 320) * 10 + o.i % 5, 'CH' || CAST(o.i % 5 AS VARCHAR(2)), "
          f"'C' || CAST(o.i % 9 AS VARCHAR(2)), 100 + o.i % 4900, "
          f"CAST((o.i % 100000) * 0.01 AS DECIMAL(12, 2)), 'USD', {add}, o.i + :off, "
          f"{batch['ecs_order_info']} FROM {rows}"),
-        (f"INSERT INTO {mart['uni_tracking_info']} ({cols('uni_tracking_info')}) "
+        (f"INSERT INTO {mart['uni_tracking_info']} ({_cols(wh, 'uni_tracking_info')}) "
          f"SELECT o.i, 'TN' || CAST(o.i AS VARCHAR(20)), 'UPS', 40, 'Delivered', "
          f"LEAST({add} + 86400, CAST(:t0 AS BIGINT) - 1), o.i + :off, "
          f"{batch['uni_tracking_info']} FROM {rows}"),
-        (f"INSERT INTO {mart['uni_tracking_spath']} ({cols('uni_tracking_spath')}) "
+        (f"INSERT INTO {mart['uni_tracking_spath']} ({_cols(wh, 'uni_tracking_spath')}) "
          f"SELECT (o.i - 1) * :e + e.k + 1, o.i, "
          f"LEAST({add} + e.k * 3600, CAST(:t0 AS BIGINT) - 2), "
          f"'P' || CAST(e.k AS VARCHAR(4)), 'Event ' || CAST(e.k AS VARCHAR(4)), "
@@ -191,7 +193,6 @@ def seed_crossing_band(wh: Database, cfg: PipelineConfig, start: int, first: int
     A second band for the same warehouse needs its own ``key_offset`` (added to the keys).
     """
     gen = _GENERATOR[wh.backend.name]
-    q = wh.backend.quote
     mart = {t: names(cfg, wh.backend, t).mart for t in cfg.tables}
     batch = {t: i for i, t in enumerate(cfg.tables, start=1)}
     orders, events = count * orders_per_window, count * events_per_window
@@ -206,21 +207,18 @@ def seed_crossing_band(wh: Database, cfg: PipelineConfig, start: int, first: int
         return (f"(CAST(:start AS BIGINT) + 1800 * (({i} - {i} % :{per}) / :{per}) "
                 f"+ ({i} % :{per}) * 899 / :{per})")
 
-    def cols(table: str) -> str:
-        return ", ".join(q(c) for c in CONTRACTS[table].column_names + ["_raw_id", "_batch_id"])
-
     add = at("o.i", "po")
     statements = [
-        (f"INSERT INTO {mart['ecs_order_info']} ({cols('ecs_order_info')}) "
+        (f"INSERT INTO {mart['ecs_order_info']} ({_cols(wh, 'ecs_order_info')}) "
          f"SELECT :base + o.i, 'SB' || CAST(o.i AS VARCHAR(20)), 1000 + o.i % 320, "
          f"(1000 + o.i % 320) * 10, 'STD', 'US', 500, CAST(12.5 AS DECIMAL(12, 2)), 'USD', "
          f"{add}, :base + o.i + :off, {batch['ecs_order_info']} "
          f"FROM {gen.format(n='o')} AS o(i)"),
-        (f"INSERT INTO {mart['uni_tracking_info']} ({cols('uni_tracking_info')}) "
+        (f"INSERT INTO {mart['uni_tracking_info']} ({_cols(wh, 'uni_tracking_info')}) "
          f"SELECT :base + o.i, 'TB' || CAST(o.i AS VARCHAR(20)), 'UPS', 40, 'Delivered', "
          f"{add}, :base + o.i + :off, {batch['uni_tracking_info']} "
          f"FROM {gen.format(n='o')} AS o(i)"),
-        (f"INSERT INTO {mart['uni_tracking_spath']} ({cols('uni_tracking_spath')}) "
+        (f"INSERT INTO {mart['uni_tracking_spath']} ({_cols(wh, 'uni_tracking_spath')}) "
          f"SELECT :ebase + e.i, :base + (e.i - e.i % :per) / :per, {at('e.i', 'pe')}, 'DLV', "
          f"'Delivered', 'Leipzig', {at('e.i', 'pe')}, :ebase + e.i + :off, "
          f"{batch['uni_tracking_spath']} FROM {gen.format(n='e')} AS e(i)"),

@@ -145,7 +145,6 @@ def _ranges(conn: Connection, cfg: PipelineConfig, control: Control, marks: sa.T
     return out
 
 
-
 def _count(result) -> int:
     return max(result.rowcount or 0, 0)
 

@@ -5,8 +5,9 @@
 -- never on order_id alone (reviewed defect 6), and with NOT EXISTS, which a NULL cannot
 -- defeat (reviewed defect 9). Every candidate's key lies in [:key_min, :key_max] and its
 -- order_id in [:order_min, :order_max] (crossing.sql, read after the last write to this
--- mart), so those bounds change no answer; they let the probe skip the history (and order-mart) rows no
--- candidate can match, so its cost follows the rows crossing, not the size of history.
+-- mart), so those bounds change no answer; they let the probes skip the history and
+-- order-mart rows no candidate can match: the cost follows the rows crossing, not the size
+-- of history.
 INSERT INTO {{ hist }} ({{ cols(columns) }})
 SELECT {{ cols(columns, 'm') }}
 FROM {{ mart }} m
