@@ -54,11 +54,22 @@ def _cols(wh: Database, table: str) -> str:
     return ", ".join(wh.backend.quote(c) for c in cols)
 
 
+def _targets(wh: Database, cfg: PipelineConfig) -> tuple[dict[str, str], dict[str, int]]:
+    """Per table: the qualified mart, and the seed batch id its rows carry (_record_seed)."""
+    mart = {t: names(cfg, wh.backend, t).mart for t in cfg.tables}
+    return mart, {t: i for i, t in enumerate(cfg.tables, start=1)}
+
+
+def _execute(wh: Database, statements: list[str], params: dict) -> None:
+    with wh.engine.begin() as conn:
+        for sql in statements:
+            conn.execute(sa.text(sql), params)
+
+
 def seed_marts(wh: Database, cfg: PipelineConfig, plan: SeedPlan, part: int) -> None:
     """Generate part ``part`` (0 or 1) of every mart: ``plan.orders`` orders and their rows."""
     gen = _GENERATOR[wh.backend.name]
-    mart = {t: names(cfg, wh.backend, t).mart for t in cfg.tables}
-    batch = {t: i for i, t in enumerate(cfg.tables, start=1)}
+    mart, batch = _targets(wh, cfg)
     first = part * plan.orders + 1
     params = {"o_lo": first, "o_hi": first + plan.orders - 1, "k_lo": 0,
               "k_hi": plan.events_per_order - 1, "first": first, "step": plan.step,
@@ -87,9 +98,7 @@ def seed_marts(wh: Database, cfg: PipelineConfig, plan: SeedPlan, part: int) -> 
          f"(o.i - 1) * :e + e.k + 1 + :off, {batch['uni_tracking_spath']} "
          f"FROM {rows} CROSS JOIN {gen.format(n='k')} AS e(k)"),
     ]
-    with wh.engine.begin() as conn:
-        for sql in statements:
-            conn.execute(sa.text(sql), params)
+    _execute(wh, statements, params)
 
 
 def write_delta(src: Database, plan: SeedPlan, window: int, lo: int, hi: int, *,
@@ -193,8 +202,7 @@ def seed_crossing_band(wh: Database, cfg: PipelineConfig, start: int, first: int
     A second band for the same warehouse needs its own ``key_offset`` (added to the keys).
     """
     gen = _GENERATOR[wh.backend.name]
-    mart = {t: names(cfg, wh.backend, t).mart for t in cfg.tables}
-    batch = {t: i for i, t in enumerate(cfg.tables, start=1)}
+    mart, batch = _targets(wh, cfg)
     orders, events = count * orders_per_window, count * events_per_window
     params = {"o_lo": 0, "o_hi": orders - 1, "e_lo": 0, "e_hi": events - 1,
               "base": BAND_ORDER_BASE + key_offset, "ebase": BAND_EVENT_BASE + 100 * key_offset,
@@ -223,6 +231,4 @@ def seed_crossing_band(wh: Database, cfg: PipelineConfig, start: int, first: int
          f"'Delivered', 'Leipzig', {at('e.i', 'pe')}, :ebase + e.i + :off, "
          f"{batch['uni_tracking_spath']} FROM {gen.format(n='e')} AS e(i)"),
     ]
-    with wh.engine.begin() as conn:
-        for sql in statements:
-            conn.execute(sa.text(sql), params)
+    _execute(wh, statements, params)
