@@ -24,10 +24,10 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ot_core.compare import Scope, Settings, Side, compare_sides  # noqa: E402
 from ot_core.config import load_config  # noqa: E402
-from ot_core.connect import open_database  # noqa: E402
 from ot_core.contract import ECS  # noqa: E402
+from ot_core.db.connect import open_database  # noqa: E402
+from ot_core.quality.compare import Scope, Settings, Side, compare_sides  # noqa: E402
 
 SEED = """
 CREATE TABLE {rel} AS

@@ -8,7 +8,7 @@ not pass/fail). What it measures:
    batch per table is recorded and the watermarks are set to the seed's end, so a cycle
    reads only the delta. Then, per run, one 15-minute window of new source rows (new
    orders, tracking updates of existing orders, path events) is written to the source
-   (untimed) and the real ``ot_core.cycle.run_cycle`` is timed. Median of ``--runs``.
+   (untimed) and the real ``ot_core.pipeline.cycle.run_cycle`` is timed. Median of ``--runs``.
    Then the mart is doubled (as many orders again, interleaved in time) and the same is
    timed again. With ``lifecycle.enabled`` off and on, alternating cycle by cycle.
 2. Backfill. A MariaDB source is seeded with bulk SQL (the Sequence engine), and a child
@@ -49,14 +49,14 @@ from bench.cycle_seed import (  # noqa: E402
     write_delta,
 )
 from ot_core.config import PipelineConfig, load_config  # noqa: E402
-from ot_core.connect import Database, open_database  # noqa: E402
-from ot_core.control import MERGED, Control  # noqa: E402
-from ot_core.cycle import run_cycle  # noqa: E402
-from ot_core.maintenance import run_maintenance  # noqa: E402
-from ot_core.periods import cutoff  # noqa: E402
+from ot_core.db.connect import Database, open_database  # noqa: E402
+from ot_core.db.warehouse import ensure_warehouse, names  # noqa: E402
+from ot_core.jobs.maintenance import run_maintenance  # noqa: E402
+from ot_core.pipeline.control import MERGED, Control  # noqa: E402
+from ot_core.pipeline.cycle import run_cycle  # noqa: E402
+from ot_core.pipeline.periods import cutoff  # noqa: E402
 from ot_core.simulate import ensure_source  # noqa: E402
 from ot_core.timeutil import from_epoch, parse_as_of, to_epoch  # noqa: E402
-from ot_core.warehouse import ensure_warehouse, names  # noqa: E402
 
 PG_ADMIN = os.environ.get("OT_BENCH_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 MYSQL_ADMIN = os.environ.get("OT_BENCH_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
@@ -159,7 +159,7 @@ def _seed_band(wh: Database, cfg: PipelineConfig, args, out: dict, first: int, c
 
 
 def _history_rows(wh: Database, cfg: PipelineConfig) -> dict[str, int]:
-    from ot_core.periods import discover
+    from ot_core.pipeline.periods import discover
 
     with wh.engine.connect() as conn:
         hists = discover(conn, cfg, wh.backend)
@@ -386,7 +386,7 @@ def backfill_child(src_url: str, wh_url: str) -> None:
     res = run_cycle(from_epoch(T0), config=cfg, source=src_url, warehouse=wh_url)
     seconds = time.perf_counter() - t
     rows = sum(r.rows_extracted for r in res.tables.values())
-    from ot_core.backends.mysql import reader_name
+    from ot_core.engines.mysql import reader_name
 
     print(json.dumps({
         "reader": reader_name(), "rows": rows, "seconds": round(seconds, 1),

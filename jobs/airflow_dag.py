@@ -12,11 +12,11 @@ from airflow import DAG
 from airflow.providers.papermill.operators.papermill import PapermillOperator
 
 JOBS = {
-    'cycle': {"notebook": 'notebooks/jobs/cycle.ipynb', "schedule": '*/15 * * * *', "timeout_seconds": 840, "parameters": {}},
-    'rotate_periods': {"notebook": 'notebooks/jobs/rotate_periods.ipynb', "schedule": '0 1 1 * *', "timeout_seconds": 1800, "parameters": {}},
-    'daily_monitoring': {"notebook": 'notebooks/jobs/daily_monitoring.ipynb', "schedule": '0 3 * * *', "timeout_seconds": 1800, "parameters": {}},
-    'maintenance': {"notebook": 'notebooks/jobs/maintenance.ipynb', "schedule": '30 4 * * *', "timeout_seconds": 3600, "parameters": {}},
-    'monthly_compare': {"notebook": 'notebooks/jobs/monthly_compare.ipynb', "schedule": '0 5 2 * *', "timeout_seconds": 3600, "parameters": {}},
+    'cycle': {"notebook": 'cycle.ipynb', "schedule": '*/15 * * * *', "timeout_seconds": 840, "parameters": {}},
+    'rotate_periods': {"notebook": 'rotate_periods.ipynb', "schedule": '0 1 1 * *', "timeout_seconds": 1800, "parameters": {}},
+    'daily_monitoring': {"notebook": 'daily_monitoring.ipynb', "schedule": '0 3 * * *', "timeout_seconds": 1800, "parameters": {}},
+    'maintenance': {"notebook": 'maintenance.ipynb', "schedule": '30 4 * * *', "timeout_seconds": 3600, "parameters": {}},
+    'monthly_compare': {"notebook": 'monthly_compare.ipynb', "schedule": '0 5 2 * *', "timeout_seconds": 3600, "parameters": {}},
 }
 
 for _name, _job in JOBS.items():

@@ -12,9 +12,9 @@ from datetime import datetime
 
 import click
 
-from . import errors
-from .connect import redact
-from .timeutil import parse_as_of
+from ot_core import errors
+from ot_core.db.connect import redact
+from ot_core.timeutil import parse_as_of
 
 EXIT_TEMPFAIL = 75  # EX_TEMPFAIL: try again later
 
@@ -92,7 +92,7 @@ def simulate(until, start, days, seed, orders_per_day) -> None:
     """
     from tqdm import tqdm
 
-    from .simulate import simulate as run
+    from ot_core.simulate import simulate as run
 
     bar = tqdm(total=0, unit="day", desc="simulate", disable=None)
 
@@ -121,7 +121,7 @@ def simulate(until, start, days, seed, orders_per_day) -> None:
 def cycle(as_of, catch_up, step, as_json, config) -> None:
     """Run one cycle: extract what changed, land it as raw batches, merge into the marts,
     trim raw tables. Safe to rerun: a killed cycle rerun ends where one clean run would."""
-    from .jobs.lock import held
+    from ot_core.jobs.lock import held
 
     with held("cycle", config):
         res = _cycle(as_of, catch_up, step, config)
@@ -142,8 +142,8 @@ def cycle(as_of, catch_up, step, as_json, config) -> None:
 
 
 def _cycle(as_of, catch_up, step, config):
-    from .cycle import catch_up as run_catch_up
-    from .cycle import run_cycle
+    from ot_core.pipeline.cycle import catch_up as run_catch_up
+    from ot_core.pipeline.cycle import run_cycle
 
     if catch_up:
         from tqdm import tqdm
@@ -173,7 +173,7 @@ def demo(days, orders_per_day, step, config) -> None:
     """Seed the embedded source, catch up with cycles and print what landed where."""
     from tqdm import tqdm
 
-    from .demo import describe, run_demo
+    from ot_core.demo import describe, run_demo
 
     bar = tqdm(total=None, unit="cycle", desc="cycles", disable=None)
 
@@ -200,7 +200,7 @@ def run_job(job, params, html, config) -> None:
     notebook is kept under OT_RUNS_DIR (default ./runs)/JOB/YYYY/MM/DD whatever the outcome,
     and a row is written to the control schema's ot_job_runs table.
     Exit 0 succeeded, 1 failed, 75 skipped because a run of JOB is in progress."""
-    from .jobs.runner import execute
+    from ot_core.jobs.runner import execute
 
     run = execute(job, dict(params), html=html, config=config)
     click.echo(f"{run.job} run {run.run_id} {run.status}: {run.notebook}")
@@ -217,7 +217,7 @@ def run_job(job, params, html, config) -> None:
 @handle_errors
 def list_runs(job, failed, limit, config) -> None:
     """List recent job runs (newest first) from the ot_job_runs table."""
-    from .jobs.records import format_runs
+    from ot_core.jobs.records import format_runs
 
     click.echo(format_runs(job=job, failed=failed, limit=limit, config=config))
 
@@ -228,18 +228,18 @@ def schedule() -> None:
     """Run the job catalogue (jobs/jobs.yml; see `ot jobs`) in the foreground on its cron
     schedules. A job that missed slots while the scheduler was down runs once, not once per
     slot. SIGTERM or Ctrl-C stops it after the running job ends."""
-    from .jobs.scheduler import Scheduler
+    from ot_core.jobs.scheduler import Scheduler
 
     Scheduler().run()
 
 
 @main.command("crontab")
-@click.option("--ot", "ot", default=".venv/bin/ot", show_default=True,
-              help="The ot executable, relative to the project folder or absolute.")
+@click.option("--ot", "ot", default=None,
+              help="The ot executable the lines call (default: the one running now).")
 @handle_errors
 def crontab_cmd(ot) -> None:
     """Print crontab lines equivalent to `ot schedule`, generated from jobs/jobs.yml."""
-    from .jobs.scheduler import crontab
+    from ot_core.jobs.scheduler import crontab
 
     click.echo(crontab(ot=ot), nl=False)
 
@@ -250,9 +250,9 @@ def crontab_cmd(ot) -> None:
 @handle_errors
 def jobs_cmd(markdown, airflow) -> None:
     """List the job catalogue (jobs/jobs.yml): schedules, timeouts, notebooks."""
-    from .jobs.airflow import airflow_dag
-    from .jobs.catalogue import markdown as md
-    from .jobs.catalogue import table_text
+    from ot_core.jobs.airflow import airflow_dag
+    from ot_core.jobs.catalogue import markdown as md
+    from ot_core.jobs.catalogue import table_text
 
     click.echo(airflow_dag() if airflow else md() if markdown else table_text(), nl=not airflow)
 
@@ -273,8 +273,8 @@ def compare(table, month, key_range, against, as_json, config) -> None:
     """Compare a table with the warehouse (mart + every history table) by key: checksums of
     key segments computed inside each database, bisecting only mismatching segments.
     Exits 1 when the mismatch rate is above compare.max_mismatch_rate (result kept)."""
-    from .compare import CompareFailed, run_compare
-    from .config import load_config
+    from ot_core.config import load_config
+    from ot_core.quality.compare import CompareFailed, run_compare
 
     cfg = load_config(config)
     limit = cfg.compare.max_mismatch_rate
@@ -305,7 +305,7 @@ def compare(table, month, key_range, against, as_json, config) -> None:
 def refresh_ecs(since, dry_run, config) -> None:
     """Re-extract ECS rows that changed at the source after extraction, for orders still
     active (in mart_uni_tracking_info), and merge them as one batch. Never automatic."""
-    from .refresh import refresh_ecs as run
+    from ot_core.pipeline.refresh import refresh_ecs as run
 
     res = run(since, config=config, dry_run=dry_run)
     click.echo(f"drifted {res.drifted}, of active orders {res.active}, refreshed "
@@ -321,7 +321,7 @@ def refresh_ecs(since, dry_run, config) -> None:
 def rotate(as_of, config) -> None:
     """Create the half-year history tables that mart data or the next 45 days can need
     (idempotent). Exits 1 naming the missing grant when the user may not create tables."""
-    from .periods import rotate as run
+    from ot_core.pipeline.periods import rotate as run
 
     click.echo(run(as_of, config=config).summary())
 
@@ -337,7 +337,7 @@ def exceptions() -> None:
 @handle_errors
 def exceptions_list(include_resolved, config) -> None:
     """Print the open exceptions (all of them with --all), oldest first."""
-    from .exception_log import list_exceptions
+    from ot_core.pipeline.exception_log import list_exceptions
 
     frame = list_exceptions(include_resolved, config=config)
     click.echo(frame.to_string(index=False) if len(frame) else "no exceptions")
@@ -350,7 +350,7 @@ def exceptions_list(include_resolved, config) -> None:
 @handle_errors
 def exceptions_resolve(exception_id, note, config) -> None:
     """Mark exception EXCEPTION_ID resolved now, with --note appended to its notes."""
-    from .exception_log import resolve_exception
+    from ot_core.pipeline.exception_log import resolve_exception
 
     row = resolve_exception(exception_id, note, config=config)
     click.echo(f"exception {row['exception_id']} resolved at {row['resolved_at']}")

@@ -1,4 +1,4 @@
-"""Load and validate ``config/pipeline.yml``: one model of the pipeline's truth.
+"""Load and validate the pipeline config (``--config``, ``OT_CONFIG`` or the shipped default): one model of the pipeline's truth.
 
 A wrong file stops before any work, with one message naming the key, the bad value and what
 is allowed. Everything printed about schedules or strategies elsewhere is generated from
@@ -15,12 +15,12 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .contract import CONTRACTS
-from .errors import ConfigError
+from ot_core.contract import CONTRACTS
+from ot_core.errors import ConfigError
+from ot_core.resources import default_config_path
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CONFIG = PROJECT_ROOT / "config" / "pipeline.yml"
+DEFAULT_CONFIG = default_config_path()
 
 
 def check_identifier(value: str, what: str = "identifier") -> str:
@@ -179,7 +179,7 @@ def _format(err: ValidationError, source: str) -> str:
 
 
 def config_path(path: str | os.PathLike | None = None) -> Path:
-    """``--config`` wins, then ``OT_CONFIG``, then the project's ``config/pipeline.yml``."""
+    """``--config`` wins, then ``OT_CONFIG``, then the default shipped with the package."""
     chosen = path or os.environ.get("OT_CONFIG") or DEFAULT_CONFIG
     return Path(chosen)
 

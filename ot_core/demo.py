@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from .config import PipelineConfig, load_config
-from .connect import data_dir, open_database
-from .cycle import catch_up
-from .simulate import simulate
-from .timeutil import from_epoch, iso, to_epoch, utcnow
-from .warehouse import mart_name
+from ot_core.config import PipelineConfig, load_config
+from ot_core.db.connect import open_database
+from ot_core.db.warehouse import mart_name
+from ot_core.pipeline.cycle import catch_up
+from ot_core.resources import data_dir
+from ot_core.simulate import simulate
+from ot_core.timeutil import from_epoch, iso, to_epoch, utcnow
 
 
 @dataclass

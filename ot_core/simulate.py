@@ -20,10 +20,10 @@ from datetime import datetime
 import numpy as np
 import sqlalchemy as sa
 
-from .connect import Database, open_database
-from .contract import CONTRACTS, ECS, SPATH, UTI, source_table
-from .errors import UsageError
-from .timeutil import from_epoch, iso, parse_as_of, to_epoch
+from ot_core.contract import CONTRACTS, ECS, SPATH, UTI, source_table
+from ot_core.db.connect import Database, open_database
+from ot_core.errors import UsageError
+from ot_core.timeutil import from_epoch, iso, parse_as_of, to_epoch
 
 log = logging.getLogger("ot.simulate")
 

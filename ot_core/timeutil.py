@@ -11,7 +11,7 @@ import calendar
 import re
 from datetime import UTC, datetime, timedelta
 
-from .errors import UsageError
+from ot_core.errors import UsageError
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

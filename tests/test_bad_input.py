@@ -20,10 +20,10 @@ from click.testing import CliRunner
 
 from ot_core.cli import main
 from ot_core.config import DEFAULT_CONFIG, parse_config
-from ot_core.connect import open_database
 from ot_core.contract import CONTRACTS
-from ot_core.cycle import run_cycle
+from ot_core.db.connect import open_database
 from ot_core.errors import ConfigError, ContractError, SourceUnavailable
+from ot_core.pipeline.cycle import run_cycle
 from ot_core.simulate import simulate
 
 OT = str(Path(sys.executable).with_name("ot"))

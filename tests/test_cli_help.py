@@ -7,13 +7,15 @@ editing this file.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
 
 from ot_core.cli import main
-from ot_core.config import PROJECT_ROOT
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def walk(cmd: click.Command, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -45,7 +47,7 @@ def test_help_exits_0_and_says_something(path):
 
 
 def test_readme_mentions_every_top_level_command():
-    readme = (PROJECT_ROOT / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     missing = [name for name in main.commands
                if not re.search(rf"`ot {re.escape(name)}\b", readme)]
     assert missing == [], f"README.md does not mention: {', '.join(missing)}"

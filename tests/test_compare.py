@@ -8,11 +8,11 @@ from compare_data import ecs_rows, inject, write_source, write_warehouse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ot_core.checksum import checksum_dialect, field_text, row_hash, row_text
-from ot_core.compare import Scope, Settings, Side, _Reader, compare_sides
-from ot_core.connect import open_database
 from ot_core.contract import ECS
-from ot_core.sql import parse_check
+from ot_core.db.connect import open_database
+from ot_core.db.sql import parse_check
+from ot_core.quality.checksum import checksum_dialect, field_text, row_hash, row_text
+from ot_core.quality.compare import Scope, Settings, Side, _Reader, compare_sides
 
 N = 2400
 SMALL = Settings(first_segments=8, fanout=4, leaf_rows=24, sample_keys=5)
@@ -121,7 +121,7 @@ def test_checksum_agrees_mariadb_postgres(mysql_url, pg_url):
 def test_redshift_statements_parse():
     from sqlalchemy_redshift.dialect import RedshiftDialect_psycopg2
 
-    from ot_core.backends import backend_for
+    from ot_core.engines import backend_for
 
     be = backend_for(RedshiftDialect_psycopg2())
     db = type("Db", (), {"backend": be})()
@@ -144,7 +144,7 @@ _alphabet = st.text(alphabet="a|~pN", max_size=4)
 def test_separator_cannot_be_confused(a, b):
     """Two string pairs get the same row text in DuckDB only when they are the same pair."""
     eng = sa.create_engine("duckdb:///:memory:")
-    from ot_core.backends import backend_for
+    from ot_core.engines import backend_for
 
     cs = checksum_dialect(backend_for(eng))
     cols = [ECS.column("order_sn"), ECS.column("shipping_channel")]

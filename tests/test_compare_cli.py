@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from ot_core.cli import main
-from ot_core.cycle import run_cycle
+from ot_core.pipeline.cycle import run_cycle
 from ot_core.simulate import simulate
 
 
@@ -44,11 +44,11 @@ def test_compare_json_and_exit_codes(embedded, monkeypatch):
 def test_history_tables_and_legacy_relation(embedded, monkeypatch, tmp_path):
     import yaml
 
-    from ot_core.backends import backend_for
     from ot_core.config import DEFAULT_CONFIG, load_config
     from ot_core.contract import SPATH
+    from ot_core.db.warehouse import ddl, keyed_table
+    from ot_core.engines import backend_for
     from ot_core.errors import ConfigError
-    from ot_core.warehouse import ddl, keyed_table
 
     for k, v in embedded.env().items():
         monkeypatch.setenv(k, v)

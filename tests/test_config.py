@@ -116,8 +116,8 @@ def test_every_backend_is_registered_whichever_module_is_imported_first():
     import subprocess
     import sys
 
-    code = ("import ot_core.backends.mysql\n"
-            "from ot_core.backends import registered\n"
+    code = ("import ot_core.engines.mysql\n"
+            "from ot_core.engines import registered\n"
             "print(sorted(registered()))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "['duckdb', 'mysql', 'postgresql', 'redshift', 'sqlite']"

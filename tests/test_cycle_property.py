@@ -24,9 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ot_core.config import DEFAULT_CONFIG, PipelineConfig, parse_config
-from ot_core.connect import Database, open_database
 from ot_core.contract import CONTRACTS, ECS, SPATH, UTI, source_table
-from ot_core.cycle import run_cycle
+from ot_core.db.connect import Database, open_database
+from ot_core.pipeline.cycle import run_cycle
 from ot_core.simulate import ensure_source
 from ot_core.timeutil import from_epoch, parse_as_of, to_epoch
 

@@ -21,9 +21,9 @@ import sqlalchemy as sa
 import yaml
 
 from ot_core.config import DEFAULT_CONFIG, parse_config
-from ot_core.connect import open_database
 from ot_core.contract import CONTRACTS
-from ot_core.cycle import run_cycle
+from ot_core.db.connect import open_database
+from ot_core.pipeline.cycle import run_cycle
 from ot_core.simulate import simulate
 
 OT = str(Path(sys.executable).with_name("ot"))

@@ -8,15 +8,15 @@ import pytest
 import sqlalchemy as sa
 from dbutil import run_sql as _exec
 
-from ot_core import explore
-from ot_core.backends import backend_for
 from ot_core.config import load_config
 from ot_core.contract import SPATH
-from ot_core.cycle import run_cycle
+from ot_core.db.warehouse import ddl, keyed_table
+from ot_core.engines import backend_for
 from ot_core.errors import UsageError
+from ot_core.pipeline.cycle import run_cycle
 from ot_core.simulate import simulate
-from ot_core.warehouse import ddl, keyed_table
-from ot_core.widgets import ExceptionTriage, OrderLookup, PartnerDashboard
+from ot_core.workbench import explore
+from ot_core.workbench.widgets import ExceptionTriage, OrderLookup, PartnerDashboard
 
 MART = "settlement_ods"
 

@@ -16,11 +16,11 @@ import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ot_core.backends import registered
 from ot_core.config import load_config
-from ot_core.connect import open_database
 from ot_core.contract import CONTRACTS
-from ot_core.extract import plan_window, read_window
+from ot_core.db.connect import open_database
+from ot_core.engines import registered
+from ot_core.pipeline.extract import plan_window, read_window
 from ot_core.simulate import simulate
 from ot_core.timeutil import parse_as_of, to_epoch
 
@@ -52,8 +52,8 @@ def _odd_rows(url: str) -> None:
 def _read(url: str, table: str, watermark: int | None, upper: int, chunk: int,
           monkeypatch, reader: str) -> list[pd.DataFrame]:
     monkeypatch.setenv("OT_SOURCE_READER", reader)
-    assert registered()["mysql"].__module__ == "ot_core.backends.mysql"
-    from ot_core.backends.mysql import reader_name
+    assert registered()["mysql"].__module__ == "ot_core.engines.mysql"
+    from ot_core.engines.mysql import reader_name
 
     assert reader_name() == reader
     cfg = load_config()
@@ -108,7 +108,7 @@ def _reference_decimal(v, scale: int):
 ), max_size=40), st.booleans())
 def test_typed_frame_decimals_match_per_value_conversion(values, as_decimal):
     """The vectorised DECIMAL conversion equals the per-value one, type and scale included."""
-    from ot_core.frames import typed_frame
+    from ot_core.pipeline.frames import typed_frame
 
     if as_decimal:  # what pymysql hands over: Decimals of various scales, and None
         col = [None if v is None or v != v else Decimal(repr(v)) for v in values]
@@ -126,7 +126,7 @@ def test_typed_frame_decimals_match_per_value_conversion(values, as_decimal):
 
 def test_duckdb_bulk_insert_keeps_wide_decimals_after_small_ones(tmp_path):
     """A chunk whose first prices are small still loads a wide one, exactly."""
-    from ot_core.backends.duckdb import DuckDBBackend  # noqa: F401 - registered via registry
+    from ot_core.engines.duckdb import DuckDBBackend  # noqa: F401 - registered via registry
 
     db = open_database("warehouse", f"duckdb:///{tmp_path / 'w.duckdb'}")
     values = [Decimal("0.01")] * 3000 + [None, Decimal("9999999999.99"), Decimal("-12345.60")]

@@ -7,7 +7,7 @@ import yaml
 from dbutil import scalar as _scalar
 
 from ot_core.config import DEFAULT_CONFIG, parse_config
-from ot_core.cycle import run_cycle
+from ot_core.pipeline.cycle import run_cycle
 from ot_core.simulate import simulate
 
 

@@ -7,7 +7,7 @@ import threading
 import sqlalchemy as sa
 
 from ot_core.config import load_config
-from ot_core.connect import open_database
+from ot_core.db.connect import open_database
 from ot_core.jobs import records
 from ot_core.timeutil import utcnow
 

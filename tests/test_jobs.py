@@ -17,8 +17,9 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from ot_core.cli import main
-from ot_core.config import PROJECT_ROOT, load_config
-from ot_core.connect import open_database
+from ot_core.config import load_config
+from ot_core.db.connect import open_database
+from ot_core.db.sql import parse_check
 from ot_core.errors import ConfigError, JobError
 from ot_core.jobs.airflow import DAG_FILE, airflow_dag
 from ot_core.jobs.catalogue import load_catalogue, markdown, parse_catalogue
@@ -27,8 +28,8 @@ from ot_core.jobs.records import recent_runs
 from ot_core.jobs.runner import resolve_parameters
 from ot_core.jobs.scheduler import crontab
 from ot_core.simulate import simulate
-from ot_core.sql import parse_check
 
+ROOT = Path(__file__).resolve().parent.parent
 OT = [sys.executable, "-m", "ot_core.cli"]
 
 
@@ -59,19 +60,21 @@ def test_catalogue_loads_and_names_the_bad_job_and_key():
 
 
 def test_readme_airflow_and_crontab_are_generated_from_the_catalogue():
-    readme = (PROJECT_ROOT / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     block = readme.split("<!-- jobs:start -->\n")[1].split("\n<!-- jobs:end -->")[0]
     assert block == markdown(), "README job table is stale: paste `ot jobs --markdown`"
-    assert (PROJECT_ROOT / DAG_FILE).read_text() == airflow_dag(), \
+    assert (ROOT / DAG_FILE).read_text() == airflow_dag(), \
         "jobs/airflow_dag.py is stale: run `ot jobs --airflow > jobs/airflow_dag.py`"
     res = CliRunner().invoke(main, ["crontab"])
     assert res.exit_code == 0, res.output
     out = res.output
     cat = load_catalogue()
     lines = [ln for ln in out.splitlines() if ln and not ln.startswith("#") and "=" not in ln.split()[0]]
-    assert [ln.split(" cd ")[0] for ln in lines] == [j.schedule for j in cat.jobs.values()]
-    assert all(f"run {name} " in ln for name, ln in zip(cat.jobs, lines, strict=True))
-    assert out == crontab(cat, ot=".venv/bin/ot")
+    ot = str(Path(sys.executable).with_name("ot"))
+    assert [ln.split(f" {ot} ")[0] for ln in lines] == [j.schedule for j in cat.jobs.values()]
+    assert all(f"{ot} run {name} " in ln for name, ln in zip(cat.jobs, lines, strict=True))
+    assert out == crontab(cat)
+    assert " cd " not in out  # runs from any folder: every path in a line is absolute
 
 
 def test_parameters_are_checked_before_anything_runs():
@@ -127,11 +130,11 @@ def test_two_concurrent_cycles_one_runs_the_other_exits_75(embedded):
     # certainly starts while the first holds the lock, however fast the machine is
     first_env = {**env, "OT_PAUSEPOINT": "after_load:ecs_order_info=20"}
     first = subprocess.Popen(OT + ["run", "cycle", "-p", "as_of", "2026-03-03"], env=first_env,
-                             cwd=PROJECT_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     holder = Path(f"{embedded.tmp}/warehouse.duckdb.cycle.lock.json")
     assert _wait_for(lambda: holder.exists() and "run 1" in holder.read_text()), first.stderr
     second = subprocess.run(OT + ["run", "cycle", "-p", "as_of", "2026-03-03"], env=env,
-                            cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60)
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
     out, err = first.communicate(timeout=120)
     assert second.returncode == 75, second.stderr
     assert "already running" in second.stderr and "run 1" in second.stderr
@@ -153,7 +156,7 @@ from click.testing import CliRunner
 
 from ot_core.cli import main
 from ot_core.config import load_config
-from ot_core.connect import open_database
+from ot_core.db.connect import open_database
 from ot_core.jobs.catalogue import load_catalogue
 from ot_core.jobs.lock import lock_for
 db = open_database("warehouse", sys.argv[1])
@@ -168,7 +171,7 @@ time.sleep(600)
 @pytest.mark.parametrize("kind", ["embedded", "servers"])
 def test_lock_holds_across_processes_and_a_killed_holder_releases_it(kind, request):
     pair = request.getfixturevalue(kind)
-    proc = subprocess.Popen([sys.executable, "-c", _HOLD, pair.warehouse_url], cwd=PROJECT_ROOT,
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD, pair.warehouse_url], cwd=ROOT,
                             stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "held"

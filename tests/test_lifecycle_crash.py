@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from test_lifecycle_support import Source, T, config, conserved, wh_scalar
 
-from ot_core.cycle import run_cycle
+from ot_core.pipeline.cycle import run_cycle
 
 OT = str(Path(sys.executable).parent / "ot")
 

@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 from test_lifecycle_support import Source, T, config, wh_rows
 
-from ot_core.cycle import run_cycle
 from ot_core.errors import PermissionMissing
-from ot_core.periods import rotate
+from ot_core.pipeline.cycle import run_cycle
+from ot_core.pipeline.periods import rotate
 
 pytestmark = pytest.mark.servers
 SCHEMAS = ("settlement_public", "settlement_ods", "settlement_ctl")

@@ -10,7 +10,7 @@ from test_lifecycle_support import Source, T, config, conserved, wh_rows
 
 from ot_core.cli import main
 from ot_core.config import DEFAULT_CONFIG
-from ot_core.cycle import run_cycle
+from ot_core.pipeline.cycle import run_cycle
 
 ODS = "settlement_ods"
 

@@ -10,11 +10,11 @@ from sqlalchemy_redshift.dialect import RedshiftDialect_psycopg2
 from sqlglot import exp
 from test_lifecycle_support import config
 
-from ot_core.backends import backend_for
-from ot_core.lifecycle import render_lifecycle
-from ot_core.periods import Period, hist_table
-from ot_core.sql import parse_check
-from ot_core.warehouse import ddl
+from ot_core.db.sql import parse_check
+from ot_core.db.warehouse import ddl
+from ot_core.engines import backend_for
+from ot_core.pipeline.lifecycle import render_lifecycle
+from ot_core.pipeline.periods import Period, hist_table
 
 REDSHIFT = backend_for(RedshiftDialect_psycopg2())
 TABLES = ("uni_tracking_info", "uni_tracking_spath", "ecs_order_info")

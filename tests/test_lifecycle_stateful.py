@@ -5,7 +5,7 @@ earlier order — often one archived long ago, late path events older than the c
 events of one order at the same pathTime), then runs a cycle after a random jump of the
 clock (an hour to 240 days: the longest examples cover more than two years), with rotation switched off
 for a while and on again. After every cycle the conservation invariant is checked against
-the source from scratch (ot_core.conservation), on DuckDB and on PostgreSQL.
+the source from scratch (ot_core.quality.conservation), on DuckDB and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 from test_lifecycle_support import Source, T, config
 
-from ot_core.connect import open_database
-from ot_core.conservation import check_conservation
-from ot_core.cycle import run_cycle
+from ot_core.db.connect import open_database
+from ot_core.pipeline.cycle import run_cycle
+from ot_core.quality.conservation import check_conservation
 from ot_core.timeutil import from_epoch
 
 DAY = 86400

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 import yaml
 
 from ot_core.config import DEFAULT_CONFIG, PipelineConfig, parse_config
-from ot_core.connect import open_database
-from ot_core.conservation import check_conservation
+from ot_core.db.connect import open_database
+from ot_core.quality.conservation import check_conservation
 from ot_core.simulate import ensure_source
 from ot_core.timeutil import parse_as_of, to_epoch
 

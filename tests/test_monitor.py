@@ -8,8 +8,8 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from ot_core.cycle import catch_up
-from ot_core.monitor import CHECKS, MonitoringFailed, Thresholds, run_checks
+from ot_core.pipeline.cycle import catch_up
+from ot_core.quality.monitor import CHECKS, MonitoringFailed, Thresholds, run_checks
 from ot_core.simulate import simulate
 
 AS_OF = "2026-03-06T00:00:00Z"

@@ -13,23 +13,24 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ot_core.config import PROJECT_ROOT
-from ot_core.cycle import catch_up
+from ot_core.pipeline.cycle import catch_up
 from ot_core.simulate import simulate
 from ot_core.timeutil import from_epoch, to_epoch, utcnow
 
-NOTEBOOKS = PROJECT_ROOT / "notebooks"
+ROOT = Path(__file__).resolve().parent.parent
+
+NOTEBOOK_DIRS = (ROOT / "notebooks", ROOT / "ot_core" / "jobs" / "notebooks")
 
 
 def test_notebooks_are_committed_stripped():
-    for path in sorted(NOTEBOOKS.rglob("*.ipynb")):
+    for path in sorted(p for d in NOTEBOOK_DIRS for p in d.rglob("*.ipynb")):
         if ".ipynb_checkpoints" in path.parts:
             continue
         nb = json.loads(path.read_text())
         for cell in nb["cells"]:
             if cell["cell_type"] == "code":
                 assert cell.get("outputs") == [] and cell.get("execution_count") is None, path
-        if path.parent.name == "jobs":
+        if path.parent.name == "notebooks" and path.parent.parent.name == "jobs":
             tags = [t for c in nb["cells"] for t in c.get("metadata", {}).get("tags", [])]
             assert "parameters" in tags, f"{path} has no parameters cell"
 
@@ -44,13 +45,13 @@ def test_every_notebook_runs_against_a_seeded_warehouse(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("OT_") or k.startswith("OT_TEST_")}
     env.update(OT_SOURCE_URL=src, OT_WAREHOUSE_URL=wh, OT_DATA_DIR=str(tmp_path / "data"),
                OT_RUNS_DIR=str(tmp_path / "runs"), MPLBACKEND="Agg")
-    found = sorted(p.relative_to(PROJECT_ROOT) for p in NOTEBOOKS.rglob("*.ipynb")
+    found = sorted(p.relative_to(ROOT) for d in NOTEBOOK_DIRS for p in d.rglob("*.ipynb")
                    if ".ipynb_checkpoints" not in p.parts)
-    assert Path("notebooks/jobs/cycle.ipynb") in found
+    assert Path("ot_core/jobs/notebooks/cycle.ipynb") in found
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-sanitize-with",
-         "tests/nbval_sanitize.cfg", "-p", "no:cacheprovider", "-q", "notebooks/"],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=600)
+         "tests/nbval_sanitize.cfg", "-p", "no:cacheprovider", "-q", "notebooks/", "ot_core/jobs/notebooks/"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     tail = (proc.stdout + proc.stderr)[-6000:]
     assert proc.returncode == 0, tail
     assert " passed" in proc.stdout and " failed" not in proc.stdout, tail

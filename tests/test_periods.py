@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_lifecycle_support import Source, T, config
 
-from ot_core.cycle import run_cycle
-from ot_core.periods import Period, cutoff, period_of, periods_between, rotate
+from ot_core.pipeline.cycle import run_cycle
+from ot_core.pipeline.periods import Period, cutoff, period_of, periods_between, rotate
 
 EPOCHS = st.integers(T("1990-01-01"), T("2100-01-01"))
 

@@ -16,14 +16,14 @@ import sqlalchemy as sa
 from sqlalchemy_redshift.dialect import RedshiftDialect_psycopg2
 from sqlglot import exp
 
-from ot_core import lifecycle
-from ot_core.backends import backend_for
 from ot_core.config import load_config
 from ot_core.contract import CONTRACTS
-from ot_core.land import render_drop_unchanged_overlap
-from ot_core.merge import render_merge
-from ot_core.sql import SQL_DIR, Renderer, parse_check
-from ot_core.warehouse import all_tables, ddl, keyed_table, names
+from ot_core.db.sql import SQL_DIR, Renderer, parse_check
+from ot_core.db.warehouse import all_tables, ddl, keyed_table, names
+from ot_core.engines import backend_for
+from ot_core.pipeline import lifecycle
+from ot_core.pipeline.land import render_drop_unchanged_overlap
+from ot_core.pipeline.merge import render_merge
 
 CFG = load_config()
 RS = backend_for(RedshiftDialect_psycopg2())

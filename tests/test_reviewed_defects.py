@@ -8,11 +8,11 @@ import re
 import sqlalchemy as sa
 from test_lifecycle_support import Source, T, config, conserved, wh_rows, wh_scalar
 
-from ot_core.catalog import history_tables
-from ot_core.connect import open_database
-from ot_core.cycle import run_cycle
-from ot_core.periods import Period, ensure_periods, period_of
-from ot_core.sql import SQL_DIR
+from ot_core.db.catalog import history_tables
+from ot_core.db.connect import open_database
+from ot_core.db.sql import SQL_DIR
+from ot_core.pipeline.cycle import run_cycle
+from ot_core.pipeline.periods import Period, ensure_periods, period_of
 
 ODS = "settlement_ods"
 
@@ -77,7 +77,7 @@ def test_defect_8_periods_computed_and_created_ahead(embedded):
     cfg = config()
     wh = open_database("warehouse", embedded.warehouse_url)
     with wh.engine.connect() as conn:
-        from ot_core.warehouse import ensure_warehouse
+        from ot_core.db.warehouse import ensure_warehouse
 
         with conn.begin():
             ensure_warehouse(conn, cfg, wh.backend)

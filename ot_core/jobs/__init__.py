@@ -1,5 +1,5 @@
 """Jobs: the catalogue, the papermill runner, audit records, locks and the scheduler."""
 
-from .records import recent_runs, show_figures
+from ot_core.jobs.records import recent_runs, show_figures
 
 __all__ = ["recent_runs", "show_figures"]

@@ -7,7 +7,7 @@ committed file equals this generator's output, so the two can never drift apart.
 
 from __future__ import annotations
 
-from .catalogue import Catalogue, load_catalogue
+from ot_core.jobs.catalogue import Catalogue, load_catalogue
 
 DAG_FILE = "jobs/airflow_dag.py"
 

@@ -1,5 +1,9 @@
-"""The job catalogue ``jobs/jobs.yml``: per job its notebook, cron schedule, defaults,
-timeout and overlap policy.
+"""The job catalogue (``OT_JOBS``, else the one shipped in ``ot_core/defaults/jobs.yml``): per
+job its notebook, cron schedule, defaults, timeout and overlap policy.
+
+A notebook path is a file name inside the job notebooks folder: ``OT_NOTEBOOKS_DIR`` when set,
+else the folder named by the catalogue's optional ``notebooks_dir`` (relative to the
+catalogue file), else the notebooks shipped with the package.
 
 It is the one place schedules are written down (reviewed defects 10 and 11): the README
 block, ``ot jobs``, ``ot crontab`` and the Airflow DAG example are all generated from it.
@@ -16,10 +20,11 @@ import yaml
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..config import IDENTIFIER, PROJECT_ROOT
-from ..errors import ConfigError, JobError
+from ot_core.config import IDENTIFIER
+from ot_core.errors import ConfigError, JobError
+from ot_core.resources import default_catalogue_path, job_notebooks_dir
 
-DEFAULT_CATALOGUE = PROJECT_ROOT / "jobs" / "jobs.yml"
+DEFAULT_CATALOGUE = default_catalogue_path()
 
 
 class JobSpec(BaseModel):
@@ -46,7 +51,7 @@ class JobSpec(BaseModel):
     @classmethod
     def _notebook(cls, v: str) -> str:
         if not v.endswith(".ipynb") or Path(v).is_absolute() or ".." in Path(v).parts:
-            raise ValueError(f"{v!r} must be a .ipynb path inside the project")
+            raise ValueError(f"{v!r} must be a .ipynb path inside the notebooks folder")
         return v
 
     @field_validator("parameters")
@@ -57,9 +62,13 @@ class JobSpec(BaseModel):
                 raise ValueError(f"parameter name {k!r} is not a plain identifier")
         return v
 
+    notebooks_dir: str | None = None  # set by the catalogue that holds this job
+
     @property
     def notebook_path(self) -> Path:
-        return PROJECT_ROOT / self.notebook
+        if os.environ.get("OT_NOTEBOOKS_DIR") or not self.notebooks_dir:
+            return job_notebooks_dir() / self.notebook
+        return Path(self.notebooks_dir) / self.notebook
 
 
 class Catalogue(BaseModel):
@@ -85,12 +94,19 @@ def load_catalogue(path: str | os.PathLike | None = None) -> Catalogue:
         raise ConfigError(f"job catalogue {str(p)!r} cannot be read ({e.strerror})") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{p}: not valid YAML: {e}") from None
-    return parse_catalogue(data, str(p))
+    base = None
+    if isinstance(data, dict) and data.get("notebooks_dir"):
+        base = str((p.parent / str(data["notebooks_dir"])).resolve())
+    return parse_catalogue(data, str(p), notebooks_dir=base)
 
 
-def parse_catalogue(data: Any, source: str = "jobs.yml") -> Catalogue:
+def parse_catalogue(data: Any, source: str = "jobs.yml", *,
+                    notebooks_dir: str | None = None) -> Catalogue:
     if not isinstance(data, dict) or not isinstance(data.get("jobs"), dict) or not data["jobs"]:
         raise ConfigError(f"{source}: the top level must be a mapping with a non-empty 'jobs' mapping")
+    unknown = sorted(set(data) - {"jobs", "notebooks_dir"})
+    if unknown:
+        raise ConfigError(f"{source}: unknown top-level key {unknown[0]!r}; allowed: jobs, notebooks_dir")
     jobs = {}
     for name, body in data["jobs"].items():
         if not isinstance(name, str) or not IDENTIFIER.match(name):
@@ -99,7 +115,8 @@ def parse_catalogue(data: Any, source: str = "jobs.yml") -> Catalogue:
         if not isinstance(body, dict):
             raise ConfigError(f"{source}: job {name!r}: expected a mapping of keys")
         try:
-            jobs[name] = JobSpec.model_validate({**body, "name": name})
+            jobs[name] = JobSpec.model_validate({**body, "name": name,
+                                                  "notebooks_dir": notebooks_dir})
         except ValidationError as e:
             first = e.errors()[0]
             key = ".".join(str(p) for p in first["loc"]) or "(job)"

@@ -27,13 +27,13 @@ from pathlib import Path
 import sqlalchemy as sa
 from filelock import FileLock, Timeout
 
-from ..config import PipelineConfig
-from ..connect import Database
-from ..sql import Renderer
-from ..timeutil import iso, utcnow
-from ..warehouse import ddl
-from .catalogue import JobSpec
-from .records import naive_utc
+from ot_core.config import PipelineConfig
+from ot_core.db.connect import Database
+from ot_core.db.sql import Renderer
+from ot_core.db.warehouse import ddl
+from ot_core.jobs.catalogue import JobSpec
+from ot_core.jobs.records import naive_utc
+from ot_core.timeutil import iso, utcnow
 
 LOCKS_TABLE = "ot_job_locks"
 _KINDS: dict[str, Callable[[Database, PipelineConfig, JobSpec], JobLock]] = {}
@@ -223,10 +223,10 @@ def held(job: str, config: PipelineConfig | str | None = None,
          warehouse: Database | None = None) -> Iterator[None]:
     """Hold ``job``'s lock around a direct command (``ot cycle``) exactly as ``ot run`` does,
     so a cycle started by hand can never overlap a scheduled one. Busy → JobLocked."""
-    from ..config import load_config
-    from ..connect import open_database, redact
-    from ..errors import JobLocked
-    from .catalogue import load_catalogue
+    from ot_core.config import load_config
+    from ot_core.db.connect import open_database, redact
+    from ot_core.errors import JobLocked
+    from ot_core.jobs.catalogue import load_catalogue
 
     cfg = config if isinstance(config, PipelineConfig) else load_config(config)
     spec = load_catalogue().job(job)

@@ -25,10 +25,10 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..backends import Backend
-from ..config import PipelineConfig, load_config
-from ..connect import Database, is_transient, open_database, redact
-from ..warehouse import ddl
+from ot_core.config import PipelineConfig, load_config
+from ot_core.db.connect import Database, is_transient, open_database, redact
+from ot_core.db.warehouse import ddl
+from ot_core.engines import Backend
 
 log = logging.getLogger("ot.jobs")
 
@@ -92,7 +92,7 @@ def _flush_spool(conn: Connection, t: sa.Table, db: Database) -> None:
 
 
 def _next_id(conn: Connection, t: sa.Table) -> int:
-    from ..backends import backend_for
+    from ot_core.engines import backend_for
 
     backend_for(conn).serialize_ids(conn, t.schema, t.name)  # two jobs starting at once
     return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(t.c.run_id), 0))).scalar()) + 1

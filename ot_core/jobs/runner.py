@@ -22,21 +22,17 @@ from typing import Any
 
 import nbformat
 
-from ..config import PROJECT_ROOT, PipelineConfig, load_config
-from ..connect import open_database, redact
-from ..errors import JobError, JobLocked
-from ..timeutil import iso, utcnow
-from . import records
-from .catalogue import Catalogue, JobSpec, load_catalogue
-from .lock import lock_for
+from ot_core.config import PipelineConfig, load_config
+from ot_core.db.connect import open_database, redact
+from ot_core.errors import JobError, JobLocked
+from ot_core.jobs import records
+from ot_core.jobs.catalogue import Catalogue, JobSpec, load_catalogue
+from ot_core.jobs.lock import lock_for
+from ot_core.resources import runs_dir
+from ot_core.timeutil import iso, utcnow
 
 log = logging.getLogger("ot.jobs")
-NOTEBOOK_DIR = PROJECT_ROOT / "notebooks" / "jobs"
 _TYPES = {"int": int, "float": float, "bool": bool, "str": str}
-
-
-def runs_dir() -> Path:
-    return Path(os.environ.get("OT_RUNS_DIR", "runs")).resolve()
 
 
 def notebook_parameters(path: Path) -> dict[str, dict[str, Any]]:
@@ -176,7 +172,7 @@ def _run_locked(spec: JobSpec, params, wh, cfg, lock, started, html, base) -> Jo
         papermill.execute_notebook(
             str(spec.notebook_path), str(running), parameters=params, kernel_name="python3",
             progress_bar=False, log_output=False, execution_timeout=spec.timeout_seconds,
-            cwd=str(PROJECT_ROOT),
+            cwd=str(running.parent),
         )
     except PapermillExecutionError as e:
         status, error = "failed", f"{e.ename}: {e.evalue}"
