@@ -115,16 +115,19 @@ def simulate(until, start, days, seed, orders_per_day) -> None:
 @click.option("--catch-up", is_flag=True,
               help="Run cycles from the last watermark to --as-of, one per --step.")
 @click.option("--step", default=None, help="Catch-up step, e.g. 15m, 6h (default: cycle.interval).")
+@click.option("--allow-past", is_flag=True,
+              help="Allow an --as-of earlier than what was already read (a deliberate run in the "
+                   "past: it reads nothing new and judges the lifecycle at that instant).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @config_option
 @handle_errors
-def cycle(as_of, catch_up, step, as_json, config) -> None:
+def cycle(as_of, catch_up, step, allow_past, as_json, config) -> None:
     """Run one cycle: extract what changed, land it as raw batches, merge into the marts,
     trim raw tables. Safe to rerun: a killed cycle rerun ends where one clean run would."""
     from ot_core.jobs.lock import held
 
     with held("cycle", config):
-        res = _cycle(as_of, catch_up, step, config)
+        res = _cycle(as_of, catch_up, step, config, allow_past)
     if as_json:
         click.echo(json.dumps({"as_of": res.as_of, "seconds": round(res.seconds, 3),
                                "tables": res.rows(), "lifecycle": res.lifecycle}, indent=2))
@@ -141,7 +144,7 @@ def cycle(as_of, catch_up, step, as_json, config) -> None:
                 click.echo(f"warning: {w}", err=True)
 
 
-def _cycle(as_of, catch_up, step, config):
+def _cycle(as_of, catch_up, step, config, allow_past=False):
     from ot_core.pipeline.cycle import catch_up as run_catch_up
     from ot_core.pipeline.cycle import run_cycle
 
@@ -159,7 +162,7 @@ def _cycle(as_of, catch_up, step, config):
         res = results[-1]
         click.echo(f"{len(results)} cycles up to {res.as_of}")
     else:
-        res = run_cycle(as_of, config=config)
+        res = run_cycle(as_of, config=config, allow_past=allow_past)
     return res
 
 

@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ot_core.contract import CONTRACTS
-from ot_core.errors import ConfigError
+from ot_core.errors import ConfigError, UsageError
 from ot_core.resources import default_config_path
 
 IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -76,9 +76,23 @@ class TableConfig(Strict):
 
 class CycleConfig(Strict):
     interval: str = "15m"
+    # how far --as-of may run ahead of the source's own clock (clocks drift a little); the
+    # watermark still never moves past the source's clock
+    clock_skew_seconds: int = Field(120, ge=0, le=366 * 86400)
     chunk_rows: int = Field(50_000, ge=100, le=5_000_000)
     source_retries: int = Field(4, ge=0, le=20)
     retry_backoff_seconds: float = Field(1.0, gt=0, le=60)
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, v: str) -> str:
+        from ot_core.timeutil import parse_duration
+
+        try:
+            parse_duration(v)
+        except UsageError as e:
+            raise ValueError(str(e)) from None
+        return v
 
 
 class LifecycleConfig(Strict):

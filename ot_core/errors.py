@@ -41,6 +41,10 @@ class UsageError(TerminalError):
     """A command-line or parameter value is malformed."""
 
 
+class ClockError(UsageError):
+    """A cycle's instant is ahead of the source's clock or behind what was already read."""
+
+
 class JobError(TerminalError):
     """A job definition, parameter or run failed."""
 

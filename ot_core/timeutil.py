@@ -15,6 +15,9 @@ from ot_core.errors import UsageError
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# source times are INT UNSIGNED epoch seconds: instants outside these years are typos
+EARLIEST = datetime(1971, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def utcnow() -> datetime:
@@ -40,7 +43,11 @@ def parse_as_of(value: str | datetime | None) -> datetime:
             ) from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC)
+    dt = dt.astimezone(UTC)
+    if not EARLIEST <= dt <= LATEST:
+        raise UsageError(f"as_of {value!r} is outside {EARLIEST.year}-{LATEST.year - 1}; "
+                         "source times are unix epoch seconds")
+    return dt
 
 
 def to_epoch(dt: datetime) -> int:
@@ -53,15 +60,19 @@ def from_epoch(seconds: int | float) -> datetime:
 
 
 def parse_duration(value: str | int) -> int:
-    """'15m', '6h', '1d' or plain seconds → seconds."""
-    if isinstance(value, int):
-        return value
-    if str(value).strip().isdigit():
-        return int(str(value).strip())
-    m = _DURATION.match(str(value))
-    if not m:
-        raise UsageError(f"duration {value!r} is not understood; use e.g. 900, 15m, 6h or 1d")
-    return int(m.group(1)) * _UNITS[m.group(2)]
+    """'15m', '6h', '1d' or plain seconds → seconds (at least one second)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        seconds = value
+    elif str(value).strip().isdigit():
+        seconds = int(str(value).strip())
+    else:
+        m = _DURATION.match(str(value))
+        if not m:
+            raise UsageError(f"duration {value!r} is not understood; use e.g. 900, 15m, 6h or 1d")
+        seconds = int(m.group(1)) * _UNITS[m.group(2)]
+    if seconds <= 0:
+        raise UsageError(f"duration {value!r} is zero; use at least one second, e.g. 15m")
+    return seconds
 
 
 def add_months(dt: datetime, months: int) -> datetime:

@@ -17,7 +17,8 @@ ODS = "settlement_ods"
 
 def _cycle(pair, at: str):
     cfg = config()
-    res = run_cycle(at, config=cfg, source=pair.source_url, warehouse=pair.warehouse_url)
+    res = run_cycle(at, config=cfg, source=pair.source_url, warehouse=pair.warehouse_url,
+                    source_clock=T(at))  # simulated time may run past the real clock
     rep = conserved(pair.source_url, pair.warehouse_url, cfg, T(at))
     assert rep.ok, rep.violations[:5]
     return res.lifecycle

@@ -69,7 +69,8 @@ def machine_for(kind: str) -> type[RuleBasedStateMachine]:
         def cycle(self, jump: int) -> None:
             as_of = self.now + self.seq + jump
             cfg = CONFIGS[self.rotation]
-            res = run_cycle(from_epoch(as_of), config=cfg, source=self.src, warehouse=self.wh)
+            res = run_cycle(from_epoch(as_of), config=cfg, source=self.src, warehouse=self.wh,
+                        source_clock=as_of)  # simulated time runs past the real clock
             assert res.lifecycle is not None and res.lifecycle["warnings"] == []
             rep = check_conservation(self.src, self.wh, cfg, as_of)
             assert rep.ok, rep.violations[:5]

@@ -158,6 +158,12 @@ class Backend:
     def engine_kwargs(self) -> dict[str, Any]:
         return {}
 
+    # The database's own clock in epoch seconds: a cycle never runs ahead of its source.
+    clock_sql: ClassVar[str] = "SELECT CAST(EXTRACT(EPOCH FROM CURRENT_TIMESTAMP) AS BIGINT)"
+
+    def clock(self, conn: Connection) -> int:
+        return int(conn.execute(sa.text(self.clock_sql)).scalar())
+
 
 def _like_prefix(prefix: str) -> str:
     # '_' is a LIKE wildcard; the startswith() filter afterwards makes the match exact.

@@ -52,6 +52,7 @@ class MySQLBackend(Backend):
     name = "mysql"
     roles = frozenset({"source"})
     has_schemas = False
+    clock_sql = "SELECT UNIX_TIMESTAMP()"
 
     def list_tables(self, conn: Connection, schema: str | None, prefix: str = "") -> list[str]:
         rows = conn.execute(

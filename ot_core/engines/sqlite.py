@@ -13,6 +13,7 @@ class SQLiteBackend(Backend):
     name = "sqlite"
     roles = frozenset({"source"})
     has_schemas = False
+    clock_sql = "SELECT CAST(strftime('%s', 'now') AS INTEGER)"
 
     def list_tables(self, conn: Connection, schema: str | None, prefix: str = "") -> list[str]:
         rows = conn.execute(

@@ -21,8 +21,8 @@ from datetime import datetime
 from ot_core.config import PipelineConfig, load_config
 from ot_core.contract import CONTRACTS
 from ot_core.db.connect import Database, open_database, with_retries
-from ot_core.db.warehouse import ensure_warehouse
-from ot_core.errors import SourceUnavailable, WarehouseUnavailable
+from ot_core.db.warehouse import WATERMARKS_TABLE, ensure_warehouse
+from ot_core.errors import ClockError, SourceUnavailable, WarehouseUnavailable
 from ot_core.failpoints import failpoint
 from ot_core.pipeline import lifecycle
 from ot_core.pipeline.control import Control
@@ -72,11 +72,44 @@ def _open(cfg_or_path, source, warehouse) -> tuple[PipelineConfig, Database, Dat
     return cfg, src, wh
 
 
+def newest_watermark(conn, cfg: PipelineConfig, wh: Database) -> int | None:
+    """The furthest any table has been read (None before the first cycle); reads only."""
+    if WATERMARKS_TABLE not in wh.backend.list_tables(conn, cfg.schemas.control, WATERMARKS_TABLE):
+        return None
+    marks = Control.for_config(cfg, wh.backend).watermarks_all(conn)
+    return max(marks.values()) if marks else None
+
+
+def guard_clock(as_of: int, source_clock: int, newest: int | None, skew: int, *,
+                allow_past: bool = False) -> None:
+    """Refuse, before anything is written, an instant the source has not reached yet (a
+    typo'd year would move watermarks past every row still to come, and the lifecycle would
+    archive the whole mart) or one behind what was already read (unless ``allow_past``)."""
+    if as_of > source_clock + skew:
+        raise ClockError(
+            f"as_of {iso(from_epoch(as_of))} is ahead of the source's clock "
+            f"{iso(from_epoch(source_clock))} (allowed skew {skew} s, cycle.clock_skew_seconds); "
+            "nothing was read or written. Use an instant at or before the source's clock.")
+    if newest is not None and as_of < newest and not allow_past:
+        raise ClockError(
+            f"as_of {iso(from_epoch(as_of))} is earlier than what the warehouse has already "
+            f"read (watermark {iso(from_epoch(newest))}); nothing was read or written. Run at "
+            "or after the watermark, or pass --allow-past for a deliberate run in the past "
+            "(it reads nothing new and judges the lifecycle at that instant).")
+
+
 def run_cycle(
     as_of: str | datetime | None = None, *, config: PipelineConfig | str | None = None,
     source: Database | str | None = None, warehouse: Database | str | None = None,
+    allow_past: bool = False, source_clock: int | None = None,
 ) -> CycleResult:
-    """Run one cycle at ``as_of`` (default now). Raises a TerminalError or TransientError."""
+    """Run one cycle at ``as_of`` (default now). Raises a TerminalError or TransientError.
+
+    ``as_of`` may not be ahead of the source's own clock (plus ``cycle.clock_skew_seconds``)
+    nor, unless ``allow_past``, behind the newest watermark; the window read stops at the
+    source's clock, so a watermark never moves past what was read. ``source_clock`` replaces
+    the clock read from the source where a caller simulates time (tests, what-if runs).
+    """
     started = time.perf_counter()
     at = parse_as_of(as_of)
     upper = to_epoch(at)
@@ -88,9 +121,15 @@ def run_cycle(
         return with_retries(wh.engine.connect, what=f"connecting to the warehouse {wh.display}",
                             retries=retries, backoff=backoff, error=WarehouseUnavailable)
 
-    check_source(cfg, src)  # every table against the contract, before any warehouse write
+    # every table against the contract, and the source's clock, before any warehouse write
+    read_clock = check_source(cfg, src)
+    source_clock = read_clock if source_clock is None else source_clock
+    read_until = min(upper, source_clock)
     control = Control.for_config(cfg, wh.backend)
     with wh_conn() as conn:
+        with conn.begin():
+            guard_clock(upper, source_clock, newest_watermark(conn, cfg, wh),
+                        cfg.cycle.clock_skew_seconds, allow_past=allow_past)
         with conn.begin():
             ensure_warehouse(conn, cfg, wh.backend)
 
@@ -106,7 +145,7 @@ def run_cycle(
                                                    batch_id, utcnow())
                 run.recovered_batches += 1
             # 2-3. extract the window and land it as one batch
-            landed = _extract_and_land(cfg, src, wh, conn, control, table, upper, run)
+            landed = _extract_and_land(cfg, src, wh, conn, control, table, read_until, run)
             failpoint("after_load", table)
             # 4. merge it
             if landed is not None:
@@ -166,6 +205,7 @@ def catch_up(
     step: str | int | None = None, config: PipelineConfig | str | None = None,
     source: Database | str | None = None, warehouse: Database | str | None = None,
     on_cycle: Callable[[CycleResult, int, int], None] | None = None,
+    source_clock: int | None = None,
 ) -> list[CycleResult]:
     """Run cycles from the oldest watermark (or ``start``) to ``until`` in ``step`` increments.
 
@@ -175,7 +215,11 @@ def catch_up(
     end = to_epoch(parse_as_of(until))
     step_s = parse_duration(step or cfg.cycle.interval)
     control = Control.for_config(cfg, wh.backend)
+    read_clock = check_source(cfg, src)
+    clock = read_clock if source_clock is None else source_clock
     with wh.engine.connect() as conn, conn.begin():
+        guard_clock(end, clock, newest_watermark(conn, cfg, wh),
+                    cfg.cycle.clock_skew_seconds)
         ensure_warehouse(conn, cfg, wh.backend)
         marks = control.watermarks_all(conn)
     known = [marks[t] for t in cfg.tables if t in marks]
@@ -184,7 +228,8 @@ def catch_up(
         points = [min(first, end)]
     else:
         points = []
-        first = min(known)
+        # tables a killed cycle left behind catch up in the first step (a wider window)
+        first = max(known)
     nxt = (points[-1] if points else first) + step_s
     while nxt < end:
         points.append(nxt)
@@ -193,7 +238,8 @@ def catch_up(
         points.append(end)
     results = []
     for i, p in enumerate(points):
-        res = run_cycle(from_epoch(p), config=cfg, source=src, warehouse=wh)
+        res = run_cycle(from_epoch(p), config=cfg, source=src, warehouse=wh,
+                        source_clock=source_clock)
         results.append(res)
         if on_cycle:
             on_cycle(res, i + 1, len(points))

@@ -78,8 +78,9 @@ def check_source_columns(conn: Connection, backend: Backend, contract: TableCont
             )
 
 
-def check_source(cfg: PipelineConfig, src: Database) -> None:
-    """Check every source table against the contract before the warehouse is touched.
+def check_source(cfg: PipelineConfig, src: Database) -> int:
+    """Check every source table against the contract before the warehouse is touched, and
+    return the source's own clock (epoch seconds): a cycle never reads past it.
 
     Done once for all tables up front, so a missing column in the last table cannot leave
     the first ones landed: a bad source stops the cycle with nothing written and no
@@ -88,13 +89,14 @@ def check_source(cfg: PipelineConfig, src: Database) -> None:
     without a traceback and without the password.
     """
 
-    def attempt() -> None:
+    def attempt() -> int:
         with src.engine.connect() as conn:
             for table in cfg.tables:
                 check_source_columns(conn, src.backend, CONTRACTS[table])
+            return src.backend.clock(conn)
 
     try:
-        with_retries(attempt, what=f"reading the source {src.display}",
+        return with_retries(attempt, what=f"reading the source {src.display}",
                      retries=cfg.cycle.source_retries, backoff=cfg.cycle.retry_backoff_seconds,
                      error=SourceUnavailable)
     except sa.exc.DBAPIError as e:
