@@ -26,7 +26,7 @@ class ConfigError(TerminalError):
 
 
 class ContractError(TerminalError):
-    """A source or warehouse table does not match the contract in DESIGN.md."""
+    """A source or warehouse table does not match the contract (docs/contracts.md)."""
 
 
 class SourceUnavailable(TransientError):

@@ -1,6 +1,6 @@
 """Compare two relations of the same contract table by key, cheaply, across engines.
 
-Why this shape: the monthly comparison (reviewed defect 5) must tell how far the warehouse
+Why this shape: the monthly comparison (docs/compare.md) must tell how far the warehouse
 drifted from the source without copying either. Each side computes, inside its own
 database, one checksum per key segment (``COUNT(*)`` and the sum of a normalised row hash,
 see ``checksum.py``). Segments that agree are done; only the mismatching ones are split
@@ -463,7 +463,7 @@ def load_results(cfg: PipelineConfig, wh: Database) -> pd.DataFrame:
 @dataclass
 class Monthly:
     """One monthly job run: a report per table; ``ecs_drift`` = ECS rows changed at the
-    source after extraction (reviewed defect 5)."""
+    source after extraction (docs/compare.md#ecs-drift)."""
 
     month: str
     reports: list[CompareReport]

@@ -3,8 +3,9 @@ rows, kept in ``<control>.ot_check_results`` so a notebook can chart the last 30
 
 Every check runs even when an earlier one fails; the job fails (``MonitoringFailed``) after
 all of them ran, so one bad morning shows every problem at once. History tables are
-discovered from the catalog at run time (reviewed defect 3); periods come from
-``ot_core.pipeline.periods`` (reviewed defect 8: monitoring warns before a gap).
+discovered from the catalog at run time (docs/lifecycle.md#catalog-discovery); periods
+come from ``ot_core.pipeline.periods``, so monitoring warns before a gap
+(docs/legacy-defects.md#8-history-period-not-defined-in-time).
 """
 
 from __future__ import annotations
