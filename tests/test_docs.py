@@ -139,3 +139,15 @@ def test_links_inside_docs_resolve(page):
         elif frag and frag not in anchors(dest):
             broken.append(f"{target}: no such heading")
     assert broken == [], f"docs/{page}:\n" + "\n".join(broken)
+
+
+def test_exit_codes_page_matches_the_command_line():
+    """docs/errors.md lists exactly the codes ``ot`` exits with (besides click's own 0/2)."""
+    from ot_core import cli
+
+    codes = {v for k, v in vars(cli).items() if k.startswith("EXIT_")}
+    text = (DOCS / "errors.md").read_text(encoding="utf-8")
+    table = text.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    documented = {int(m) for m in re.findall(r"^\|\s*(\d+)\s*\|", table, re.MULTILINE)}
+    assert codes, "ot_core.cli defines no EXIT_* codes"
+    assert documented == codes | {0}

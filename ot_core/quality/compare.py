@@ -35,7 +35,7 @@ from ot_core.db.catalog import history_tables
 from ot_core.db.connect import Database, open_database
 from ot_core.db.sql import Renderer
 from ot_core.db.warehouse import WATERMARKS_TABLE, ddl, mart_name
-from ot_core.errors import TerminalError, UsageError
+from ot_core.errors import DataCheckFailed, UsageError
 from ot_core.pipeline.control import Control
 from ot_core.quality.checksum import checksum_dialect
 from ot_core.timeutil import add_months, to_epoch, utcnow
@@ -308,7 +308,7 @@ TABLE_ALIASES = {"ecs": "ecs_order_info", "uti": "uni_tracking_info", "uts": "un
 RESULTS_TABLE = "ot_compare_results"
 
 
-class CompareFailed(TerminalError):
+class CompareFailed(DataCheckFailed):
     """The mismatch rate is above ``compare.max_mismatch_rate``."""
 
 

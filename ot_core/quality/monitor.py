@@ -25,7 +25,7 @@ from ot_core.db.catalog import history_tables
 from ot_core.db.connect import Database, open_database
 from ot_core.db.sql import Renderer
 from ot_core.db.warehouse import EXCEPTIONS_TABLE, ensure_warehouse, mart_name, names
-from ot_core.errors import TerminalError
+from ot_core.errors import DataCheckFailed
 from ot_core.pipeline.control import LOADED, Control
 from ot_core.pipeline.exception_log import exceptions_frame
 from ot_core.pipeline.periods import AHEAD, cutoff, periods_between
@@ -37,7 +37,7 @@ OK, FAIL = "ok", "fail"
 UTI, SPATH = "uni_tracking_info", "uni_tracking_spath"
 
 
-class MonitoringFailed(TerminalError):
+class MonitoringFailed(DataCheckFailed):
     """At least one check failed; every check has run and been recorded."""
 
 
