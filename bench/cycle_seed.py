@@ -147,7 +147,8 @@ def write_delta(src: Database, plan: SeedPlan, window: int, lo: int, hi: int, *,
 
 
 def seed_mysql_source(url: str, orders: int, events_per_order: int, t0: int, span: int) -> int:
-    """Fill a MariaDB source with the DESIGN.md tables through its Sequence engine."""
+    """Fill a MariaDB source with the contract's tables (docs/contracts.md#source-contract)
+    through its Sequence engine."""
     eng = sa.create_engine(url)
     md = sa.MetaData()
     for c in CONTRACTS.values():

@@ -1,6 +1,8 @@
 """``ot``: a thin command line. Every command parses its options and calls one library
 function; the library raises the project's errors, and this module turns them into a
-message on stderr and an exit code (1 failed, 2 bad usage, 75 busy/retry later)."""
+message on stderr and an exit code (docs/errors.md#exit-codes): 1 a data check failed,
+2 bad usage or configuration, 3 terminal (fix what the message names), 75 transient (retry
+later)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,9 @@ from ot_core import errors
 from ot_core.db.connect import redact
 from ot_core.timeutil import parse_as_of
 
+EXIT_DATA = 1  # a data check found a problem: the data needs attention, not the command
+EXIT_USAGE = 2  # the command line or the configuration is wrong
+EXIT_TERMINAL = 3  # retrying will not help until the object the message names is fixed
 EXIT_TEMPFAIL = 75  # EX_TEMPFAIL: try again later
 
 
@@ -46,10 +51,13 @@ def handle_errors(fn):
             sys.exit(EXIT_TEMPFAIL)
         except errors.UsageError as e:
             raise click.UsageError(redact(str(e))) from None
+        except errors.TransientError as e:
+            click.echo(f"ot: transient: {redact(str(e))}", err=True)
+            sys.exit(EXIT_TEMPFAIL)
         except errors.OTError as e:
-            kind = "transient" if isinstance(e, errors.TransientError) else "error"
-            click.echo(f"ot: {kind}: {redact(str(e))}", err=True)
-            sys.exit(1)
+            click.echo(f"ot: error: {redact(str(e))}", err=True)
+            sys.exit(EXIT_DATA if isinstance(e, errors.DataCheckFailed)
+                     else EXIT_USAGE if isinstance(e, errors.ConfigError) else EXIT_TERMINAL)
 
     return wrapper
 
@@ -323,7 +331,7 @@ def refresh_ecs(since, dry_run, config) -> None:
 @handle_errors
 def rotate(as_of, config) -> None:
     """Create the half-year history tables that mart data or the next 45 days can need
-    (idempotent). Exits 1 naming the missing grant when the user may not create tables."""
+    (idempotent). Exits 3 naming the missing grant when the user may not create tables."""
     from ot_core.pipeline.periods import rotate as run
 
     click.echo(run(as_of, config=config).summary())

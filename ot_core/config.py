@@ -2,7 +2,8 @@
 
 A wrong file stops before any work, with one message naming the key, the bad value and what
 is allowed. Everything printed about schedules or strategies elsewhere is generated from
-this model, so prose can never drift from the running configuration (reviewed defect 10).
+this model, so prose can never drift from the running configuration
+(docs/legacy-defects.md#10-strategy-comment-contradicting-the-code).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The source and warehouse contracts of DESIGN.md sections 4 and 5, as data.
+"""The source and warehouse contracts (docs/contracts.md), as data.
 
 One description of each table's columns serves every backend: the simulator creates the
 source tables from it, the cycle checks a live source against it before reading, and the
@@ -94,14 +94,14 @@ SPATH = TableContract(
 
 CONTRACTS: dict[str, TableContract] = {t.name: t for t in (ECS, UTI, SPATH)}
 
-# Columns every raw row carries besides the source columns (DESIGN.md section 5).
+# Columns every raw row carries besides the source columns (docs/contracts.md#raw-tables).
 RAW_META = ("_raw_id", "_batch_id", "_extracted_at")
 # Columns every mart and history row carries: which extracted version it is.
 MART_META = ("_raw_id", "_batch_id")
 
 
 def source_table(contract: TableContract, metadata: sa.MetaData, dialect: str) -> sa.Table:
-    """The OLTP table as DESIGN.md section 4 declares it (INT UNSIGNED epochs on MySQL)."""
+    """The OLTP table as the source contract declares it (INT UNSIGNED epochs on MySQL)."""
     cols = []
     for c in contract.columns:
         typ = c.type

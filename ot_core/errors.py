@@ -3,7 +3,8 @@
 Two families, so callers (the cycle's retry loop, the job runner, the scheduler) can decide
 without parsing messages: ``TransientError`` may succeed if retried (a server that is
 restarting, a dropped connection, a lock held by another run); ``TerminalError`` will fail
-the same way until a person changes something, and its message says what to change.
+the same way until a person changes something, and its message says what to change. The
+command line maps them to exit codes (docs/errors.md#exit-codes).
 """
 
 from __future__ import annotations
@@ -21,12 +22,17 @@ class TransientError(OTError):
     """Retrying later may help (connection refused, server restarting, lock busy)."""
 
 
+class DataCheckFailed(TerminalError):
+    """A data check ran and found a problem (comparison, monitoring): the command worked,
+    the data needs attention."""
+
+
 class ConfigError(TerminalError):
     """The configuration file or an environment setting is invalid."""
 
 
 class ContractError(TerminalError):
-    """A source or warehouse table does not match the contract in DESIGN.md."""
+    """A source or warehouse table does not match the contract (docs/contracts.md)."""
 
 
 class SourceUnavailable(TransientError):

@@ -1,4 +1,4 @@
-"""A synthetic, reproducible order-tracking source (DESIGN.md section 4 tables).
+"""A synthetic, reproducible order-tracking source (docs/contracts.md#source-contract).
 
 Every order's whole life is drawn from a random stream seeded by ``(seed, creation day)``,
 so the source at any instant is a pure function of the seed: ``simulate(until=t)`` on an

@@ -121,7 +121,7 @@ def test_missing_column_via_cli(embedded, tmp_path):
     cfg = write_config(tmp_path, base_config())
     res = CliRunner().invoke(main, ["cycle", "--as-of", "2026-03-02", "--config", str(cfg)],
                              env=embedded.env())
-    assert res.exit_code == 1, res.output
+    assert res.exit_code == 3, res.output  # terminal: fix the source
     assert "'uni_tracking_spath'" in res.stderr and "'pathTime'" in res.stderr
     assert "Traceback" not in res.output and isinstance(res.exception, SystemExit)
     assert nothing_landed(warehouse_state(embedded.warehouse_url))
@@ -192,7 +192,7 @@ def test_config_error_via_cli_writes_nothing(embedded, tmp_path, case):
     cfg = write_config(tmp_path, _bad(edit), "bad.yml")
     res = CliRunner().invoke(main, ["cycle", "--as-of", "2026-03-02", "--config", str(cfg)],
                              env=embedded.env())
-    assert res.exit_code == 1
+    assert res.exit_code == 2  # configuration
     assert "bad.yml" in res.stderr and key in res.stderr and value in res.stderr
     assert "Traceback" not in res.output
     assert warehouse_state(embedded.warehouse_url) is None
@@ -212,7 +212,7 @@ def test_password_never_in_unreachable_error(tmp_path):
                str(write_config(tmp_path, cfg))],
               {"OT_SOURCE_URL": f"mysql+pymysql://etl:{SECRET}@127.0.0.1:1/x",
                "OT_WAREHOUSE_URL": f"duckdb:///{tmp_path}/wh.duckdb"})
-    assert res.returncode == 1, res.stderr
+    assert res.returncode == 75, res.stderr  # transient: retry later
     assert "transient" in res.stderr and "retry 1/1" in res.stderr  # -v logs the retry
     assert "etl:***@127.0.0.1:1" in res.stderr
     assert SECRET not in res.stderr + res.stdout and "Traceback" not in res.stderr
@@ -226,7 +226,7 @@ def test_password_never_in_refused_login_error(servers, tmp_path):
                str(write_config(tmp_path, base_config()))],
               {"OT_SOURCE_URL": url.render_as_string(hide_password=False),
                "OT_WAREHOUSE_URL": servers.warehouse_url})
-    assert res.returncode == 1
+    assert res.returncode == 3  # terminal: no retry helps
     assert "ot: error:" in res.stderr and "Access denied" in res.stderr
     assert SECRET not in res.stderr + res.stdout and "Traceback" not in res.stderr
     assert nothing_landed(warehouse_state(servers.warehouse_url))

@@ -1,6 +1,7 @@
 """Every lifecycle statement rendered for Redshift parses with sqlglot's redshift dialect,
 and every DELETE is correlated to its target (sqlalchemy-redshift would drop that
-correlation and delete every row, DESIGN.md section 10: so the templates must carry it)."""
+correlation and delete every row, docs/contracts.md#sql-dialect-policy: so the templates
+must carry it)."""
 
 from __future__ import annotations
 

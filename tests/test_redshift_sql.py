@@ -4,7 +4,7 @@ DDL comes from the warehouse model through sqlalchemy-redshift (DISTKEY/SORTKEY 
 the text); step SQL comes from the templates in ``sql/`` and must parse with sqlglot's
 redshift dialect. Every DELETE ... WHERE EXISTS must stay correlated to its target table
 (sqlalchemy-redshift silently drops that correlation when such a DELETE is built from
-expressions, which on Redshift deletes every row: DESIGN.md section 10).
+expressions, which on Redshift deletes every row: docs/contracts.md#sql-dialect-policy).
 """
 
 from __future__ import annotations

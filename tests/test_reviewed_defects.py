@@ -1,5 +1,6 @@
-"""One regression test per reviewed lifecycle defect (reference review, issues 6-9): each
-builds the situation that broke the legacy pipeline and shows it cannot happen here."""
+"""One regression test per lifecycle defect of the legacy pipeline (docs/legacy-defects.md,
+sections 6-9): each builds the situation that broke the legacy pipeline and shows it cannot
+happen here."""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
 """What exists in the warehouse, read from its catalog at run time (never listed by hand).
 
 History tables are found by name pattern ``hist_<table>_<YYYY>_h<1|2>`` in the mart schema
-(reviewed defect 3): a table created by rotation is seen by the very next statement.
+(docs/lifecycle.md#catalog-discovery): a table created by rotation is seen by the very next
+statement, and no hand-kept list can fall behind
+(docs/legacy-defects.md#3-history-tables-listed-by-hand).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Render the step SQL in ``sql/`` for one backend.
 
 Templates are written once in the subset DuckDB, PostgreSQL and Redshift all accept
-(DESIGN.md section 6). Jinja fills in identifiers only — each one validated by the config
-and quoted by the backend's own dialect; every value stays a ``:name`` bound parameter.
+(docs/contracts.md#sql-dialect-policy). Jinja fills in identifiers only — each one
+validated by the config and quoted by the backend's own dialect; every value stays a
+``:name`` bound parameter.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Warehouse tables (DESIGN.md section 5) built from the contract, per backend.
+"""Warehouse tables built from the contract, per backend (docs/contracts.md#warehouse-contract).
 
 Every name comes from the validated config; DDL is compiled by the warehouse's own
 SQLAlchemy dialect (DISTKEY/SORTKEY on Redshift through sqlalchemy-redshift).

@@ -94,7 +94,7 @@ class Backend:
         code = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
         return code == "42501" or "permission denied" in str(orig).lower()
 
-    # -- catalog (our own queries: no SQLAlchemy reflection, see DESIGN.md section 10) --
+    # -- catalog: our own queries, not SQLAlchemy reflection (unreliable on duckdb-engine) --
     def list_tables(self, conn: Connection, schema: str | None, prefix: str = "") -> list[str]:
         rows = conn.execute(
             sa.text(

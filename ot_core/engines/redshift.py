@@ -1,10 +1,11 @@
 """Amazon Redshift: production scale. SQL is compiled and parsed for it; no cluster here.
 
-What differs from PostgreSQL: DISTKEY/SORTKEY table options (DESIGN.md section 5), the
+What differs from PostgreSQL: DISTKEY/SORTKEY table options
+(docs/contracts.md#redshift-table-options), the
 catalog (``pg_tables``), and bulk loads (production loads go through S3 + COPY; the
 fallback here is a bound multi-row INSERT). Never build correlated DELETEs with SQLAlchemy
-expressions for Redshift: sqlalchemy-redshift drops the correlation (DESIGN.md section 10);
-every such statement comes from the templates in ``sql/``.
+expressions for Redshift: sqlalchemy-redshift drops the correlation, so the statement would
+delete every row; every such statement comes from the templates in ``ot_core/sql/``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from sqlalchemy.engine import Connection
 
 from ot_core.engines import Backend, register
 
-# Distribution and sort keys per table and role. Merges delete by key only (reviewed
-# defect 12), so DISTKEY(order_id) co-locates a batch with the rows it replaces.
+# Distribution and sort keys per table and role. Merges delete by key only
+# (docs/legacy-defects.md#12-range-predicate-defeating-the-distribution-key), so
+# DISTKEY(order_id) co-locates a batch with the rows it replaces.
 SORTKEYS = {
     "ecs_order_info": ("partner_id", "add_time"),
     "uni_tracking_info": ("update_time",),

@@ -5,7 +5,8 @@ A notebook path is a file name inside the job notebooks folder: ``OT_NOTEBOOKS_D
 else the folder named by the catalogue's optional ``notebooks_dir`` (relative to the
 catalogue file), else the notebooks shipped with the package.
 
-It is the one place schedules are written down (reviewed defects 10 and 11): the README
+It is the one place schedules are written down
+(docs/legacy-defects.md#11-schedule-docstring-contradicting-the-schedule): the README
 block, ``ot jobs``, ``ot crontab`` and the Airflow DAG example are all generated from it.
 A wrong entry stops with one message naming the job and the key.
 """

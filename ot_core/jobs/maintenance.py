@@ -1,6 +1,7 @@
 """Maintenance: vacuum or checkpoint only where the warehouse's own numbers say so.
 
-Reviewed defect 4 was an unconditional nightly VACUUM. Here each warehouse kind (a registry
+The legacy pipeline ran VACUUM every night whether it was needed or not
+(docs/legacy-defects.md#4-unconditional-nightly-vacuum). Here each warehouse kind (a registry
 keyed by the backend's registry name) measures first and logs every decision with its
 numbers in ``<control>.ot_maintenance_log``:
 

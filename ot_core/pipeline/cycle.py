@@ -1,4 +1,4 @@
-"""One cycle: the steps of DESIGN.md section 7 in order, nothing else.
+"""One cycle: the steps of docs/cycle.md#steps in order, nothing else.
 
 Per table: merge batches a crashed run left loaded → extract the window → land it as one
 batch (raw rows + batch record + watermark in one transaction) → merge it (mart change +

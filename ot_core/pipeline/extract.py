@@ -66,15 +66,16 @@ def check_source_columns(conn: Connection, backend: Backend, contract: TableCont
     if not have:
         raise ContractError(
             f"source table {contract.name!r} does not exist; expected columns: "
-            f"{', '.join(contract.column_names)} (DESIGN.md section 4)"
+            f"{', '.join(contract.column_names)}. Create it (or a view of that name) in the "
+            "source database, then rerun: nothing was extracted and no watermark moved."
         )
     lower = {c.lower() for c in have}
     for col in contract.column_names:
         if col.lower() not in lower:
             raise ContractError(
-                f"source table {contract.name!r} has no column {col!r}; the contract "
-                "(DESIGN.md section 4) requires it. Fix the source or its view, then rerun: "
-                "nothing was extracted and no watermark moved."
+                f"source table {contract.name!r} has no column {col!r}, which the pipeline "
+                "reads. Add the column to the table (or to the view the source exposes), then "
+                "rerun: nothing was extracted and no watermark moved."
             )
 
 

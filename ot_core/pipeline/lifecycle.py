@@ -1,5 +1,5 @@
 """What happens to rows after the merge: the half-year archive lifecycle of the marts
-(DESIGN.md section 7 step 4) and raw trim.
+(docs/lifecycle.md) and raw trim (docs/cycle.md#raw-trim).
 
 Raw trim deletes, per raw table, whole batches that are merged and older than the table's
 window on the as_of clock (24h; 48h for ECS). A batch that is not merged blocks the trim of
@@ -43,7 +43,7 @@ def trim_raw(conn: Connection, cfg: PipelineConfig, backend: Backend, control: C
     return max(deleted or 0, 0)
 
 
-# -- the mart lifecycle (DESIGN.md section 7 step 4) ----------------------------------------
+# -- the mart lifecycle (docs/lifecycle.md#steps) -------------------------------------------
 #
 # Per mart, after every merge of the cycle: reactivation → archive → safety check → trim.
 # Transaction boundaries, and why a kill between any two of them is completed by the next

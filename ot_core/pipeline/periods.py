@@ -1,11 +1,14 @@
-"""Half-year periods: arithmetic, catalog discovery and rotation (DESIGN.md sections 5, 7).
+"""Half-year periods: arithmetic, catalog discovery and rotation
+(docs/lifecycle.md#half-year-periods).
 
 A period is ``YYYY_h1`` = [Jan 1, Jul 1) or ``YYYY_h2`` = [Jul 1, Jan 1) in UTC. Bounds are
 epoch integers computed here in Python and bound as parameters, never derived in SQL
-(reviewed defect 8: the period was "not defined" — here it is a function of the date).
+(a period is a function of the date, so none can be missing from a list:
+docs/legacy-defects.md#8-history-period-not-defined-in-time).
 Which history tables exist is read from the catalog at run time (ot_core.db.catalog), never
-listed by hand (reviewed defect 3). Rotation creates every table mart data or the next
-weeks can need, ahead of time, and is safe to run any number of times.
+listed by hand (docs/legacy-defects.md#3-history-tables-listed-by-hand). Rotation creates
+every table mart data or the next weeks can need, ahead of time, and is safe to run any
+number of times.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Opt-in refresh of ECS rows that changed at the source after they were extracted.
 
-Why: ``ecs_order_info`` has no ``updated_at`` (reviewed defect 5), so the 15-minute cycle,
-which follows ``add_time``, never sees a later change to an order. The monthly comparison
+Why: ``ecs_order_info`` has no ``updated_at`` (docs/compare.md#ecs-drift), so the
+15-minute cycle, which follows ``add_time``, never sees a later change to an order. The monthly comparison
 measures that drift; this module repairs it when a person asks (``ot refresh-ecs``), never
 automatically. It finds exactly the drifted rows with the comparison engine, keeps those of
 orders still active (present in ``mart_uni_tracking_info``), re-reads them from the source

@@ -1,6 +1,6 @@
 """Compare two relations of the same contract table by key, cheaply, across engines.
 
-Why this shape: the monthly comparison (reviewed defect 5) must tell how far the warehouse
+Why this shape: the monthly comparison (docs/compare.md) must tell how far the warehouse
 drifted from the source without copying either. Each side computes, inside its own
 database, one checksum per key segment (``COUNT(*)`` and the sum of a normalised row hash,
 see ``checksum.py``). Segments that agree are done; only the mismatching ones are split
@@ -35,7 +35,7 @@ from ot_core.db.catalog import history_tables
 from ot_core.db.connect import Database, open_database
 from ot_core.db.sql import Renderer
 from ot_core.db.warehouse import WATERMARKS_TABLE, ddl, mart_name
-from ot_core.errors import TerminalError, UsageError
+from ot_core.errors import DataCheckFailed, UsageError
 from ot_core.pipeline.control import Control
 from ot_core.quality.checksum import checksum_dialect
 from ot_core.timeutil import add_months, to_epoch, utcnow
@@ -308,7 +308,7 @@ TABLE_ALIASES = {"ecs": "ecs_order_info", "uti": "uni_tracking_info", "uts": "un
 RESULTS_TABLE = "ot_compare_results"
 
 
-class CompareFailed(TerminalError):
+class CompareFailed(DataCheckFailed):
     """The mismatch rate is above ``compare.max_mismatch_rate``."""
 
 
@@ -463,7 +463,7 @@ def load_results(cfg: PipelineConfig, wh: Database) -> pd.DataFrame:
 @dataclass
 class Monthly:
     """One monthly job run: a report per table; ``ecs_drift`` = ECS rows changed at the
-    source after extraction (reviewed defect 5)."""
+    source after extraction (docs/compare.md#ecs-drift)."""
 
     month: str
     reports: list[CompareReport]

@@ -1,4 +1,4 @@
-"""The conservation invariant of DESIGN.md section 7, as a checker.
+"""The conservation invariant (docs/lifecycle.md#conservation-invariant), as a checker.
 
 Every source row extracted so far (its CDC column before the last cycle's as_of) must be in
 exactly one of its mart or one of its history tables, with the content of its latest

@@ -3,8 +3,9 @@ rows, kept in ``<control>.ot_check_results`` so a notebook can chart the last 30
 
 Every check runs even when an earlier one fails; the job fails (``MonitoringFailed``) after
 all of them ran, so one bad morning shows every problem at once. History tables are
-discovered from the catalog at run time (reviewed defect 3); periods come from
-``ot_core.pipeline.periods`` (reviewed defect 8: monitoring warns before a gap).
+discovered from the catalog at run time (docs/lifecycle.md#catalog-discovery); periods
+come from ``ot_core.pipeline.periods``, so monitoring warns before a gap
+(docs/legacy-defects.md#8-history-period-not-defined-in-time).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ot_core.db.catalog import history_tables
 from ot_core.db.connect import Database, open_database
 from ot_core.db.sql import Renderer
 from ot_core.db.warehouse import EXCEPTIONS_TABLE, ensure_warehouse, mart_name, names
-from ot_core.errors import TerminalError
+from ot_core.errors import DataCheckFailed
 from ot_core.pipeline.control import LOADED, Control
 from ot_core.pipeline.exception_log import exceptions_frame
 from ot_core.pipeline.periods import AHEAD, cutoff, periods_between
@@ -36,7 +37,7 @@ OK, FAIL = "ok", "fail"
 UTI, SPATH = "uni_tracking_info", "uni_tracking_spath"
 
 
-class MonitoringFailed(TerminalError):
+class MonitoringFailed(DataCheckFailed):
     """At least one check failed; every check has run and been recorded."""
 
 

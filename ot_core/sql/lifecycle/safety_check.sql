@@ -1,4 +1,5 @@
--- Safety check (the same for all three marts, reviewed defect 7): every mart row older than
+-- Safety check (the same for all three marts, docs/lifecycle.md#safety-check and
+-- docs/legacy-defects.md#7-no-safety-check-before-the-order-trim): every mart row older than
 -- the cutoff that is not verified present in a history table (same key, same _raw_id) gets
 -- one open exception; the row stays in the mart. Typical cause: its period has no history
 -- table yet (rotation off, or no grant to create it). exception_id = :first_id, +1, ...

@@ -1,7 +1,8 @@
 -- Trim: delete from the mart only the rows of one period, older than the cutoff, that are
 -- verified present in that period's history table with the same key AND the same _raw_id
 -- (the very version being deleted). The exceptions table is not consulted, so nothing in it
--- (a NULL key included) can stop a trim (reviewed defect 9).
+-- (a NULL key included) can stop a trim
+-- (docs/legacy-defects.md#9-not-in-over-a-subquery-with-nulls).
 DELETE FROM {{ mart }}
 WHERE {{ mart_table_q }}.{{ q(archive_column) }} >= :period_start
   AND {{ mart_table_q }}.{{ q(archive_column) }} < :period_end

@@ -1,4 +1,5 @@
--- Delete the mart rows the staged batch replaces: by key only (reviewed defect 12). Every
+-- Delete the mart rows the staged batch replaces: by key only, no range predicate
+-- (docs/legacy-defects.md#12-range-predicate-defeating-the-distribution-key). Every
 -- staged row left is newer than the mart's version (drop_superseded ran first), so replaying
 -- an old batch can never roll a row back. A plain key equality lets PostgreSQL/Redshift
 -- drive the delete from the small stage through the mart's key index instead of scanning

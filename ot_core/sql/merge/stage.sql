@@ -1,6 +1,7 @@
 -- Stage one batch: its raw rows deduplicated to the latest version per key.
 -- Latest = highest version column (if the table has one), ties broken by _raw_id:
--- the later extraction wins (reviewed defect 1).
+-- the later extraction wins
+-- (docs/legacy-defects.md#1-tie-break-missing-in-the-latest-state-ranking).
 CREATE TEMP TABLE {{ q(stage) }} AS
 SELECT {{ cols(columns + ['_raw_id', '_batch_id']) }}
 FROM (
