@@ -7,6 +7,7 @@ from pathlib import Path
 
 import ipywidgets as w
 import pandas as pd
+from IPython.display import display
 
 from ot_core.errors import UsageError
 from ot_core.workbench import charts, explore
@@ -61,6 +62,7 @@ class ExceptionTriage(View):
         self.frame = pd.DataFrame()  # open exceptions
         self.resolved = pd.DataFrame()
         self.pending: int | None = None
+        self.detail = Message("No exception selected.")
         self.button.on_click(lambda _b: self.ask())
         self.confirm.on_click(lambda _b: self.resolve_confirmed())
         self.cancel.on_click(lambda _b: self.drop_pending("Not resolved."))
@@ -103,17 +105,16 @@ class ExceptionTriage(View):
         self.drop_pending(None)
         row = self._row(self.select.value)
         self.details.clear_output(wait=True)
+        if row is None:
+            self.detail = Message("No exception selected.")
+        else:
+            oid = _id(row.order_id)
+            self.detail = Message(
+                f"**{describe(row)}** in `{row.source_table}` (row key {_id(row.row_key)}), "
+                f"detected {utc_text(row.detected_at)} UTC. Order {oid}: open "
+                f"[order lookup]({LOOKUP_NOTEBOOK}) and enter {oid}.")
         with self.details:
-            from IPython.display import display
-
-            if row is None:
-                display(Message("No exception selected."))
-            else:
-                oid = _id(row.order_id)
-                display(Message(
-                    f"**{describe(row)}** in `{row.source_table}` (row key {_id(row.row_key)}), "
-                    f"detected {utc_text(row.detected_at)} UTC. Order {oid}: open "
-                    f"[order lookup]({LOOKUP_NOTEBOOK}) and enter {oid}."))
+            display(self.detail)
 
     def ask(self) -> None:
         """Step one: check the choice and the note, then ask to confirm this exact exception."""

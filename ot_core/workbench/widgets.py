@@ -129,8 +129,9 @@ class PartnerDashboard(View):
         self.search = w.Text(description="search", placeholder="part of a partner id",
                              layout=w.Layout(width="220px"))
         self.partner = w.Dropdown(options=[], description="partner", layout=w.Layout(width="280px"))
-        self.start = w.DatePicker(description="from")
-        self.end = w.DatePicker(description="to")
+        narrow = {"description_width": "initial"}
+        self.start = w.DatePicker(description="from", style=narrow, layout=w.Layout(width="200px"))
+        self.end = w.DatePicker(description="to", style=narrow, layout=w.Layout(width="190px"))
         self.controls = [self.search, self.partner, self.start, self.end]
         self.choices = pd.DataFrame(columns=["partner_id", "orders"])
         self.summary: dict[str, pd.DataFrame] = {}
