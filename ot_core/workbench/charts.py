@@ -183,12 +183,18 @@ def compare_figure(results: pd.DataFrame):
     fig = _figure(9, 3)
     ax = fig.subplots()
     monthly = results.dropna(subset=["month"]) if len(results) else results
-    latest = monthly.sort_values("run_at").groupby(["table_name", "month"]).tail(1)
-    for table, g in latest.sort_values("month").groupby("table_name"):
-        ax.plot(g["month"].astype(str), g["mismatch_rate"].astype(float), marker="o", label=str(table))
-    ax.legend(fontsize=8)
-    ax.set_xlabel("month")
-    ax.set_ylabel("mismatch rate")
+    if monthly.empty:
+        ax.text(0.5, 0.5, "no monthly comparison recorded yet", ha="center", va="center",
+                transform=ax.transAxes)
+        ax.set_axis_off()
+    else:
+        latest = monthly.sort_values("run_at").groupby(["table_name", "month"]).tail(1)
+        for table, g in latest.sort_values("month").groupby("table_name"):
+            ax.plot(g["month"].astype(str), g["mismatch_rate"].astype(float), marker="o",
+                    label=str(table))
+        ax.legend(fontsize=8)
+        ax.set_xlabel("month")
+        ax.set_ylabel("mismatch rate")
     ax.set_title("comparison with the source, per table and month")
     return fig
 

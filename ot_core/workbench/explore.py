@@ -403,3 +403,10 @@ def compare_results(wb: Workbench) -> pd.DataFrame:
     from ot_core.quality.compare import load_results
 
     return load_results(wb.cfg, wb.wh)
+
+
+def compare_figure(results: pd.DataFrame):
+    """The comparison chart (the monthly job notebook draws it from here)."""
+    from ot_core.workbench.charts import compare_figure as draw
+
+    return draw(results)
