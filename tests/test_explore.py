@@ -167,9 +167,36 @@ def test_no_warehouse_is_one_line_everywhere(tmp_path, monkeypatch):
     duckdb.connect(str(empty)).close()
     wb = explore.open_workbench(warehouse=f"duckdb:///{empty}")
     assert wb.problem.endswith("has no marts yet: run `ot demo`, or set OT_WAREHOUSE_URL.")
+    wb.close()  # the notebooks' last cell: nothing to release, no error
     monkeypatch.setenv("OT_WAREHOUSE_URL", "not a url")
     wb = explore.open_workbench()
     assert "OT_WAREHOUSE_URL" in wb.problem and PartnerDashboard(wb).message == wb.problem
+
+
+def test_a_busy_warehouse_is_one_line(embedded, tmp_path):
+    """A job holding the DuckDB file for writing: the views say so in one line, then recover."""
+    import subprocess
+    import sys
+
+    _setup(embedded)
+    wb = _wb(embedded)
+    path = embedded.warehouse_url.removeprefix("duckdb:///")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('held', flush=True); time.sleep(120)", path],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        look = OrderLookup(wb, export_dir=tmp_path)
+        assert look.message.startswith("The warehouse is busy (") and "\n" not in look.message
+        assert look.message.endswith("try again in a minute.") and look.frames == {}
+        assert PipelineHealth(wb).message == look.message
+    finally:
+        holder.kill()
+        holder.wait()
+    look.query.value = str(explore.sample_order_id(wb))
+    assert look.view.found and look.message.startswith("**Order ")
+    wb.close()
 
 
 def test_status_labels_come_from_the_contract(embedded):

@@ -25,7 +25,7 @@ def _notebook_link(path, base: Path) -> str:
         href = os.path.relpath(p, base)
     except ValueError:
         href = p.as_uri() if p.is_absolute() else str(p)
-    return link(href, p.name)
+    return link(href, p.name, str(p))
 
 
 def runs_frame(runs: pd.DataFrame, base: Path) -> pd.DataFrame:

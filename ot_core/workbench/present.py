@@ -122,8 +122,10 @@ def table(frame: pd.DataFrame, *, title: str = "", html_columns: Iterable[str] =
     return Html(markup, f"{title}\n{shown.to_string(index=False)}")
 
 
-def link(href: str, text: str) -> str:
-    return f"<a href='{html.escape(href, quote=True)}' target='_blank'>{html.escape(text)}</a>"
+def link(href: str, text: str, title: str = "") -> str:
+    hover = f" title='{html.escape(title, quote=True)}'" if title else ""
+    return (f"<a href='{html.escape(href, quote=True)}'{hover} target='_blank'>"
+            f"{html.escape(text)}</a>")
 
 
 def image(fig):

@@ -76,17 +76,16 @@ class OrderLookup(View):
         self.controls = [self.query, self.button]
         self.view: explore.OrderView | None = None
         self.lookups = 0
+        found: list[int | None] = []
+        ready = True
         if wb.ok and order_id is None and not order_sn:
-            order_id = self.guarded_value(lambda: explore.sample_order_id(wb))
+            ready = self.guarded(lambda: found.append(explore.sample_order_id(wb)))
+            order_id = found[0] if found else None
         self.query.value = str(order_id) if order_id is not None else (order_sn or "")
         self.query.observe(lambda _c: self.refresh(), names="value")  # Enter or leaving the box
         self.button.on_click(lambda _b: self.refresh())
-        self.refresh()
-
-    def guarded_value(self, fn):
-        box: list = []
-        self.guarded(lambda: box.append(fn()))
-        return box[0] if box else None
+        if ready:  # else the line saying why is already shown
+            self.refresh()
 
     def export_prefix(self) -> str:
         return f"order_{self.view.order_id}" if self.view and self.view.order_id else "order"
