@@ -297,3 +297,63 @@ def test_notebook_in_browser(lab, browser, notebook, tmp_path):
         except Exception:  # noqa: BLE001 - the page may be gone already
             pass
         page.close()
+
+
+# -- voila: the two read-only views served without code ------------------------------------
+VOILA_NOTEBOOKS = ("partner_dashboard", "pipeline_health")
+
+
+def _listening(port: int) -> bool:
+    """The port answers (a page request would execute the notebook, so only connect)."""
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.parametrize("name", VOILA_NOTEBOOKS)
+def test_voila_serves_read_only_views(lab, browser, name, tmp_path):
+    import importlib.util
+    import urllib.error
+
+    _need(importlib.util.find_spec("voila") is not None, "voila is missing: pip install -e '.[dev]'")
+    notebook = ROOT / "notebooks" / "explore" / f"{name}.ipynb"
+    port, token = _free_port(), secrets.token_hex(16)
+    log = (tmp_path / "voila.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}",
+         "--Voila.ip=127.0.0.1", f"--Voila.token={token}"],
+        env=lab["env"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    page = browser.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        wait_for(lambda: _alive(proc, tmp_path / "voila.log") and _listening(port), "voila to listen")
+        page.goto(f"{base}/?token={token}")
+        wait_for(lambda: page.locator(".jupyter-widgets img").count() > 0, f"{name}: a chart in voila",
+                 timeout=180)
+        text = page.locator("body").inner_text()
+        assert "open_workbench" not in text and "import" not in text  # no code is served
+        for bad in ("Traceback", "VBox(children=", "Output()"):
+            assert bad not in text, f"{name} in voila shows {bad!r}"
+        if name == "partner_dashboard":
+            picker = page.locator(".widget-dropdown select").first
+            second = picker.locator("option").all_inner_texts()[1].split()[0]
+            picker.select_option(index=1)
+            wait_for(lambda: f"Partner {second}" in page.locator("body").inner_text(),
+                     f"partner {second} shown in voila")
+        else:
+            def lag() -> str:
+                return next(x for x in page.locator("body").inner_text().splitlines()
+                            if x.startswith("Freshness"))
+            before = lag()
+            time.sleep(1.1)  # the lag is shown to the second
+            page.locator(".widget-button", has_text="Refresh").first.click()
+            wait_for(lambda: lag() != before, "the freshness line re-read after Refresh")
+        page.screenshot(path=str(tmp_path / f"{name}_voila.png"), full_page=True)
+        with pytest.raises(urllib.error.HTTPError):  # only the one notebook is served
+            urllib.request.urlopen(f"{base}/voila/render/exceptions_triage.ipynb?token={token}",
+                                   timeout=30)
+    finally:
+        page.close()
+        _stop(proc)
+        log.close()
