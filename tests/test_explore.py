@@ -345,6 +345,8 @@ def test_pipeline_health_view(embedded, tmp_path):
     health = PipelineHealth(wb, now=datetime(2026, 3, 1, 0, 20, tzinfo=UTC), export_dir=tmp_path)
     texts = [i.text for i in health.shown if isinstance(i, Message)]
     assert health.runs is None and texts[0].startswith("No job runs recorded yet")
+    images = [type(i).__name__ for i in health.shown].count("Image")
+    assert images == 1  # the freshness chart only: no empty run-duration axes
     assert texts[1].startswith("Freshness **OK**")
     assert "No daily check results yet: run `ot run daily_monitoring`." in texts
 
