@@ -97,9 +97,9 @@ class ExceptionTriage(View):
         self._picked()
         head = Message(f"**{len(self.frame)} open** exception(s). Pick one above, write a note, "
                        "press Resolve… and confirm." if len(self.frame) else "No open exceptions.")
-        self.show(head, charts.exceptions_figure(self.frame),
-                  table(self.frames["recently_resolved"], title="recently resolved",
-                        empty="nothing resolved yet"))
+        chart = [charts.exceptions_figure(self.frame)] if len(self.frame) else []
+        self.show(head, *chart, table(self.frames["recently_resolved"], title="recently resolved",
+                                      empty="nothing resolved yet"))
 
     def _picked(self) -> None:
         self.drop_pending(None)
