@@ -92,6 +92,20 @@ SPATH = TableContract(
     autoincrement_key=True,
 )
 
+# uni_tracking_info.status: code -> label, the one table every view and the simulator use.
+STATUS_LABELS: dict[int, str] = {0: "Label created", 10: "Picked up", 20: "In transit",
+                                 25: "Arrived at hub", 30: "Out for delivery", 40: "Delivered",
+                                 50: "Returned to sender"}
+
+
+def status_label(code: int | None) -> str:
+    """``Delivered (40)``; a code outside the table still reads as a status."""
+    if code is None:
+        return "no status"
+    label = STATUS_LABELS.get(int(code))
+    return f"{label} ({int(code)})" if label else f"status {int(code)}"
+
+
 CONTRACTS: dict[str, TableContract] = {t.name: t for t in (ECS, UTI, SPATH)}
 
 # Columns every raw row carries besides the source columns (docs/contracts.md#raw-tables).

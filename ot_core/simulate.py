@@ -20,7 +20,7 @@ from datetime import datetime
 import numpy as np
 import sqlalchemy as sa
 
-from ot_core.contract import CONTRACTS, ECS, SPATH, UTI, source_table
+from ot_core.contract import CONTRACTS, ECS, SPATH, STATUS_LABELS, UTI, source_table
 from ot_core.db.connect import Database, open_database
 from ot_core.errors import UsageError
 from ot_core.timeutil import from_epoch, iso, parse_as_of, to_epoch
@@ -36,8 +36,7 @@ CHANNELS = np.array(["STD", "EXP", "ECO", "PRM", "BULK"])
 COUNTRIES = np.array(["US", "GB", "DE", "FR", "ES", "IT", "AU", "CA", "NL", "SE", "JP", "MX"])
 CURRENCIES = np.array(["USD", "GBP", "EUR", "EUR", "EUR", "EUR", "AUD", "CAD", "EUR", "SEK", "JPY", "MXN"])
 CARRIERS = np.array(["UPS", "DHL", "FEDEX", "USPS", "ROYALMAIL", "YUN", "4PX"])
-STATUS_EVENTS = {0: "Label created", 10: "Picked up", 20: "In transit", 25: "Arrived at hub",
-                 30: "Out for delivery", 40: "Delivered", 50: "Returned to sender"}
+STATUS_EVENTS = STATUS_LABELS  # a status update's latest_event text is the status label
 PATH_CODES = np.array(["CREATED", "PICKUP", "DEPART", "ARRIVE", "CUSTOMS", "TRANSIT", "OUTDLV", "DLV"])
 CITIES = np.array(["Shenzhen", "Hong Kong", "Leipzig", "Chicago", "London", "Paris", "Madrid",
                    "Sydney", "Toronto", "Los Angeles", "Amsterdam", "Tokyo", "Mexico City"])

@@ -1,0 +1,359 @@
+"""The analyst notebooks in a real browser: JupyterLab serving the repository, Chromium
+driven by Playwright, every notebook under notebooks/explore run top to bottom.
+
+Seeds a warehouse with ``ot demo`` (plus one open exception), starts ``jupyter lab`` on a
+free port with a random token, opens each notebook, runs all cells and checks what an
+analyst sees: no error output, widgets drawn as widgets (not their text repr), a chart,
+and one interaction per notebook that changes what is shown. Screenshots go to the test's
+tmp folder. Deselected by default (marker ``browser``); ``.ci/run`` runs it explicitly.
+Without Chromium or Playwright it skips, saying how to get them; under CI=true it fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks" / "explore").glob("*.ipynb"))
+CHROMIUM = Path("/usr/bin/chromium")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+MART = "settlement_ods"
+SEEDED_EXCEPTION = 9001
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# No autosave (the committed notebooks stay stripped), no news or update checks.
+SETTINGS = {
+    "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings":
+        {"fetchNews": "false", "checkForUpdates": False},
+    "@jupyterlab/extensionmanager-extension/plugin.jupyterlab-settings": {"enabled": False},
+}
+
+
+def _need(condition: bool, why: str) -> None:
+    if not condition:
+        if IN_CI:
+            pytest.fail(why)
+        pytest.skip(why)
+
+
+def wait_for(check: Callable[[], object], what: str, timeout: float = 120.0,
+             every: float = 0.25):
+    """Poll ``check`` until it returns something truthy; fail naming ``what``."""
+    end = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < end:
+        try:
+            last = check()
+        except Exception as e:  # noqa: BLE001 - e.g. the page is still loading
+            last = e
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(every)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _sql(db: Path, sql: str, params: tuple = (), read_only: bool = False):
+    """One statement on the DuckDB file (the notebook kernels release it between reads)."""
+    import duckdb
+
+    def attempt():
+        con = duckdb.connect(str(db), read_only=read_only)
+        try:
+            return con.execute(sql, params).fetchall() or True
+        finally:
+            con.close()
+
+    return wait_for(attempt, f"the warehouse file for {sql.split()[0]}", timeout=30)
+
+
+def _alive(proc: subprocess.Popen, log: Path) -> bool:
+    if proc.poll() is not None:
+        pytest.fail(f"jupyter lab exited: {log.read_text()[-2000:]}")
+    return True
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop the jupyter server we started (its own process group: kernels go with it)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory) -> Iterator[dict]:
+    _need(CHROMIUM.exists(), f"{CHROMIUM} is missing: apt-get install -y chromium")
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        _need(False, "playwright is missing: pip install -e '.[dev]'")
+    tmp = tmp_path_factory.mktemp("lab")
+    data = tmp / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OT_") or k.startswith("OT_TEST_")}
+    env.update(OT_DATA_DIR=str(data), JUPYTER_CONFIG_DIR=str(tmp / "jconfig"),
+               JUPYTER_RUNTIME_DIR=str(tmp / "jruntime"), MPLBACKEND="Agg")
+    ot = Path(sys.executable).parent / "ot"
+    subprocess.run([str(ot), "demo", "--days", "4", "--orders-per-day", "300"], env=env,
+                   check=True, capture_output=True, timeout=600)
+    wh = data / "warehouse.duckdb"
+    orders = [r[0] for r in _sql(wh, f"SELECT order_id FROM {MART}.mart_uni_tracking_info "
+                                      "ORDER BY order_id")]
+    _sql(wh, f"INSERT INTO {MART}.order_tracking_exceptions (exception_id, order_id, "
+             "source_table, row_key, exception_type, detected_at) VALUES (?, ?, "
+             "'uni_tracking_spath', ?, 'ARCHIVE_ROUTING_GAP', now()::TIMESTAMP)",
+         (SEEDED_EXCEPTION, orders[0], orders[0]))
+    settings = tmp / "settings"
+    for name, value in SETTINGS.items():
+        path = settings / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(value))
+    port, token = _free_port(), secrets.token_hex(16)
+    log = (tmp / "jupyter.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
+         "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
+         f"--ServerApp.root_dir={ROOT}", "--LabApp.expose_app_in_browser=True",
+         f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={tmp / 'ws'}",
+         "--LabApp.extension_manager=readonly", "--ServerApp.allow_root=True"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in NOTEBOOKS}
+    try:
+        wait_for(lambda: _alive(proc, tmp / "jupyter.log") and urllib.request.urlopen(
+            f"{base}/api/status?token={token}", timeout=2).status == 200,
+            "jupyter lab to answer", timeout=90)
+        yield {"base": base, "token": token, "warehouse": wh, "other_order": orders[len(orders) // 2],
+               "tmp": tmp, "env": env}
+    finally:
+        _stop(proc)
+        log.close()
+    after = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in NOTEBOOKS}
+    assert after == before, "a notebook under notebooks/explore was saved by the browser run"
+
+
+@pytest.fixture(scope="module")
+def browser(lab) -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        ctx = pw.chromium.launch_persistent_context(
+            str(lab["tmp"] / "chromium-profile"), executable_path=str(CHROMIUM), headless=True,
+            args=ARGS, viewport={"width": 1400, "height": 1000})
+        try:
+            yield ctx
+        finally:
+            ctx.close()
+
+
+# -- the notebook in the page ------------------------------------------------------------------
+PANEL = "window.jupyterapp && window.jupyterapp.shell.currentWidget"
+KERNEL_IDLE = f"""() => {{
+  const w = {PANEL};
+  const k = w && w.sessionContext && w.sessionContext.session && w.sessionContext.session.kernel;
+  return !!(k && k.status === 'idle' && w.context.isReady);
+}}"""
+ALL_RAN = f"""() => {{
+  const w = {PANEL};
+  const k = w.sessionContext.session.kernel;
+  const code = w.content.widgets.filter(c => c.model.type === 'code');
+  return k.status === 'idle' && code.length > 0 && code.every(c => c.model.executionCount !== null);
+}}"""
+ERRORS = f"""() => {{
+  const w = {PANEL};
+  const out = [];
+  for (const c of w.content.widgets.filter(c => c.model.type === 'code')) {{
+    const o = c.model.outputs.toJSON();
+    for (const x of o) if (x.output_type === 'error') out.push(x.ename + ': ' + x.evalue);
+  }}
+  return out;
+}}"""
+
+
+def open_and_run(page, lab: dict, notebook: Path, shots: Path) -> str:
+    rel = notebook.relative_to(ROOT).as_posix()
+    page.goto(f"{lab['base']}/lab/tree/{rel}?reset&token={lab['token']}")
+    wait_for(lambda: page.evaluate(KERNEL_IDLE), f"{notebook.name}: kernel ready", timeout=180)
+    wait_for(lambda: page.evaluate(f"() => !!({PANEL}) && {PANEL}.context.path === '{rel}'"),
+             f"{notebook.name} open")
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    wait_for(lambda: page.evaluate(ALL_RAN), f"{notebook.name}: every cell executed", timeout=240)
+    wait_for(lambda: page.locator(".jp-Notebook .jupyter-widgets").count() > 0,
+             f"{notebook.name}: widgets drawn")
+    wait_for(lambda: page.locator(".jp-Notebook .jp-OutputArea img").count() > 0,
+             f"{notebook.name}: a chart image")
+    page.screenshot(path=str(shots / f"{notebook.stem}_run.png"), full_page=True)
+    assert page.evaluate(ERRORS) == []
+    text = page.locator(".jp-Notebook").inner_text()
+    for repr_text in ("VBox(children=", "Output()", "Traceback", "HBox(children="):
+        assert repr_text not in text, f"{notebook.name} shows {repr_text!r}"
+    assert page.locator(".jp-Notebook .widget-button").count() > 0
+    return text
+
+
+def button(page, text: str):
+    """A widget button in the notebook (not JupyterLab's own buttons of the same name)."""
+    return page.locator(".jp-Notebook .widget-button", has_text=text).first
+
+
+def notebook_text(page) -> str:
+    return page.locator(".jp-Notebook").inner_text()
+
+
+def interact_order_lookup(page, lab):
+    other = str(lab["other_order"])
+    assert f"Order {other}" not in notebook_text(page)
+    box = page.locator(".jp-Notebook .widget-text input").first
+    box.fill(other)
+    box.press("Enter")
+    wait_for(lambda: f"Order {other}" in notebook_text(page), f"order {other} shown after Enter")
+
+
+def interact_partner_dashboard(page, lab):
+    picker = page.locator(".jp-Notebook .widget-dropdown select").first
+    options = picker.locator("option").all_inner_texts()
+    assert len(options) > 1 and "orders" in options[0]
+    first_id, second_id = options[0].split()[0], options[1].split()[0]
+    assert f"Partner {first_id}" in notebook_text(page)
+    picker.select_option(index=1)
+    wait_for(lambda: f"Partner {second_id}" in notebook_text(page), f"partner {second_id} shown")
+    assert f"Partner {first_id}" not in notebook_text(page)
+
+
+def interact_exceptions_triage(page, lab):
+    label = f"#{SEEDED_EXCEPTION} ARCHIVE_ROUTING_GAP"
+    assert page.locator(".jp-Notebook .widget-select select").first.evaluate(
+        "s => s.selectedIndex") == -1  # nothing pre-selected
+    page.locator(".jp-Notebook .widget-select select").first.select_option(
+        label=page.locator(".jp-Notebook .widget-select option", has_text=label).first.inner_text())
+    page.locator(".jp-Notebook textarea").first.fill("checked in the browser test")
+    button(page, "Resolve…").click()
+    wait_for(lambda: f"Resolve {label}" in notebook_text(page), "the confirmation question")
+    button(page, "Confirm").click()
+    wait_for(lambda: f"Resolved {label}" in notebook_text(page), "the resolved message")
+    resolved = _sql(lab["warehouse"], f"SELECT resolved_at, notes FROM {MART}."
+                    "order_tracking_exceptions WHERE exception_id = ?", (SEEDED_EXCEPTION,),
+                    read_only=True)
+    assert resolved[0][0] is not None and resolved[0][1].endswith("checked in the browser test")
+
+
+def interact_pipeline_health(page, lab):
+    assert "No job runs recorded yet" in notebook_text(page)
+    ot = Path(sys.executable).parent / "ot"
+    subprocess.run([str(ot), "run", "cycle"], env=lab["env"], check=True, capture_output=True,
+                   timeout=300)
+    button(page, "Refresh").click()
+    wait_for(lambda: "Job runs" in notebook_text(page) and "succeeded" in notebook_text(page),
+             "the cycle run after Refresh")
+    assert "No job runs recorded yet" not in notebook_text(page)
+    assert page.locator(".jp-Notebook .jp-OutputArea img").count() >= 2  # runs + freshness
+
+
+INTERACTIONS = {
+    "order_lookup": interact_order_lookup,
+    "partner_dashboard": interact_partner_dashboard,
+    "exceptions_triage": interact_exceptions_triage,
+    "pipeline_health": interact_pipeline_health,
+}
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_in_browser(lab, browser, notebook, tmp_path):
+    page = browser.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        open_and_run(page, lab, notebook, tmp_path)
+        INTERACTIONS[notebook.stem](page, lab)
+        page.screenshot(path=str(tmp_path / f"{notebook.stem}_after.png"), full_page=True)
+        assert page.evaluate(ERRORS) == []
+        assert "Traceback" not in notebook_text(page)
+    finally:
+        try:
+            page.evaluate(f"() => {PANEL}.sessionContext.shutdown()")
+        except Exception:  # noqa: BLE001 - the page may be gone already
+            pass
+        page.close()
+
+
+# -- voila: the two read-only views served without code ------------------------------------
+VOILA_NOTEBOOKS = ("partner_dashboard", "pipeline_health")
+
+
+def _listening(port: int) -> bool:
+    """The port answers (a page request would execute the notebook, so only connect)."""
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.parametrize("name", VOILA_NOTEBOOKS)
+def test_voila_serves_read_only_views(lab, browser, name, tmp_path):
+    import importlib.util
+    import urllib.error
+
+    _need(importlib.util.find_spec("voila") is not None, "voila is missing: pip install -e '.[dev]'")
+    notebook = ROOT / "notebooks" / "explore" / f"{name}.ipynb"
+    port, token = _free_port(), secrets.token_hex(16)
+    log = (tmp_path / "voila.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}",
+         "--Voila.ip=127.0.0.1", f"--Voila.token={token}"],
+        env=lab["env"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    page = browser.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        wait_for(lambda: _alive(proc, tmp_path / "voila.log") and _listening(port), "voila to listen")
+        page.goto(f"{base}/?token={token}")
+        wait_for(lambda: page.locator(".jupyter-widgets img").count() > 0, f"{name}: a chart in voila",
+                 timeout=180)
+        text = page.locator("body").inner_text()
+        assert "open_workbench" not in text and "import" not in text  # no code is served
+        for bad in ("Traceback", "VBox(children=", "Output()"):
+            assert bad not in text, f"{name} in voila shows {bad!r}"
+        if name == "partner_dashboard":
+            picker = page.locator(".widget-dropdown select").first
+            second = picker.locator("option").all_inner_texts()[1].split()[0]
+            picker.select_option(index=1)
+            wait_for(lambda: f"Partner {second}" in page.locator("body").inner_text(),
+                     f"partner {second} shown in voila")
+        else:
+            def lag() -> str:
+                return next(x for x in page.locator("body").inner_text().splitlines()
+                            if x.startswith("Freshness"))
+            before = lag()
+            time.sleep(1.1)  # the lag is shown to the second
+            page.locator(".widget-button", has_text="Refresh").first.click()
+            wait_for(lambda: lag() != before, "the freshness line re-read after Refresh")
+        page.screenshot(path=str(tmp_path / f"{name}_voila.png"), full_page=True)
+        with pytest.raises(urllib.error.HTTPError):  # only the one notebook is served
+            urllib.request.urlopen(f"{base}/voila/render/exceptions_triage.ipynb?token={token}",
+                                   timeout=30)
+    finally:
+        page.close()
+        _stop(proc)
+        log.close()
