@@ -50,7 +50,7 @@ from bench.cycle_seed import (  # noqa: E402
 )
 from ot_core.config import PipelineConfig, load_config  # noqa: E402
 from ot_core.db.connect import Database, open_database  # noqa: E402
-from ot_core.db.warehouse import ensure_warehouse, names  # noqa: E402
+from ot_core.db.schema import ensure, names  # noqa: E402
 from ot_core.jobs.maintenance import run_maintenance  # noqa: E402
 from ot_core.pipeline.control import MERGED, Control  # noqa: E402
 from ot_core.pipeline.cycle import run_cycle  # noqa: E402
@@ -200,7 +200,7 @@ def steady_state(kind: str, args, scratch: Scratch, cfg: PipelineConfig, report:
     src = open_database("source", scratch.source(args.source, f"delta_{kind}"))
     ensure_source(src)  # the contract's source tables
     with wh.engine.begin() as conn:
-        ensure_warehouse(conn, cfg, wh.backend)
+        ensure(conn, cfg, wh.backend)
     plan = SeedPlan(orders=args.orders, events_per_order=args.events_per_order, t0=T0, span=SPAN)
     t = time.perf_counter()
     seed_marts(wh, cfg, plan, part=0)
@@ -275,7 +275,7 @@ def first_archive(kind: str, args, scratch: Scratch, cfg: PipelineConfig, out: d
     src = open_database("source", scratch.source(args.source, f"archive_{kind}"))
     ensure_source(src)  # the contract's source tables
     with wh.engine.begin() as conn:
-        ensure_warehouse(conn, cfg, wh.backend)
+        ensure(conn, cfg, wh.backend)
     span = T0 - to_epoch(parse_as_of("2025-07-01T00:00:00Z"))
     plan = SeedPlan(orders=args.orders, events_per_order=args.events_per_order, t0=T0, span=span)
     seed_marts(wh, cfg, plan, part=0)

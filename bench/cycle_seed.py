@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from ot_core.config import PipelineConfig
 from ot_core.contract import CONTRACTS, source_table
 from ot_core.db.connect import Database
-from ot_core.db.warehouse import names
+from ot_core.db.schema import names
 
 PART_RAW_OFFSET = 10**12  # _raw_id of the second seeded half: never equal to a delta's
 NEW_ORDER_BASE = 5_000_000_000  # keys of orders created by the deltas

@@ -10,18 +10,21 @@ import functools
 import json
 import logging
 import sys
+import traceback
 from datetime import datetime
 
 import click
 
 from ot_core import errors
-from ot_core.db.connect import redact
+from ot_core.secrets import redact
 from ot_core.timeutil import parse_as_of
 
-EXIT_DATA = 1  # a data check found a problem: the data needs attention, not the command
-EXIT_USAGE = 2  # the command line or the configuration is wrong
-EXIT_TERMINAL = 3  # retrying will not help until the object the message names is fixed
-EXIT_TEMPFAIL = 75  # EX_TEMPFAIL: try again later
+# the documented exit codes (docs/errors.md#exit-codes), one place: ot_core.errors
+EXIT_OK = errors.EXIT_OK
+EXIT_CHECK_FAILED = errors.EXIT_CHECK_FAILED
+EXIT_USAGE = errors.EXIT_USAGE
+EXIT_TERMINAL = errors.EXIT_TERMINAL
+EXIT_TRANSIENT = errors.EXIT_TRANSIENT
 
 
 class IsoInstant(click.ParamType):
@@ -39,25 +42,36 @@ class IsoInstant(click.ParamType):
 ISO = IsoInstant()
 
 
+def _verbose() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.find_root().params.get("verbose"))
+
+
 def handle_errors(fn):
-    """Map the project's exceptions to one clean line and an exit code (no traceback)."""
+    """Map every exception to one line on stderr and a documented exit code (EXIT_*);
+    the traceback only under -v. Database errors are classified here too, so a driver's
+    100-line traceback never reaches an operator."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except errors.JobLocked as e:
-            click.echo(f"ot: {redact(str(e))}", err=True)
-            sys.exit(EXIT_TEMPFAIL)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+            raise
         except errors.UsageError as e:
             raise click.UsageError(redact(str(e))) from None
-        except errors.TransientError as e:
-            click.echo(f"ot: transient: {redact(str(e))}", err=True)
-            sys.exit(EXIT_TEMPFAIL)
-        except errors.OTError as e:
-            click.echo(f"ot: error: {redact(str(e))}", err=True)
-            sys.exit(EXIT_DATA if isinstance(e, errors.DataCheckFailed)
-                     else EXIT_USAGE if isinstance(e, errors.ConfigError) else EXIT_TERMINAL)
+        except Exception as e:  # noqa: BLE001 - classified: one line and an exit code
+            code = errors.exit_code(e)
+            if _verbose() and not isinstance(e, errors.OTError):  # unexpected: show where
+                click.echo(redact(traceback.format_exc()), err=True)
+            if isinstance(e, errors.OTError):
+                text = str(e)
+            else:
+                text = f"{type(e).__name__}: {errors.first_line(e)}"
+                text += " (run with -v for the traceback)" if not _verbose() else ""
+            prefix = "transient: " if code == EXIT_TRANSIENT else "error: "
+            click.echo(f"ot: {prefix}{redact(text)}", err=True)
+            sys.exit(code)
 
     return wrapper
 
@@ -69,9 +83,13 @@ def main(verbose: bool) -> None:
     source into the warehouse marts every 15 minutes, and run the scheduled jobs.
 
     Connections come from the environment: OT_SOURCE_URL and OT_WAREHOUSE_URL (SQLAlchemy
-    URLs). Unset, they default to an embedded SQLite source and DuckDB warehouse under
-    OT_DATA_DIR (default ./data). The pipeline configuration is --config or OT_CONFIG
-    (default config/pipeline.yml).
+    URLs). Unset, they default to an embedded SQLite source and DuckDB warehouse in one data
+    folder (OT_DATA_DIR, else the per-user data folder). The pipeline configuration is
+    --config or OT_CONFIG (default: the one shipped with the package).
+
+    \b
+    Exit codes: 0 ok; 1 a data check failed; 2 bad usage or configuration;
+    3 a terminal failure (fix what the message names); 75 transient: retry later.
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -79,7 +97,7 @@ def main(verbose: bool) -> None:
 
 config_option = click.option(
     "--config", "config", type=click.Path(dir_okay=False), default=None, envvar="OT_CONFIG",
-    help="Pipeline config YAML (default: OT_CONFIG or config/pipeline.yml).")
+    help="Pipeline config YAML (default: OT_CONFIG, else the one shipped with the package).")
 
 
 @main.command()
@@ -207,8 +225,8 @@ def demo(days, orders_per_day, step, config) -> None:
 @config_option
 @handle_errors
 def run_job(job, params, html, config) -> None:
-    """Run JOB's notebook (jobs/jobs.yml) with papermill under the job's lock. The executed
-    notebook is kept under OT_RUNS_DIR (default ./runs)/JOB/YYYY/MM/DD whatever the outcome,
+    """Run JOB's notebook (see `ot jobs`) with papermill under the job's lock. The executed
+    notebook is kept under OT_RUNS_DIR (default: runs/ in the data folder)/JOB/YYYY/MM/DD whatever the outcome,
     and a row is written to the control schema's ot_job_runs table.
     Exit 0 succeeded, 1 failed, 75 skipped because a run of JOB is in progress."""
     from ot_core.jobs.runner import execute
@@ -220,23 +238,42 @@ def run_job(job, params, html, config) -> None:
     sys.exit(run.exit_code)
 
 
+def echo_json(value) -> None:
+    """Every --json prints one JSON document on stdout: an object, or a list of objects for
+    a listing (empty list when there is nothing), with dates as ISO text."""
+    click.echo(json.dumps(value, default=str))
+
+
+def frame_records(frame) -> list[dict]:
+    return [{k: (None if v != v else v) for k, v in row.items()}  # NaN → null
+            for row in frame.to_dict(orient="records")]
+
+
+json_option = click.option("--json", "as_json", is_flag=True,
+                           help="Print one JSON document instead of a table.")
+
+
 @main.command("runs")
 @click.option("--job", default=None, help="Only this job.")
 @click.option("--failed", is_flag=True, help="Only failed runs.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@json_option
 @config_option
 @handle_errors
-def list_runs(job, failed, limit, config) -> None:
+def list_runs(job, failed, limit, as_json, config) -> None:
     """List recent job runs (newest first) from the ot_job_runs table."""
-    from ot_core.jobs.records import format_runs
+    from ot_core.jobs.records import format_runs, recent_runs
 
-    click.echo(format_runs(job=job, failed=failed, limit=limit, config=config))
+    if as_json:
+        echo_json(frame_records(recent_runs(job, failed=failed, limit=limit, config=config)))
+    else:
+        click.echo(format_runs(job=job, failed=failed, limit=limit, config=config))
 
 
 @main.command("schedule")
 @handle_errors
 def schedule() -> None:
-    """Run the job catalogue (jobs/jobs.yml; see `ot jobs`) in the foreground on its cron
+    """Run the job catalogue (see `ot jobs`) in the foreground on its cron
     schedules. A job that missed slots while the scheduler was down runs once, not once per
     slot. SIGTERM or Ctrl-C stops it after the running job ends."""
     from ot_core.jobs.scheduler import Scheduler
@@ -249,7 +286,7 @@ def schedule() -> None:
               help="The ot executable the lines call (default: the one running now).")
 @handle_errors
 def crontab_cmd(ot) -> None:
-    """Print crontab lines equivalent to `ot schedule`, generated from jobs/jobs.yml."""
+    """Print crontab lines equivalent to `ot schedule`, generated from the job catalogue."""
     from ot_core.jobs.scheduler import crontab
 
     click.echo(crontab(ot=ot), nl=False)
@@ -258,13 +295,18 @@ def crontab_cmd(ot) -> None:
 @main.command("jobs")
 @click.option("--markdown", is_flag=True, help="The README's job table (Markdown).")
 @click.option("--airflow", is_flag=True, help="The example Airflow DAG file (jobs/airflow_dag.py).")
+@json_option
 @handle_errors
-def jobs_cmd(markdown, airflow) -> None:
-    """List the job catalogue (jobs/jobs.yml): schedules, timeouts, notebooks."""
+def jobs_cmd(markdown, airflow, as_json) -> None:
+    """List the job catalogue (OT_JOBS, else the shipped one): schedules, timeouts, notebooks."""
     from ot_core.jobs.airflow import airflow_dag
+    from ot_core.jobs.catalogue import load_catalogue, table_text
     from ot_core.jobs.catalogue import markdown as md
-    from ot_core.jobs.catalogue import table_text
 
+    if as_json:
+        echo_json([{**j.model_dump(exclude={"notebooks_dir"}), "notebook_path": str(j.notebook_path)}
+                   for j in load_catalogue().jobs.values()])
+        return
     click.echo(airflow_dag() if airflow else md() if markdown else table_text(), nl=not airflow)
 
 
@@ -344,14 +386,18 @@ def exceptions() -> None:
 
 @exceptions.command("list")
 @click.option("--all", "include_resolved", is_flag=True, help="Include resolved exceptions.")
+@json_option
 @config_option
 @handle_errors
-def exceptions_list(include_resolved, config) -> None:
+def exceptions_list(include_resolved, as_json, config) -> None:
     """Print the open exceptions (all of them with --all), oldest first."""
     from ot_core.pipeline.exception_log import list_exceptions
 
     frame = list_exceptions(include_resolved, config=config)
-    click.echo(frame.to_string(index=False) if len(frame) else "no exceptions")
+    if as_json:
+        echo_json(frame_records(frame))
+    else:
+        click.echo(frame.to_string(index=False) if len(frame) else "no exceptions")
 
 
 @exceptions.command("resolve")

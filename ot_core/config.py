@@ -199,6 +199,11 @@ def config_path(path: str | os.PathLike | None = None) -> Path:
     return Path(chosen)
 
 
+def resolve_config(config: PipelineConfig | str | os.PathLike | None) -> PipelineConfig:
+    """A config already loaded, or loaded from ``config`` (a path, or the default)."""
+    return config if isinstance(config, PipelineConfig) else load_config(config)
+
+
 def load_config(path: str | os.PathLike | None = None) -> PipelineConfig:
     p = config_path(path)
     try:

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from ot_core.config import PipelineConfig, load_config
-from ot_core.db.connect import open_database
-from ot_core.db.warehouse import mart_name
+from ot_core.db.connect import Database, open_database
+from ot_core.db.schema import mart_name
+from ot_core.db.warehouse import Warehouse
 from ot_core.pipeline.cycle import catch_up
 from ot_core.resources import data_dir
 from ot_core.simulate import simulate
@@ -41,8 +42,12 @@ def run_demo(days: int = 21, orders_per_day: int = 2_000, step: str = "6h", seed
              config: str | None = None, progress=None) -> DemoResult:
     started = time.perf_counter()
     cfg = load_config(config)
-    src = open_database("source")
-    wh = open_database("warehouse")
+    with open_database("source") as src, Warehouse.open(cfg) as wh:
+        return _demo(cfg, src, wh, days, orders_per_day, step, seed, progress, started)
+
+
+def _demo(cfg: PipelineConfig, src: Database, wh: Warehouse, days: int, orders_per_day: int,
+          step: str, seed: int, progress, started: float) -> DemoResult:
     now = to_epoch(utcnow())
     until = now - now % 900  # the last 15-minute boundary
     sim = simulate(from_epoch(until), seed=seed, start=from_epoch(until - days * 86400),
@@ -52,7 +57,7 @@ def run_demo(days: int = 21, orders_per_day: int = 2_000, step: str = "6h", seed
     batches = sum(1 for r in results for t in r.tables.values() if t.batch_id is not None)
     res = DemoResult(
         source=src.display, warehouse=wh.display, simulated=sim.__dict__, cycles=len(results),
-        batches=batches, mart_rows=mart_counts(cfg, wh),
+        batches=batches, mart_rows=mart_counts(cfg, wh.db),
     )
     res.data_dir = str(data_dir())
     res.seconds = round(time.perf_counter() - started, 1)

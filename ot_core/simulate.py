@@ -202,10 +202,20 @@ def simulate(
     progress: Callable[[int, int], None] | None = None,
 ) -> SimulationResult:
     """Write (or advance) the synthetic source up to ``until``."""
+    if isinstance(source, Database):
+        return _simulate(until, seed, start, orders_per_day, days, source, progress)
+    db = open_database("source", source)
+    try:
+        return _simulate(until, seed, start, orders_per_day, days, db, progress)
+    finally:
+        db.dispose()
+
+
+def _simulate(until, seed: int, start, orders_per_day: int, days: int, db: Database,
+              progress) -> SimulationResult:
     import time
 
     t_start = time.perf_counter()
-    db = source if isinstance(source, Database) else open_database("source", source)
     ensure_source(db)
     t1 = to_epoch(parse_as_of(until))
     with db.engine.begin() as conn:

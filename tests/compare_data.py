@@ -7,7 +7,7 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from ot_core.contract import ECS, source_table
-from ot_core.db.warehouse import keyed_table
+from ot_core.db.schema import keyed_table
 
 TRICKY = ["a|b", "a~pb", "~N", "x|", "|", "é|ü", "", "plain"]
 
@@ -41,7 +41,7 @@ def write_source(url: str, rows: list[dict]) -> None:
 
 
 def write_warehouse(url: str, schema: str, name: str, rows: list[dict]) -> None:
-    from ot_core.db.warehouse import ddl
+    from ot_core.db.schema import ddl
     from ot_core.engines import backend_for
 
     eng = sa.create_engine(url)

@@ -46,7 +46,7 @@ def test_history_tables_and_legacy_relation(embedded, monkeypatch, tmp_path):
 
     from ot_core.config import DEFAULT_CONFIG, load_config
     from ot_core.contract import SPATH
-    from ot_core.db.warehouse import ddl, keyed_table
+    from ot_core.db.schema import ddl, keyed_table
     from ot_core.engines import backend_for
     from ot_core.errors import ConfigError
 

@@ -20,10 +20,11 @@ from ot_core.cli import main
 from ot_core.config import load_config
 from ot_core.db.connect import open_database
 from ot_core.db.sql import parse_check
+from ot_core.engines.redshift import RowJobLock
 from ot_core.errors import ConfigError, JobError
 from ot_core.jobs.airflow import DAG_FILE, airflow_dag
 from ot_core.jobs.catalogue import load_catalogue, markdown, parse_catalogue
-from ot_core.jobs.lock import RowJobLock, lock_for
+from ot_core.jobs.lock import lock_for
 from ot_core.jobs.records import recent_runs
 from ot_core.jobs.runner import resolve_parameters
 from ot_core.jobs.scheduler import crontab

@@ -11,8 +11,8 @@ from sqlalchemy_redshift.dialect import RedshiftDialect_psycopg2
 from sqlglot import exp
 from test_lifecycle_support import config
 
+from ot_core.db.schema import ddl
 from ot_core.db.sql import parse_check
-from ot_core.db.warehouse import ddl
 from ot_core.engines import backend_for
 from ot_core.pipeline.lifecycle import render_lifecycle
 from ot_core.pipeline.periods import Period, hist_table

@@ -12,12 +12,8 @@ import sqlalchemy as sa
 from ot_core.config import load_config
 from ot_core.db.connect import open_database
 from ot_core.db.sql import parse_check
-from ot_core.jobs.maintenance import (
-    Limits,
-    RedshiftMaintainer,
-    plan_sort_vacuum,
-    run_maintenance,
-)
+from ot_core.engines.redshift import RedshiftMaintainer
+from ot_core.jobs.maintenance import Limits, plan_sort_vacuum, run_maintenance
 from ot_core.pipeline.cycle import run_cycle
 from ot_core.simulate import simulate
 

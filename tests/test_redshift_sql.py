@@ -18,8 +18,8 @@ from sqlglot import exp
 
 from ot_core.config import load_config
 from ot_core.contract import CONTRACTS
+from ot_core.db.schema import all_tables, ddl, keyed_table, names
 from ot_core.db.sql import SQL_DIR, Renderer, parse_check
-from ot_core.db.warehouse import all_tables, ddl, keyed_table, names
 from ot_core.engines import backend_for
 from ot_core.pipeline import lifecycle
 from ot_core.pipeline.land import render_drop_unchanged_overlap

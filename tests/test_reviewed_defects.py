@@ -11,6 +11,7 @@ from test_lifecycle_support import Source, T, config, conserved, wh_rows, wh_sca
 
 from ot_core.db.catalog import history_tables
 from ot_core.db.connect import open_database
+from ot_core.db.schema import ensure
 from ot_core.db.sql import SQL_DIR
 from ot_core.pipeline.cycle import run_cycle
 from ot_core.pipeline.periods import Period, ensure_periods, period_of
@@ -78,10 +79,8 @@ def test_defect_8_periods_computed_and_created_ahead(embedded):
     cfg = config()
     wh = open_database("warehouse", embedded.warehouse_url)
     with wh.engine.connect() as conn:
-        from ot_core.db.warehouse import ensure_warehouse
-
         with conn.begin():
-            ensure_warehouse(conn, cfg, wh.backend)
+            ensure(conn, cfg, wh.backend)
         may = ensure_periods(conn, cfg, wh.backend, T("2026-05-01"))
         # cutoff 2025-11-01 (2025_h2) up to May 1 + 45 days (2026_h1): no 2026_h2 yet
         assert sorted(n.split(".")[1] for n in may.created) == sorted(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Connection
 
 from ot_core.config import PipelineConfig
-from ot_core.db.warehouse import hist_prefix
+from ot_core.db.schema import hist_prefix
 from ot_core.engines import Backend
 
 _PERIOD = re.compile(r"^(\d{4})_h([12])$")
@@ -32,13 +32,16 @@ class HistoryTable:
         return f"{self.year}_h{self.half}"
 
 
+def parse_history_name(table: str, name: str) -> HistoryTable | None:
+    """The history table ``name`` of ``table`` if it follows the period pattern, else None."""
+    prefix = hist_prefix(table)
+    m = _PERIOD.match(name[len(prefix):]) if name.startswith(prefix) else None
+    return HistoryTable(int(m.group(1)), int(m.group(2)), table, name) if m else None
+
+
 def history_tables(conn: Connection, cfg: PipelineConfig, backend: Backend,
                    table: str) -> list[HistoryTable]:
     """History tables of ``table`` that exist now, oldest period first."""
-    prefix = hist_prefix(table)
-    out = []
-    for name in backend.list_tables(conn, cfg.schemas.mart, prefix):
-        m = _PERIOD.match(name[len(prefix):])
-        if m:
-            out.append(HistoryTable(int(m.group(1)), int(m.group(2)), table, name))
-    return sorted(out)
+    found = (parse_history_name(table, n)
+             for n in backend.list_tables(conn, cfg.schemas.mart, hist_prefix(table)))
+    return sorted(h for h in found if h is not None)

@@ -1,177 +1,119 @@
-"""Warehouse tables built from the contract, per backend (docs/contracts.md#warehouse-contract).
+"""One handle per warehouse: its engine, its engine's strategies, its names and its tables.
 
-Every name comes from the validated config; DDL is compiled by the warehouse's own
-SQLAlchemy dialect (DISTKEY/SORTKEY on Redshift through sqlalchemy-redshift).
+Callers open a :class:`Warehouse` once (``Warehouse.open`` or ``using``), pass it down, and
+close it (``with``): every engine the library opens is disposed of, on error paths too.
+What differs per engine (bulk load, checksum spelling, the job lock, maintenance) is asked
+of the handle, which asks the engine's own module (``ot_core/engines``). Connections are
+opened through :meth:`Warehouse.connect`, which retries transient failures (a server
+restarting, a DuckDB file held by another process) and maps the rest to the project's
+errors, so no command shows a driver traceback.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-from sqlalchemy.schema import CreateTable
+from sqlalchemy.engine import Connection, Engine
 
-from ot_core.config import PipelineConfig
-from ot_core.contract import CONTRACTS, TableContract
+from ot_core.config import PipelineConfig, resolve_config
+from ot_core.db import schema
+from ot_core.db.connect import Database, connect_with_retries, open_database
 from ot_core.engines import Backend
 
-EXCEPTIONS_TABLE = "order_tracking_exceptions"
-BATCHES_TABLE = "ot_batches"
-WATERMARKS_TABLE = "ot_watermarks"
-MARKS_TABLE = "ot_lifecycle_marks"
+if TYPE_CHECKING:
+    from ot_core.jobs.catalogue import JobSpec
+    from ot_core.jobs.lock import JobLock
+    from ot_core.quality.checksum import ChecksumDialect
 
 
-def raw_name(table: str) -> str:
-    return f"{table}_raw"
+class Warehouse:
+    """The warehouse of one config: open once, pass around, close once."""
+
+    def __init__(self, cfg: PipelineConfig, db: Database, *, new_schemas: bool = False):
+        self.cfg = cfg
+        self.db = db
+        self.new_schemas = new_schemas
+        self.tables = schema.Tables(cfg, db.backend)
+        self._ensured = False
+
+    # -- opening and closing ----------------------------------------------------------------
+    @classmethod
+    def open(cls, config: PipelineConfig | str | None = None, url: Any = None, *,
+             new_schemas: bool = False) -> Warehouse:
+        """The warehouse of ``config`` at ``url`` (default: ``OT_WAREHOUSE_URL`` or the
+        embedded file). Nothing connects yet."""
+        return cls(resolve_config(config), open_database("warehouse", url),
+                   new_schemas=new_schemas)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- what callers ask of it ----------------------------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        return self.db.engine
+
+    @property
+    def backend(self) -> Backend:
+        return self.db.backend
+
+    @property
+    def display(self) -> str:
+        return self.db.display
+
+    def names(self, table: str) -> schema.Names:
+        return schema.names(self.cfg, self.backend, table)
+
+    def connect(self) -> Connection:
+        """A connection, retried while the failure is transient (see ``connect``)."""
+        return connect_with_retries(self.db, retries=self.cfg.cycle.source_retries,
+                                    backoff=self.cfg.cycle.retry_backoff_seconds)
+
+    def ensure(self, conn: Connection) -> list[str]:
+        """Create the missing schemas and tables, once per handle (in the caller's
+        transaction); the tables created."""
+        if self._ensured:
+            return []
+        created = schema.ensure(conn, self.cfg, self.backend, new_schemas=self.new_schemas)
+        self._ensured = True
+        return created
+
+    # -- the engine's strategies ----------------------------------------------------------------
+    def checksum(self) -> ChecksumDialect:
+        from ot_core.quality.checksum import checksum_dialect
+
+        return checksum_dialect(self.backend)
+
+    def lock(self, spec: JobSpec) -> JobLock:
+        from ot_core.jobs.lock import lock_for
+
+        return lock_for(self.db, self.cfg, spec)
 
 
-def mart_name(table: str) -> str:
-    return f"mart_{table}"
+@contextmanager
+def using(config: PipelineConfig | str | None = None,
+          warehouse: Warehouse | Database | str | None = None) -> Iterator[Warehouse]:
+    """The caller's warehouse when it passed one (left open), else one opened here and closed
+    on the way out: the one place a "handle or URL" argument is resolved."""
+    if isinstance(warehouse, Warehouse):
+        yield warehouse
+        return
+    if isinstance(warehouse, Database):
+        yield Warehouse(resolve_config(config), warehouse)  # the caller owns the engine
+        return
+    wh = Warehouse.open(config, warehouse)
+    try:
+        yield wh
+    finally:
+        wh.close()
 
 
-def hist_prefix(table: str) -> str:
-    return f"hist_{table}_"
-
-
-@dataclass(frozen=True)
-class Names:
-    """Schema-qualified, quoted names of one source table's warehouse relations."""
-
-    raw: str
-    mart: str
-    raw_table: str
-    mart_table: str
-
-
-def names(cfg: PipelineConfig, backend: Backend, table: str) -> Names:
-    return Names(
-        raw=backend.qualified(cfg.schemas.raw, raw_name(table)),
-        mart=backend.qualified(cfg.schemas.mart, mart_name(table)),
-        raw_table=raw_name(table),
-        mart_table=mart_name(table),
-    )
-
-
-def _data_columns(contract: TableContract, *, nullable_override: bool = False) -> list[sa.Column]:
-    return [sa.Column(c.name, c.type, nullable=True if nullable_override else c.nullable)
-            for c in contract.columns]
-
-
-def raw_table(contract: TableContract, md: sa.MetaData, schema: str, backend: Backend) -> sa.Table:
-    return sa.Table(
-        raw_name(contract.name), md,
-        *_data_columns(contract),
-        sa.Column("_raw_id", sa.BigInteger, nullable=False),
-        sa.Column("_batch_id", sa.BigInteger, nullable=False),
-        sa.Column("_extracted_at", sa.DateTime, nullable=False),
-        schema=schema, **backend.table_kwargs("raw", contract),
-    )
-
-
-def keyed_table(
-    contract: TableContract, md: sa.MetaData, schema: str, name: str, role: str, backend: Backend
-) -> sa.Table:
-    """A mart or a history table: the source columns, the version it holds, and its key."""
-    cols = _data_columns(contract)
-    cols += [sa.Column("_raw_id", sa.BigInteger, nullable=False),
-             sa.Column("_batch_id", sa.BigInteger, nullable=False)]
-    args: list = list(cols)
-    if backend.declares_primary_keys:
-        args.append(sa.PrimaryKeyConstraint(*contract.key, name=f"pk_{name}"[:63]))
-    return sa.Table(name, md, *args, schema=schema, **backend.table_kwargs(role, contract))
-
-
-def control_tables(md: sa.MetaData, schema: str, backend: Backend) -> dict[str, sa.Table]:
-    pk = backend.declares_primary_keys
-    batches = sa.Table(
-        BATCHES_TABLE, md,
-        sa.Column("batch_id", sa.BigInteger, primary_key=pk, autoincrement=False, nullable=False),
-        sa.Column("table_name", sa.String(64), nullable=False),
-        sa.Column("strategy", sa.String(16), nullable=False),
-        sa.Column("as_of", sa.BigInteger, nullable=False),
-        sa.Column("lower_bound", sa.BigInteger),
-        sa.Column("upper_bound", sa.BigInteger, nullable=False),
-        sa.Column("raw_id_min", sa.BigInteger),
-        sa.Column("raw_id_max", sa.BigInteger),
-        sa.Column("rows_extracted", sa.BigInteger, nullable=False),
-        sa.Column("rows_loaded", sa.BigInteger, nullable=False),
-        sa.Column("rows_merged", sa.BigInteger),
-        sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("loaded_at", sa.DateTime, nullable=False),
-        sa.Column("merged_at", sa.DateTime),
-        schema=schema,
-    )
-    watermarks = sa.Table(
-        WATERMARKS_TABLE, md,
-        sa.Column("table_name", sa.String(64), primary_key=pk, nullable=False),
-        sa.Column("watermark", sa.BigInteger, nullable=False),
-        sa.Column("batch_id", sa.BigInteger),
-        sa.Column("updated_at", sa.DateTime, nullable=False),
-        schema=schema,
-    )
-    # Per table: the highest merged batch whose keys the lifecycle's reactivation has looked
-    # at (lifecycle.py). Created with the others so the cycle asks the catalog once.
-    marks = sa.Table(
-        MARKS_TABLE, md,
-        sa.Column("table_name", sa.String(64), nullable=False),
-        sa.Column("batch_id", sa.BigInteger, nullable=False),
-        sa.Column("as_of", sa.BigInteger, nullable=False),
-        sa.Column("updated_at", sa.DateTime, nullable=False),
-        schema=schema,
-    )
-    return {"batches": batches, "watermarks": watermarks, "marks": marks}
-
-
-def exceptions_table(md: sa.MetaData, schema: str, backend: Backend) -> sa.Table:
-    pk = backend.declares_primary_keys
-    return sa.Table(
-        EXCEPTIONS_TABLE, md,
-        sa.Column("exception_id", sa.BigInteger, primary_key=pk, autoincrement=False, nullable=False),
-        sa.Column("order_id", sa.BigInteger),
-        sa.Column("source_table", sa.String(64), nullable=False),
-        sa.Column("row_key", sa.BigInteger),
-        sa.Column("exception_type", sa.String(64), nullable=False),
-        sa.Column("detected_at", sa.DateTime, nullable=False),
-        sa.Column("resolved_at", sa.DateTime),
-        sa.Column("notes", sa.String(1000)),
-        schema=schema,
-    )
-
-
-def all_tables(cfg: PipelineConfig, backend: Backend) -> list[sa.Table]:
-    md = sa.MetaData()
-    out: list[sa.Table] = []
-    for name in cfg.tables:
-        contract = CONTRACTS[name]
-        out.append(raw_table(contract, md, cfg.schemas.raw, backend))
-        out.append(keyed_table(contract, md, cfg.schemas.mart, mart_name(name), "mart", backend))
-    out.extend(control_tables(md, cfg.schemas.control, backend).values())
-    out.append(exceptions_table(md, cfg.schemas.mart, backend))
-    return out
-
-
-def ddl(table: sa.Table, backend: Backend) -> str:
-    return str(CreateTable(table, if_not_exists=True).compile(dialect=backend.dialect)).strip()
-
-
-def ensure_warehouse(conn: Connection, cfg: PipelineConfig, backend: Backend) -> list[str]:
-    """Create schemas and tables that are missing (idempotent). Returns the tables created."""
-    for schema in (cfg.schemas.raw, cfg.schemas.mart, cfg.schemas.control):
-        backend.create_schema(conn, schema)
-    created = []
-    existing: dict[str, set[str]] = {}
-    for table in all_tables(cfg, backend):
-        have = existing.setdefault(table.schema, set(backend.list_tables(conn, table.schema)))
-        if table.name in have:
-            continue
-        conn.exec_driver_sql(ddl(table, backend))
-        if table.name.endswith("_raw"):
-            for extra in backend.raw_indexes(table.schema, table.name):
-                conn.exec_driver_sql(extra)
-        if table.name.startswith("mart_"):
-            archive_column = cfg.table(table.name.removeprefix("mart_")).archive_column
-            for extra in backend.mart_indexes(table.schema, table.name, archive_column):
-                conn.exec_driver_sql(extra)
-        created.append(f"{table.schema}.{table.name}")
-    return created
+__all__ = ["Warehouse", "using"]

@@ -1,19 +1,29 @@
 """Engines differ in a few named places; everything else is shared.
 
-Each backend is a small registry entry (one module per engine) keyed by the SQLAlchemy
-dialect name of its URL. The rest of the code asks the entry — never ``if dialect == ...``.
+Each engine is one module here and one registry entry, keyed by the SQLAlchemy dialect name
+of its URL. The module holds everything that engine does differently: catalog queries, DDL
+options, bulk load, the database clock, and its strategies (checksum spelling, job lock,
+maintenance). The rest of the code asks the entry — never ``if dialect == ...``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, ClassVar
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from ot_core.errors import ConfigError
+from ot_core.quality.checksum import ChecksumDialect
+
+if TYPE_CHECKING:
+    from ot_core.config import PipelineConfig
+    from ot_core.db.connect import Database
+    from ot_core.jobs.catalogue import JobSpec
+    from ot_core.jobs.lock import JobLock
+    from ot_core.jobs.maintenance import Limits, Maintainer
 
 _REGISTRY: dict[str, type[Backend]] = {}
 
@@ -33,6 +43,10 @@ class Backend:
     # DUPLICATE_KEYS check's).
     declares_primary_keys: ClassVar[bool] = True
     has_schemas: ClassVar[bool] = True
+    # strategies: each engine module names its own classes
+    checksum_class: ClassVar[type[ChecksumDialect]] = ChecksumDialect
+    lock_class: ClassVar[type[JobLock] | None] = None
+    maintainer_class: ClassVar[type[Maintainer] | None] = None
 
     def __init__(self, dialect: sa.engine.Dialect):
         self.dialect = dialect
@@ -105,6 +119,13 @@ class Backend:
         )
         return [r[0] for r in rows if r[0].startswith(prefix)]
 
+    def schemas_with_table(self, conn: Connection, table: str) -> list[str]:
+        """Every schema holding a table of that name (where a control schema moved from)."""
+        rows = conn.execute(sa.text(
+            "SELECT table_schema FROM information_schema.tables WHERE table_name = :t "
+            "ORDER BY table_schema"), {"t": table})
+        return [r[0] for r in rows]
+
     def list_columns(self, conn: Connection, schema: str | None, table: str) -> list[str]:
         rows = conn.execute(
             sa.text(
@@ -158,6 +179,18 @@ class Backend:
     def engine_kwargs(self) -> dict[str, Any]:
         return {}
 
+    # -- strategies ------------------------------------------------------------------------
+    def job_lock(self, db: Database, cfg: PipelineConfig, spec: JobSpec) -> JobLock:
+        if self.lock_class is None:
+            raise ConfigError(f"a {self.name} database holds no job locks; it cannot be the "
+                              "warehouse")
+        return self.lock_class(db, cfg, spec)
+
+    def maintainer(self, db: Database, cfg: PipelineConfig, limits: Limits) -> Maintainer:
+        if self.maintainer_class is None:
+            raise ConfigError(f"there is no maintenance for a {self.name} database")
+        return self.maintainer_class(db, cfg, limits)
+
     # The database's own clock in epoch seconds: a cycle never runs ahead of its source.
     clock_sql: ClassVar[str] = "SELECT CAST(EXTRACT(EPOCH FROM CURRENT_TIMESTAMP) AS BIGINT)"
 
@@ -200,7 +233,9 @@ def backend_for(engine_or_dialect: Engine | Connection | sa.engine.Dialect, role
     return cls(dialect)
 
 
+
 def registered() -> dict[str, type[Backend]]:
+    """Every engine entry, by dialect name."""
     _load_all()
     return dict(_REGISTRY)
 
@@ -209,14 +244,3 @@ def _load_all() -> None:
     # Import every entry module (each registers itself). Checking for a non-empty registry
     # instead would stop after whichever module happened to be imported first.
     from ot_core.engines import duckdb, mysql, postgres, redshift, sqlite  # noqa: F401
-
-
-def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    buf: list[Any] = []
-    for item in items:
-        buf.append(item)
-        if len(buf) >= size:
-            yield buf
-            buf = []
-    if buf:
-        yield buf

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pandas as pd
@@ -26,9 +26,10 @@ import sqlglot
 from sqlalchemy.engine import Connection
 from sqlglot import exp
 
-from ot_core.db.connect import _TRANSIENT_HINTS, redact
 from ot_core.engines import Backend, register
-from ot_core.errors import SourceUnavailable, TerminalError
+from ot_core.errors import TRANSIENT_HINTS, SourceUnavailable, TerminalError
+from ot_core.quality.checksum import ChecksumDialect
+from ot_core.secrets import redact
 
 READER_ENV = "OT_SOURCE_READER"
 
@@ -47,9 +48,24 @@ def reader_name() -> str:
     return "connectorx"
 
 
+class MySQLChecksum(ChecksumDialect):
+    text_type = "CHAR"
+    int_type = "SIGNED"
+
+    def concat(self, parts: Sequence[str]) -> str:
+        return "CONCAT(" + ", ".join(parts) + ")"
+
+    def hash28(self, text: str) -> str:
+        return f"CAST(CONV(SUBSTRING(MD5({text}), 1, 7), 16, 10) AS UNSIGNED)"
+
+    def intdiv(self, a: str, b: str) -> str:
+        return f"(({a}) DIV {b})"
+
+
 @register
 class MySQLBackend(Backend):
     name = "mysql"
+    checksum_class = MySQLChecksum
     roles = frozenset({"source"})
     has_schemas = False
     clock_sql = "SELECT UNIX_TIMESTAMP()"
@@ -150,7 +166,7 @@ def _keyset_pages(conn: Connection, sql: str, params: dict[str, Any],
             password = conn.engine.url.password
             message = str(e).replace(str(password), "***") if password else str(e)
             message = redact(message).splitlines()[0] if message else type(e).__name__
-            if any(h in message.lower() for h in _TRANSIENT_HINTS):
+            if any(h in message.lower() for h in TRANSIENT_HINTS):
                 raise SourceUnavailable(f"reading the source failed: {message}") from None
             raise SourceReadError(f"reading the source failed: {message}") from None
         if len(frame) == 0:

@@ -6,11 +6,25 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ot_core.engines import Backend, register
+from ot_core.quality.checksum import ChecksumDialect, hash28_text
+
+
+class SQLiteChecksum(ChecksumDialect):
+    text_type = "TEXT"
+    int_type = "INTEGER"
+
+    def prepare(self, conn: Connection) -> None:
+        raw = conn.connection.driver_connection
+        raw.create_function("ot_hash28", 1, hash28_text, deterministic=True)
+
+    def hash28(self, text: str) -> str:
+        return f"ot_hash28({text})"
 
 
 @register
 class SQLiteBackend(Backend):
     name = "sqlite"
+    checksum_class = SQLiteChecksum
     roles = frozenset({"source"})
     has_schemas = False
     clock_sql = "SELECT CAST(strftime('%s', 'now') AS INTEGER)"

@@ -26,16 +26,17 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ot_core.config import PipelineConfig, load_config
-from ot_core.db.connect import Database, open_database, redact
-from ot_core.db.warehouse import ddl, mart_name
+from ot_core.config import PipelineConfig
+from ot_core.db.connect import Database
+from ot_core.db.schema import mart_name
+from ot_core.db.warehouse import Warehouse, using
 from ot_core.engines import Backend
 from ot_core.errors import PermissionMissing
 from ot_core.pipeline.control import Control
+from ot_core.secrets import redact
 from ot_core.timeutil import utcnow
 
 log = logging.getLogger("ot.maintenance")
-LOG_TABLE = "ot_maintenance_log"
 
 
 @dataclass
@@ -132,23 +133,10 @@ def plan_sort_vacuum(conn: Connection, cfg: PipelineConfig, backend: Backend, li
     return Plan(method, decisions)
 
 
-# -- the registry of per-warehouse maintainers ------------------------------------------------
-_KINDS: dict[str, type[Maintainer]] = {}
-
-
-def maintainer_for(backend_name: str) -> type[Maintainer]:
-    return _KINDS[backend_name]
-
-
-def _register(*names: str):
-    def deco(cls):
-        for n in names:
-            _KINDS[n] = cls
-        return cls
-    return deco
-
-
 class Maintainer:
+    """How one engine measures and maintains; each engine module defines its own subclass
+    (``ot_core/engines``) and names it as its ``maintainer``."""
+
     def __init__(self, db: Database, cfg: PipelineConfig, limits: Limits):
         self.db, self.cfg, self.limits = db, cfg, limits
 
@@ -161,66 +149,7 @@ class Maintainer:
             conn.exec_driver_sql(decision.action)
 
 
-@_register("redshift")
-class RedshiftMaintainer(Maintainer):
-    def statement(self, mart: str) -> str:
-        return f"VACUUM SORT ONLY {self.db.backend.qualified(self.cfg.schemas.mart, mart)} TO 100 PERCENT"
-
-    def plan(self, conn, last_vacuum):
-        return plan_sort_vacuum(conn, self.cfg, self.db.backend, self.limits, last_vacuum,
-                                self.statement)
-
-
-@_register("postgresql")
-class PostgresMaintainer(Maintainer):
-    def plan(self, conn, last_vacuum):
-        rows = conn.execute(sa.text(
-            "SELECT schemaname, relname, n_live_tup, n_dead_tup FROM pg_stat_user_tables "
-            "WHERE schemaname IN (:mart, :raw, :ctl) ORDER BY schemaname, relname"),
-            {"mart": self.cfg.schemas.mart, "raw": self.cfg.schemas.raw,
-             "ctl": self.cfg.schemas.control}).fetchall()
-        decisions = []
-        for schema, rel, live, dead in rows:
-            live, dead = int(live), int(dead)
-            ratio = dead / (live + dead) if live + dead else 0.0
-            over = ratio > self.limits.dead_ratio and dead >= self.limits.min_dead_tuples
-            action = f"VACUUM (ANALYZE) {self.db.backend.qualified(schema, rel)}" if over else "skip"
-            decisions.append(Decision(
-                f"{schema}.{rel}", action, "pg_stat_user_tables",
-                f"dead {dead} of {live + dead} ({ratio:.1%}); vacuum above {self.limits.dead_ratio:.0%} "
-                f"and {self.limits.min_dead_tuples} dead",
-                {"live_tuples": live, "dead_tuples": dead, "dead_ratio": round(ratio, 4)}))
-        return Plan("measured: pg_stat_user_tables dead-tuple ratio per table", decisions)
-
-
-@_register("duckdb")
-class DuckDBMaintainer(Maintainer):
-    def plan(self, conn, last_vacuum):
-        row = conn.exec_driver_sql("PRAGMA database_size").mappings().first() or {}
-        figs = {k: str(row.get(k)) for k in ("database_size", "wal_size", "free_blocks") if k in row}
-        return Plan("DuckDB: CHECKPOINT folds the write-ahead log into the file (cheap, always)",
-                    [Decision("(database)", "CHECKPOINT", "PRAGMA database_size",
-                              "always: no per-table vacuum in DuckDB", figs)])
-
-    def run(self, decision: Decision) -> None:
-        # duckdb-engine has no AUTOCOMMIT level: run it on the driver connection directly
-        with self.db.engine.connect() as conn:
-            conn.connection.driver_connection.execute(decision.action)
-
-
 # -- the job -----------------------------------------------------------------------------------
-def log_table(schema: str) -> sa.Table:
-    return sa.Table(
-        LOG_TABLE, sa.MetaData(),
-        sa.Column("decided_at", sa.DateTime, nullable=False),
-        sa.Column("table_name", sa.String(200), nullable=False),
-        sa.Column("action", sa.String(1000), nullable=False),
-        sa.Column("executed", sa.Boolean, nullable=False),
-        sa.Column("method", sa.String(200)),
-        sa.Column("reason", sa.String(2000)),
-        sa.Column("figures", sa.String(4000)),
-        schema=schema,
-    )
 
 
 def last_vacuums(conn: Connection, t: sa.Table) -> dict[str, datetime]:
@@ -232,18 +161,14 @@ def last_vacuums(conn: Connection, t: sa.Table) -> dict[str, datetime]:
 
 def run_maintenance(*, limits: Limits | None = None, dry_run: bool = False,
                     config: PipelineConfig | str | None = None,
-                    warehouse: Database | str | None = None) -> Plan:
+                    warehouse: Warehouse | Database | str | None = None) -> Plan:
     """Measure, decide, log every decision with its numbers, run what was decided."""
-    cfg = config if isinstance(config, PipelineConfig) else load_config(config)
-    db = warehouse if isinstance(warehouse, Database) else open_database("warehouse", warehouse)
-    m = maintainer_for(db.backend.name)(db, cfg, limits or Limits())
-    t = log_table(cfg.schemas.control)
-    try:
-        with db.engine.connect() as conn:
+    with using(config, warehouse) as wh:
+        m = wh.backend.maintainer(wh.db, wh.cfg, limits or Limits())
+        t = wh.tables.maintenance_log
+        with wh.connect() as conn:
             with conn.begin():
-                db.backend.create_schema(conn, cfg.schemas.control)
-                if LOG_TABLE not in db.backend.list_tables(conn, cfg.schemas.control, LOG_TABLE):
-                    conn.exec_driver_sql(ddl(t, db.backend))
+                wh.ensure(conn)
                 last = last_vacuums(conn, t)
             plan = m.plan(conn, last)
             if conn.in_transaction():
@@ -254,15 +179,13 @@ def run_maintenance(*, limits: Limits | None = None, dry_run: bool = False,
                 d.executed = True
             log.info("maintenance %s: %s (%s) — %s %s", d.table, d.action, d.method, d.reason,
                      json.dumps(d.figures, default=str))
-        with db.engine.connect() as conn, conn.begin():
+        with wh.connect() as conn, conn.begin():
             now = utcnow().replace(tzinfo=None)
             for d in plan.decisions:
                 conn.execute(sa.insert(t).values(
                     decided_at=now, table_name=d.table, action=d.action, executed=d.executed,
                     method=d.method, reason=redact(d.reason)[:2000],
                     figures=json.dumps(d.figures, default=str)[:4000]))
-    finally:
-        db.dispose()
     return plan
 
 

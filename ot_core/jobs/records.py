@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,42 +23,29 @@ import nbformat
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from ot_core.config import PipelineConfig, load_config
-from ot_core.db.connect import Database, is_transient, open_database, redact
-from ot_core.db.warehouse import ddl
+from ot_core.db.connect import Database, open_database
+from ot_core.db.schema import JOB_RUNS_TABLE, Tables, ensure
 from ot_core.engines import Backend
+from ot_core.errors import is_transient
+from ot_core.secrets import redact
 
 log = logging.getLogger("ot.jobs")
 
-JOB_RUNS_TABLE = "ot_job_runs"
 FIGURES_MIME = "application/vnd.ot.figures+json"
 STATUSES = ("running", "succeeded", "failed", "skipped")
-TEXT = 65535  # the widest VARCHAR Redshift allows
 
 
-def job_runs_table(schema: str, md: sa.MetaData | None = None) -> sa.Table:
-    return sa.Table(
-        JOB_RUNS_TABLE, md if md is not None else sa.MetaData(),
-        sa.Column("run_id", sa.BigInteger, nullable=False),
-        sa.Column("job", sa.String(64), nullable=False),
-        sa.Column("parameters", sa.String(TEXT)),
-        sa.Column("started_at", sa.DateTime, nullable=False),
-        sa.Column("ended_at", sa.DateTime),
-        sa.Column("status", sa.String(16), nullable=False),
-        sa.Column("notebook_path", sa.String(TEXT)),
-        sa.Column("error", sa.String(TEXT)),
-        sa.Column("figures", sa.String(TEXT)),
-        schema=schema,
-    )
+def job_runs_table(cfg: PipelineConfig, backend: Backend) -> sa.Table:
+    return Tables(cfg, backend).job_runs
 
 
 def ensure_table(conn: Connection, cfg: PipelineConfig, backend: Backend) -> sa.Table:
-    t = job_runs_table(cfg.schemas.control)
-    backend.create_schema(conn, cfg.schemas.control)
-    if JOB_RUNS_TABLE not in backend.list_tables(conn, cfg.schemas.control, JOB_RUNS_TABLE):
-        conn.exec_driver_sql(ddl(t, backend))
-    return t
+    """The job-runs table, after every missing table was created (with the others)."""
+    ensure(conn, cfg, backend)
+    return job_runs_table(cfg, backend)
 
 
 def naive_utc(dt: datetime) -> datetime:
@@ -103,20 +89,18 @@ def _write(db: Database, cfg: PipelineConfig, fn, *, wait_seconds: float = 10.0)
 
     A warehouse file busy in another process is retried for ``wait_seconds``.
     """
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        try:
-            with db.engine.connect() as conn, conn.begin():
-                t = ensure_table(conn, cfg, db.backend)
-                _flush_spool(conn, t, db)
-                out = fn(conn, t)
-            return out
-        except Exception as exc:  # noqa: BLE001 - only transient (busy file) is retried
-            if not is_transient(exc) or time.monotonic() >= deadline:
-                raise
-            time.sleep(0.2)
-        finally:
-            db.dispose()
+    retrying = Retrying(stop=stop_after_delay(wait_seconds), wait=wait_fixed(0.2),
+                        retry=retry_if_exception(is_transient), reraise=True)
+    for attempt in retrying:
+        with attempt:
+            try:
+                with db.engine.connect() as conn, conn.begin():
+                    t = ensure_table(conn, cfg, db.backend)
+                    _flush_spool(conn, t, db)
+                    return fn(conn, t)
+            finally:
+                db.dispose()
+    raise AssertionError("unreachable: tenacity re-raises the last failure")
 
 
 def start_run(db: Database, cfg: PipelineConfig, job: str, parameters: dict,
@@ -182,7 +166,7 @@ def recent_runs(job: str | None = None, *, failed: bool = False, status: str | N
     """Recent job runs, newest first: the library call behind ``ot runs`` and dashboards."""
     cfg = config if isinstance(config, PipelineConfig) else load_config(config)
     db = warehouse if isinstance(warehouse, Database) else open_database("warehouse", warehouse)
-    t = job_runs_table(cfg.schemas.control)
+    t = job_runs_table(cfg, db.backend)
     cols = [c.name for c in t.columns]
     try:
         with db.engine.connect() as conn:

@@ -22,13 +22,14 @@ from typing import Any
 
 import nbformat
 
-from ot_core.config import PipelineConfig, load_config
-from ot_core.db.connect import open_database, redact
+from ot_core.config import PipelineConfig, resolve_config
+from ot_core.db.connect import remember_env_secrets
+from ot_core.db.warehouse import Warehouse
 from ot_core.errors import JobError, JobLocked
 from ot_core.jobs import records
 from ot_core.jobs.catalogue import Catalogue, JobSpec, load_catalogue
-from ot_core.jobs.lock import lock_for
 from ot_core.resources import runs_dir
+from ot_core.secrets import redact
 from ot_core.timeutil import iso, utcnow
 
 log = logging.getLogger("ot.jobs")
@@ -142,20 +143,21 @@ def execute(job: str, parameters: dict[str, Any] | None = None, *, html: bool = 
     if not spec.notebook_path.exists():
         raise JobError(f"job {job!r}: notebook {spec.notebook} does not exist")
     params = resolve_parameters(spec, parameters)
-    cfg = config if isinstance(config, PipelineConfig) else load_config(config)
-    open_database("source").dispose()  # registers the source password for redaction
-    wh = open_database("warehouse")
-    lock = lock_for(wh, cfg, spec)
-    started = utcnow().replace(microsecond=0)
-    if not spec.overlap and not lock.acquire():
-        holder = redact(lock.holder())
-        records.record_skipped(wh, cfg, job, params, started, f"skipped: already running: {holder}")
-        raise JobLocked(job, holder)
-    try:
-        return _run_locked(spec, params, wh, cfg, lock, started, html, base)
-    finally:
-        lock.release()
-        wh.dispose()
+    cfg = resolve_config(config)
+    remember_env_secrets()  # the kernel's connections: their passwords are scrubbed too
+    with Warehouse.open(cfg) as warehouse:
+        wh = warehouse.db
+        lock = warehouse.lock(spec)
+        started = utcnow().replace(microsecond=0)
+        if not spec.overlap and not lock.acquire():
+            holder = redact(lock.holder())
+            records.record_skipped(wh, cfg, job, params, started,
+                                   f"skipped: already running: {holder}")
+            raise JobLocked(job, holder)
+        try:
+            return _run_locked(spec, params, wh, cfg, lock, started, html, base)
+        finally:
+            lock.release()
 
 
 def _run_locked(spec: JobSpec, params, wh, cfg, lock, started, html, base) -> JobRun:

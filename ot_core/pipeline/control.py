@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ot_core.config import PipelineConfig
-from ot_core.db.warehouse import control_tables
+from ot_core.db.schema import Tables
 from ot_core.engines import Backend
 
 LOADED = "loaded"
@@ -28,8 +28,8 @@ class Control:
 
     @classmethod
     def for_config(cls, cfg: PipelineConfig, backend: Backend) -> Control:
-        t = control_tables(sa.MetaData(), cfg.schemas.control, backend)
-        return cls(batches=t["batches"], watermarks=t["watermarks"])
+        t = Tables(cfg, backend)
+        return cls(batches=t.batches, watermarks=t.watermarks)
 
     # -- watermarks ----------------------------------------------------------------------
     def watermark(self, conn: Connection, table: str) -> int | None:

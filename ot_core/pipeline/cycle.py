@@ -18,11 +18,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
-from ot_core.config import PipelineConfig, load_config
+from ot_core.config import PipelineConfig, resolve_config
 from ot_core.contract import CONTRACTS
-from ot_core.db.connect import Database, open_database, with_retries
-from ot_core.db.warehouse import WATERMARKS_TABLE, ensure_warehouse
-from ot_core.errors import ClockError, SourceUnavailable, WarehouseUnavailable
+from ot_core.db.connect import Database, opened, with_retries
+from ot_core.db.schema import WATERMARKS_TABLE
+from ot_core.db.warehouse import Warehouse, using
+from ot_core.errors import ClockError, SourceUnavailable
 from ot_core.failpoints import failpoint
 from ot_core.pipeline import lifecycle
 from ot_core.pipeline.control import Control
@@ -65,14 +66,7 @@ class CycleResult:
         return pd.DataFrame([asdict(r) for r in self.tables.values()]).set_index("table")
 
 
-def _open(cfg_or_path, source, warehouse) -> tuple[PipelineConfig, Database, Database]:
-    cfg = cfg_or_path if isinstance(cfg_or_path, PipelineConfig) else load_config(cfg_or_path)
-    src = source if isinstance(source, Database) else open_database("source", source)
-    wh = warehouse if isinstance(warehouse, Database) else open_database("warehouse", warehouse)
-    return cfg, src, wh
-
-
-def newest_watermark(conn, cfg: PipelineConfig, wh: Database) -> int | None:
+def newest_watermark(conn, cfg: PipelineConfig, wh: Warehouse) -> int | None:
     """The furthest any table has been read (None before the first cycle); reads only."""
     if WATERMARKS_TABLE not in wh.backend.list_tables(conn, cfg.schemas.control, WATERMARKS_TABLE):
         return None
@@ -100,7 +94,7 @@ def guard_clock(as_of: int, source_clock: int, newest: int | None, skew: int, *,
 
 def run_cycle(
     as_of: str | datetime | None = None, *, config: PipelineConfig | str | None = None,
-    source: Database | str | None = None, warehouse: Database | str | None = None,
+    source: Database | str | None = None, warehouse: Warehouse | Database | str | None = None,
     allow_past: bool = False, source_clock: int | None = None,
 ) -> CycleResult:
     """Run one cycle at ``as_of`` (default now). Raises a TerminalError or TransientError.
@@ -110,28 +104,28 @@ def run_cycle(
     source's clock, so a watermark never moves past what was read. ``source_clock`` replaces
     the clock read from the source where a caller simulates time (tests, what-if runs).
     """
-    started = time.perf_counter()
     at = parse_as_of(as_of)
+    cfg = resolve_config(config)
+    with opened("source", source) as src, using(cfg, warehouse) as wh:
+        return _run_cycle(at, cfg, src, wh, allow_past, source_clock)
+
+
+def _run_cycle(at: datetime, cfg: PipelineConfig, src: Database, wh: Warehouse, allow_past: bool,
+               source_clock: int | None) -> CycleResult:
+    started = time.perf_counter()
     upper = to_epoch(at)
-    cfg, src, wh = _open(config, source, warehouse)
     result = CycleResult(as_of=iso(at))
-    retries, backoff = cfg.cycle.source_retries, cfg.cycle.retry_backoff_seconds
-
-    def wh_conn():
-        return with_retries(wh.engine.connect, what=f"connecting to the warehouse {wh.display}",
-                            retries=retries, backoff=backoff, error=WarehouseUnavailable)
-
     # every table against the contract, and the source's clock, before any warehouse write
     read_clock = check_source(cfg, src)
     source_clock = read_clock if source_clock is None else source_clock
     read_until = min(upper, source_clock)
     control = Control.for_config(cfg, wh.backend)
-    with wh_conn() as conn:
+    with wh.connect() as conn:
         with conn.begin():
             guard_clock(upper, source_clock, newest_watermark(conn, cfg, wh),
                         cfg.cycle.clock_skew_seconds, allow_past=allow_past)
         with conn.begin():
-            ensure_warehouse(conn, cfg, wh.backend)
+            wh.ensure(conn)
 
         for table in cfg.tables:
             t0 = time.perf_counter()
@@ -173,7 +167,7 @@ def run_cycle(
     return result
 
 
-def _extract_and_land(cfg, src: Database, wh: Database, conn, control: Control, table: str,
+def _extract_and_land(cfg, src: Database, wh: Warehouse, conn, control: Control, table: str,
                       upper: int, run: TableRun) -> int | None:
     tcfg = cfg.table(table)
     contract = CONTRACTS[table]
@@ -203,24 +197,30 @@ def _extract_and_land(cfg, src: Database, wh: Database, conn, control: Control, 
 def catch_up(
     until: str | datetime | None = None, *, start: str | datetime | None = None,
     step: str | int | None = None, config: PipelineConfig | str | None = None,
-    source: Database | str | None = None, warehouse: Database | str | None = None,
+    source: Database | str | None = None, warehouse: Warehouse | Database | str | None = None,
     on_cycle: Callable[[CycleResult, int, int], None] | None = None,
     source_clock: int | None = None,
 ) -> list[CycleResult]:
-    """Run cycles from the oldest watermark (or ``start``) to ``until`` in ``step`` increments.
+    """Run cycles from the newest watermark (or ``start``) to ``until`` in ``step`` increments.
 
     The first cycle of an empty warehouse is a backfill at ``start`` (or at ``until``).
     """
-    cfg, src, wh = _open(config, source, warehouse)
+    cfg = resolve_config(config)
+    with opened("source", source) as src, using(cfg, warehouse) as wh:
+        return _catch_up(until, start, step, cfg, src, wh, on_cycle, source_clock)
+
+
+def _catch_up(until, start, step, cfg: PipelineConfig, src: Database, wh: Warehouse,
+              on_cycle, source_clock: int | None) -> list[CycleResult]:
     end = to_epoch(parse_as_of(until))
     step_s = parse_duration(step or cfg.cycle.interval)
     control = Control.for_config(cfg, wh.backend)
     read_clock = check_source(cfg, src)
     clock = read_clock if source_clock is None else source_clock
-    with wh.engine.connect() as conn, conn.begin():
+    with wh.connect() as conn, conn.begin():
         guard_clock(end, clock, newest_watermark(conn, cfg, wh),
                     cfg.cycle.clock_skew_seconds)
-        ensure_warehouse(conn, cfg, wh.backend)
+        wh.ensure(conn)
         marks = control.watermarks_all(conn)
     known = [marks[t] for t in cfg.tables if t in marks]
     if len(known) < len(cfg.tables):

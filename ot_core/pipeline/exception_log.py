@@ -14,9 +14,10 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ot_core.config import PipelineConfig, load_config
-from ot_core.db.connect import Database, open_database
-from ot_core.db.warehouse import ensure_warehouse, exceptions_table
+from ot_core.config import PipelineConfig
+from ot_core.db.connect import Database
+from ot_core.db.schema import Tables
+from ot_core.db.warehouse import Warehouse, using
 from ot_core.engines import Backend
 from ot_core.errors import UsageError
 from ot_core.timeutil import utcnow
@@ -25,7 +26,7 @@ ROUTING_GAP = "ARCHIVE_ROUTING_GAP"
 
 
 def _table(cfg: PipelineConfig, backend: Backend) -> sa.Table:
-    return exceptions_table(sa.MetaData(), cfg.schemas.mart, backend)
+    return Tables(cfg, backend).exceptions
 
 
 def exception_state(conn: Connection, cfg: PipelineConfig, backend: Backend,
@@ -58,7 +59,7 @@ def resolve_in(conn: Connection, cfg: PipelineConfig, backend: Backend, exceptio
                note: str) -> dict:
     """Close one open exception with a note; refuses unknown or already-resolved ids."""
     if not note or not note.strip():
-        raise UsageError("a resolution note is required (--note TEXT)")
+        raise UsageError("a resolution note is required: say what was done about it")
     t = _table(cfg, backend)
     row = conn.execute(sa.select(t).where(t.c.exception_id == exception_id)).mappings().first()
     if row is None:
@@ -72,25 +73,17 @@ def resolve_in(conn: Connection, cfg: PipelineConfig, backend: Backend, exceptio
     return dict(conn.execute(sa.select(t).where(t.c.exception_id == exception_id)).mappings().one())
 
 
-def _open(config, warehouse) -> tuple[PipelineConfig, Database]:
-    cfg = config if isinstance(config, PipelineConfig) else load_config(config)
-    wh = warehouse if isinstance(warehouse, Database) else open_database("warehouse", warehouse)
-    return cfg, wh
-
-
 def list_exceptions(include_resolved: bool = False, *, config: PipelineConfig | str | None = None,
-                    warehouse: Database | str | None = None) -> pd.DataFrame:
+                    warehouse: Warehouse | Database | str | None = None) -> pd.DataFrame:
     """``ot exceptions list [--all]``."""
-    cfg, wh = _open(config, warehouse)
-    with wh.engine.connect() as conn, conn.begin():
-        ensure_warehouse(conn, cfg, wh.backend)
-        return exceptions_frame(conn, cfg, wh.backend, include_resolved)
+    with using(config, warehouse) as wh, wh.connect() as conn, conn.begin():
+        wh.ensure(conn)
+        return exceptions_frame(conn, wh.cfg, wh.backend, include_resolved)
 
 
 def resolve_exception(exception_id: int, note: str, *, config: PipelineConfig | str | None = None,
-                      warehouse: Database | str | None = None) -> dict:
+                      warehouse: Warehouse | Database | str | None = None) -> dict:
     """``ot exceptions resolve ID --note TEXT``."""
-    cfg, wh = _open(config, warehouse)
-    with wh.engine.connect() as conn, conn.begin():
-        ensure_warehouse(conn, cfg, wh.backend)
-        return resolve_in(conn, cfg, wh.backend, exception_id, note)
+    with using(config, warehouse) as wh, wh.connect() as conn, conn.begin():
+        wh.ensure(conn)
+        return resolve_in(conn, wh.cfg, wh.backend, exception_id, note)

@@ -25,11 +25,12 @@ from sqlalchemy.engine import Connection
 
 from ot_core.config import PipelineConfig, TableConfig, TimestampCDC
 from ot_core.contract import CONTRACTS, TableContract
-from ot_core.db.connect import Database, redact, with_retries
+from ot_core.db.connect import Database, with_retries
 from ot_core.db.sql import Renderer
 from ot_core.engines import Backend
 from ot_core.errors import ContractError, SourceUnavailable, TerminalError
 from ot_core.pipeline.frames import typed_frame
+from ot_core.secrets import redact
 
 
 @dataclass(frozen=True)

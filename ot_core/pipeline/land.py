@@ -18,8 +18,8 @@ from sqlalchemy.engine import Connection
 
 from ot_core.config import PipelineConfig
 from ot_core.contract import CONTRACTS
+from ot_core.db.schema import names
 from ot_core.db.sql import Renderer
-from ot_core.db.warehouse import names
 from ot_core.engines import Backend
 from ot_core.pipeline.control import LOADED, Control
 from ot_core.pipeline.extract import Window

@@ -19,8 +19,8 @@ from sqlalchemy.engine import Connection
 from ot_core.config import PipelineConfig
 from ot_core.contract import CONTRACTS
 from ot_core.db.catalog import HistoryTable
+from ot_core.db.schema import EXCEPTIONS_TABLE, Tables, mart_name, names
 from ot_core.db.sql import Renderer
-from ot_core.db.warehouse import EXCEPTIONS_TABLE, control_tables, mart_name, names
 from ot_core.engines import Backend
 from ot_core.failpoints import failpoint
 from ot_core.pipeline import periods
@@ -70,7 +70,7 @@ GATED_TABLE = "ecs_order_info"  # archived only for orders no longer active
 
 def marks_table(cfg: PipelineConfig, backend: Backend) -> sa.Table:
     """Per table: the highest batch whose merged keys reactivation has looked at."""
-    return control_tables(sa.MetaData(), cfg.schemas.control, backend)["marks"]
+    return Tables(cfg, backend).marks
 
 
 @dataclass(frozen=True)
@@ -210,7 +210,7 @@ def run_lifecycle(conn: Connection, cfg: PipelineConfig, backend: Backend, contr
     naive_now = now.replace(tzinfo=None, microsecond=0)
     # One read of what exists, shared by rotation and the four steps (fixed cost per cycle).
     with conn.begin():
-        marks = marks_table(cfg, backend)  # created by ensure_warehouse, with the cycle's own
+        marks = marks_table(cfg, backend)  # created with the other control tables
         backend.plan_lifecycle(conn)
         ranges = _ranges(conn, cfg, control, marks)
         hists = periods.discover(conn, cfg, backend)

@@ -14,26 +14,28 @@ number of times.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ot_core.config import PipelineConfig, load_config
+from ot_core.config import PipelineConfig
 from ot_core.contract import CONTRACTS
-from ot_core.db.catalog import HistoryTable
-from ot_core.db.connect import Database, open_database
-from ot_core.db.warehouse import ddl, hist_prefix, keyed_table, mart_name
+from ot_core.db.catalog import HistoryTable, parse_history_name
+from ot_core.db.connect import Database
+from ot_core.db.schema import ddl, hist_prefix, keyed_table, mart_name
 from ot_core.engines import Backend
 from ot_core.errors import PermissionMissing
 from ot_core.timeutil import add_months, from_epoch, iso, parse_as_of, to_epoch
 
+if TYPE_CHECKING:
+    from ot_core.db.warehouse import Warehouse
+
 log = logging.getLogger("ot.periods")
 
 AHEAD = timedelta(days=45)  # rotation creates the periods the next 45 days can need
-_PERIOD = re.compile(r"^(\d{4})_h([12])$")
 
 
 @dataclass(frozen=True, order=True)
@@ -116,13 +118,8 @@ def discover(conn: Connection, cfg: PipelineConfig, backend: Backend) -> dict[st
     names = backend.list_tables(conn, cfg.schemas.mart, "hist_")
     out: dict[str, list[HistoryTable]] = {}
     for table in cfg.tables:
-        prefix = hist_prefix(table)
-        found = []
-        for name in names:
-            m = _PERIOD.match(name[len(prefix):]) if name.startswith(prefix) else None
-            if m:
-                found.append(HistoryTable(int(m.group(1)), int(m.group(2)), table, name))
-        out[table] = sorted(found)
+        found = (parse_history_name(table, n) for n in names)
+        out[table] = sorted(h for h in found if h is not None)
     return out
 
 
@@ -181,19 +178,23 @@ def ensure_periods(conn: Connection, cfg: PipelineConfig, backend: Backend, as_o
 
 
 def rotate(as_of: str | datetime | None = None, *, config: PipelineConfig | str | None = None,
-           warehouse: Database | str | None = None) -> RotationResult:
+           warehouse: Warehouse | Database | str | None = None) -> RotationResult:
     """``ot rotate`` / the rotate_periods job: create history tables ahead of need.
 
     Raises PermissionMissing (naming the grant) when the warehouse user may not create them.
     """
-    from ot_core.db.warehouse import ensure_warehouse
+    from ot_core.db.warehouse import using
 
-    cfg = config if isinstance(config, PipelineConfig) else load_config(config)
-    wh = warehouse if isinstance(warehouse, Database) else open_database("warehouse", warehouse)
     at = to_epoch(parse_as_of(as_of))
-    with wh.engine.connect() as conn:
+    with using(config, warehouse) as wh:
+        return _rotate(wh, at)
+
+
+def _rotate(wh: Warehouse, at: int) -> RotationResult:
+    cfg = wh.cfg
+    with wh.connect() as conn:
         with conn.begin():
-            ensure_warehouse(conn, cfg, wh.backend)
+            wh.ensure(conn)
         try:  # marts created before the lifecycle indexes existed get them here (idempotent)
             with conn.begin():
                 for table in cfg.tables:

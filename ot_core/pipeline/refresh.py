@@ -19,10 +19,11 @@ from datetime import datetime
 import pandas as pd
 import sqlalchemy as sa
 
-from ot_core.config import PipelineConfig, load_config
+from ot_core.config import PipelineConfig
 from ot_core.contract import ECS
-from ot_core.db.connect import Database, open_database
-from ot_core.db.warehouse import mart_name
+from ot_core.db.connect import Database, opened
+from ot_core.db.schema import mart_name
+from ot_core.db.warehouse import Warehouse, using
 from ot_core.errors import TerminalError
 from ot_core.pipeline.control import Control
 from ot_core.pipeline.extract import Window
@@ -75,31 +76,37 @@ def read_source_rows(src: Database, keys: list[int]) -> Iterator[pd.DataFrame]:
 
 
 def refresh_ecs(since: str | datetime | None = None, *, config: PipelineConfig | str | None = None,
-                source: Database | str | None = None, warehouse: Database | str | None = None,
+                source: Database | str | None = None,
+                warehouse: Warehouse | Database | str | None = None,
                 dry_run: bool = False) -> RefreshResult:
     """Re-extract drifted ECS rows of active orders (``add_time >= since``) and merge them."""
-    cfg = config if isinstance(config, PipelineConfig) else load_config(config)
-    src = source if isinstance(source, Database) else open_database("source", source)
-    wh = warehouse if isinstance(warehouse, Database) else open_database("warehouse", warehouse)
+    lower = to_epoch(parse_as_of(since)) if since is not None else 0
+    with using(config, warehouse) as wh, opened("source", source) as src:
+        return _refresh(wh, src, since, lower, dry_run)
+
+
+def _refresh(wh: Warehouse, src: Database, since, lower: int, dry_run: bool) -> RefreshResult:
+    cfg = wh.cfg
     control = Control.for_config(cfg, wh.backend)
-    with wh.engine.connect() as conn:
-        mark = control.watermark(conn, TABLE)
-        target = warehouse_side(conn, cfg, wh, TABLE)
+    with wh.connect() as conn:
+        with conn.begin():
+            wh.ensure(conn)
+            mark = control.watermark(conn, TABLE)
+            target = warehouse_side(conn, cfg, wh.db, TABLE)
     if mark is None:
         raise TerminalError(f"{TABLE} was never extracted (no watermark): run a cycle first")
-    lower = to_epoch(parse_as_of(since)) if since is not None else 0
     scope = Scope(column="add_time", lower=lower, upper=mark)
     c = cfg.compare
     report = compare_sides(ECS, Side(src, "source", ((None, TABLE),)), target, scope,
                            Settings(c.first_segments, c.fanout, c.leaf_rows, c.sample_keys))
     drifted = report.keys.get("changed", [])
-    keys = active_orders(wh, cfg, drifted) if drifted else []
+    keys = active_orders(wh.db, cfg, drifted) if drifted else []
     result = RefreshResult(since=iso(parse_as_of(since)) if since is not None else None,
                            drifted=len(drifted), active=len(keys), sample_keys=keys[:10])
     if dry_run or not keys:
         return result
     window = Window(TABLE, "refresh", None, mark, None)  # upper = watermark: it does not move
-    with wh.engine.connect() as conn:
+    with wh.connect() as conn:
         with conn.begin():
             landed = land_batch(conn, cfg, wh.backend, control, window,
                                 read_source_rows(src, keys), as_of=mark, now=utcnow())
@@ -108,5 +115,4 @@ def refresh_ecs(since: str | datetime | None = None, *, config: PipelineConfig |
                 result.refreshed = merge_batch(conn, cfg, wh.backend, control, TABLE,
                                                landed.batch_id, utcnow())
         result.batch_id = landed.batch_id
-    wh.dispose()
     return result

@@ -21,31 +21,25 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ot_core.contract import Column, TableContract
-from ot_core.engines import Backend
+
+if TYPE_CHECKING:
+    from ot_core.engines import Backend
 
 SEPARATOR = "|"
 ESCAPE = "~"
 NULL_MARK = "~N"
 HASH_BITS = 28
-_REGISTRY: dict[str, type[ChecksumDialect]] = {}
 
 
-def _register(cls: type[ChecksumDialect]) -> type[ChecksumDialect]:
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-@_register
 class ChecksumDialect:
-    """ANSI/PostgreSQL spelling (registered as 'postgresql'); subclasses override what their engine spells differently."""
+    """The ANSI/PostgreSQL spelling; an engine's subclass overrides what it spells differently."""
 
-    name: ClassVar[str] = "postgresql"
     text_type: ClassVar[str] = "VARCHAR"
     int_type: ClassVar[str] = "BIGINT"
 
@@ -96,74 +90,18 @@ class ChecksumDialect:
         return self.hash28(self.row_text(columns, alias))
 
 
-@_register
-class RedshiftChecksum(ChecksumDialect):
-    name = "redshift"
-
-    def hash28(self, text: str) -> str:
-        return f"STRTOL(SUBSTRING(MD5({text}), 1, 7), 16)"
 
 
-@_register
-class DuckDBChecksum(ChecksumDialect):
-    name = "duckdb"
-
-    def concat(self, parts: Sequence[str]) -> str:
-        # one allocation per row; a chain of || builds every intermediate string (4x slower)
-        return "concat(" + ", ".join(parts) + ")"
-
-    def hash28(self, text: str) -> str:
-        return f"CAST(('0x' || SUBSTR(MD5({text}), 1, 7)) AS BIGINT)"
-
-    def intdiv(self, a: str, b: str) -> str:
-        return f"(({a}) // {b})"
-
-
-@_register
-class MySQLChecksum(ChecksumDialect):
-    name = "mysql"
-    text_type = "CHAR"
-    int_type = "SIGNED"
-
-    def concat(self, parts: Sequence[str]) -> str:
-        return "CONCAT(" + ", ".join(parts) + ")"
-
-    def hash28(self, text: str) -> str:
-        return f"CAST(CONV(SUBSTRING(MD5({text}), 1, 7), 16, 10) AS UNSIGNED)"
-
-    def intdiv(self, a: str, b: str) -> str:
-        return f"(({a}) DIV {b})"
-
-
-def _sqlite_hash28(text: str | None) -> int | None:
+def hash28_text(text: str | None) -> int | None:
+    """The first 28 bits of the MD5 of ``text``: what every engine's spelling computes."""
     if text is None:
         return None
     return int(hashlib.md5(text.encode("utf-8")).hexdigest()[:7], 16)
 
 
-@_register
-class SQLiteChecksum(ChecksumDialect):
-    name = "sqlite"
-    text_type = "TEXT"
-    int_type = "INTEGER"
-
-    def prepare(self, conn: Connection) -> None:
-        raw = conn.connection.driver_connection
-        raw.create_function("ot_hash28", 1, _sqlite_hash28, deterministic=True)
-
-    def hash28(self, text: str) -> str:
-        return f"ot_hash28({text})"
-
-
 def checksum_dialect(backend: Backend) -> ChecksumDialect:
-    cls = _REGISTRY.get(backend.name)
-    if cls is None:
-        raise KeyError(f"no checksum expressions for {backend.name!r}")
-    return cls(backend)
-
-
-def registered() -> list[str]:
-    return sorted(_REGISTRY)
+    """The checksum spelling of ``backend``'s engine."""
+    return backend.checksum_class(backend)
 
 
 # -- the reference encoding, in Python (what every engine must reproduce) ---------------------
@@ -188,6 +126,6 @@ def row_text(contract: TableContract, row: dict[str, Any]) -> str:
 
 
 def row_hash(contract: TableContract, row: dict[str, Any]) -> int:
-    h = _sqlite_hash28(row_text(contract, row))
+    h = hash28_text(row_text(contract, row))
     assert h is not None
     return h

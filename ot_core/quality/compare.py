@@ -21,6 +21,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,16 +30,17 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ot_core.config import PipelineConfig, TimestampCDC, load_config
+from ot_core.config import PipelineConfig, TimestampCDC
 from ot_core.contract import CONTRACTS, TableContract
 from ot_core.db.catalog import history_tables
-from ot_core.db.connect import Database, open_database
+from ot_core.db.connect import Database, opened
+from ot_core.db.schema import WATERMARKS_TABLE, Tables, mart_name
 from ot_core.db.sql import Renderer
-from ot_core.db.warehouse import WATERMARKS_TABLE, ddl, mart_name
+from ot_core.db.warehouse import Warehouse, using
 from ot_core.errors import DataCheckFailed, UsageError
 from ot_core.pipeline.control import Control
 from ot_core.quality.checksum import checksum_dialect
-from ot_core.timeutil import add_months, to_epoch, utcnow
+from ot_core.timeutil import EARLIEST, LATEST, add_months, to_epoch, utcnow
 
 MAX_RANGES_PER_QUERY = 200  # bound parameters stay well under every driver's limit
 
@@ -95,6 +97,7 @@ class CompareReport:
     missing: int = 0  # in source, not in target
     extra: int = 0  # in target, not in source (duplicates in the target count here too)
     changed: int = 0  # in both, some column differs
+    not_extracted: int = 0  # changed at the source after the watermark: read next cycle
     mismatch_rate: float = 0.0
     rows_transferred: int = 0  # checksum rows + detail rows read from both sides
     checksum_queries: int = 0
@@ -271,6 +274,35 @@ def _bisect(a: _Reader, b: _Reader, base: int, top: int, settings: Settings,
         width = max(1, width // settings.fanout)
 
 
+def set_aside_not_extracted(report: CompareReport, src: Database, contract: TableContract,
+                            cdc_column: str, mark: int) -> None:
+    """Keys the warehouse holds that the source has changed since the watermark are not
+    mismatches: their new version is simply not extracted yet (the next cycle reads it).
+    They leave ``extra`` for ``not_extracted`` and the mismatch rate."""
+    extra = report.keys.get("extra", [])
+    if not extra:
+        return
+    key = src.backend.quote(contract.key[0])
+    stmt = sa.text(f"SELECT {key} FROM {src.backend.qualified(None, contract.name)} "
+                   f"WHERE {key} IN :keys AND {src.backend.quote(cdc_column)} >= :mark"
+                   ).bindparams(sa.bindparam("keys", expanding=True))
+    moved: set[int] = set()
+    with src.engine.connect() as conn:
+        for i in range(0, len(extra), 1000):
+            part = [int(k) for k in extra[i:i + 1000]]
+            moved |= {int(r[0]) for r in conn.execute(stmt, {"keys": part, "mark": int(mark)})}
+    if not moved:
+        return
+    report.keys["extra"] = [k for k in extra if k not in moved]
+    report.keys["not_extracted"] = sorted(moved)
+    report.extra -= len(moved)
+    report.not_extracted = len(moved)
+    report.sample_keys["extra"] = report.keys["extra"][:len(report.sample_keys.get("extra", []))]
+    report.sample_keys["not_extracted"] = report.keys["not_extracted"][:10]
+    report.mismatch_rate = (report.missing + report.extra + report.changed) / max(
+        report.rows_source, report.rows_target, 1)
+
+
 def _diff_rows(left: list[tuple], right: list[tuple], report: CompareReport) -> None:
     report.rows_transferred += len(left) + len(right)
     lmap: dict[int, list[tuple]] = defaultdict(list)
@@ -305,7 +337,6 @@ def _diff_rows(left: list[tuple], right: list[tuple], report: CompareReport) -> 
 
 # -- the monthly job: sides from the config, results kept, failure above the rate ------------
 TABLE_ALIASES = {"ecs": "ecs_order_info", "uti": "uni_tracking_info", "uts": "uni_tracking_spath"}
-RESULTS_TABLE = "ot_compare_results"
 
 
 class CompareFailed(DataCheckFailed):
@@ -326,6 +357,9 @@ def month_bounds(month: str) -> tuple[int, int]:
         start = datetime.strptime(month.strip(), "%Y-%m").replace(tzinfo=UTC)
     except (ValueError, AttributeError):
         raise UsageError(f"month {month!r} is not understood; use YYYY-MM, e.g. 2026-10") from None
+    if not EARLIEST <= start < LATEST:
+        raise UsageError(f"month {month!r} is outside {EARLIEST.year}-{LATEST.year - 1}: source "
+                         "times are unix epoch seconds")
     return to_epoch(start), to_epoch(add_months(start, 1))
 
 
@@ -337,6 +371,8 @@ def parse_key_range(text: str) -> tuple[int, int]:
         raise UsageError(f"key range {text!r} is not understood; use LO:HI, e.g. 1000:2000") from None
     if hi <= lo:
         raise UsageError(f"key range {text!r} is empty; HI must be above LO")
+    if lo < -(2**63) or hi > 2**63 - 1:
+        raise UsageError(f"key range {text!r} is outside BIGINT; keys are signed 64-bit integers")
     return lo, hi
 
 
@@ -365,7 +401,8 @@ def _watermark(conn: Connection, cfg: PipelineConfig, wh: Database, table: str) 
 
 def run_compare(table: str, *, month: str | None = None, key_range: str | None = None,
                 against: str = "source", config: PipelineConfig | str | None = None,
-                source: Database | str | None = None, warehouse: Database | str | None = None,
+                source: Database | str | None = None,
+                warehouse: Warehouse | Database | str | None = None,
                 record: bool = True, fail: bool = True) -> CompareReport:
     """Compare one table for a month (archive column) or key range; keep and judge the result.
 
@@ -374,8 +411,14 @@ def run_compare(table: str, *, month: str | None = None, key_range: str | None =
     ``against='legacy'`` compares the relation named in ``compare.legacy`` with it.
     """
     table = resolve_table(table)
-    cfg = config if isinstance(config, PipelineConfig) else load_config(config)
-    wh = warehouse if isinstance(warehouse, Database) else open_database("warehouse", warehouse)
+    with using(config, warehouse) as wh, ExitStack() as stack:
+        src = stack.enter_context(opened("source", source)) if against == "source" else None
+        return _run_compare(wh, src, table, month, key_range, against, record, fail)
+
+
+def _run_compare(wh: Warehouse, src: Database | None, table: str, month: str | None,
+                 key_range: str | None, against: str, record: bool, fail: bool) -> CompareReport:
+    cfg = wh.cfg
     tcfg = cfg.table(table)
     scope = dict[str, Any]()
     if month:
@@ -383,11 +426,10 @@ def run_compare(table: str, *, month: str | None = None, key_range: str | None =
         scope.update(column=tcfg.archive_column, lower=lo, upper=hi)
     if key_range:
         scope["key_lo"], scope["key_hi"] = parse_key_range(key_range)
-    with wh.engine.connect() as conn:
-        target = warehouse_side(conn, cfg, wh, table)
-        mark = _watermark(conn, cfg, wh, table)
-    if against == "source":
-        src = source if isinstance(source, Database) else open_database("source", source)
+    with wh.connect() as conn:
+        target = warehouse_side(conn, cfg, wh.db, table)
+        mark = _watermark(conn, cfg, wh.db, table)
+    if against == "source" and src is not None:
         left = Side(src, f"source {src.display}", ((None, table),))
         if mark is not None and isinstance(tcfg.cdc, TimestampCDC):
             scope.update(cdc_column=tcfg.cdc.column, cdc_upper=mark)
@@ -398,12 +440,12 @@ def run_compare(table: str, *, month: str | None = None, key_range: str | None =
     c = cfg.compare
     settings = Settings(c.first_segments, c.fanout, c.leaf_rows, c.sample_keys)
     report = compare_sides(CONTRACTS[table], left, target, Scope(**scope), settings)
-    left.db.dispose()  # release connections at once (DuckDB: one writer per file)
+    if src is not None and scope.get("cdc_column"):
+        set_aside_not_extracted(report, src, CONTRACTS[table], scope["cdc_column"], mark)
     failed = report.mismatch_rate > c.max_mismatch_rate
     if record:
-        record_result(cfg, wh, report, month=month, against=against,
+        record_result(cfg, wh.db, report, month=month, against=against,
                       status="failed" if failed else "ok")
-    wh.dispose()
     if failed and fail:
         raise CompareFailed(
             f"{table}: mismatch rate {report.mismatch_rate:.4%} is above "
@@ -413,33 +455,12 @@ def run_compare(table: str, *, month: str | None = None, key_range: str | None =
     return report
 
 
-def results_table(md: sa.MetaData, schema: str) -> sa.Table:
-    return sa.Table(
-        RESULTS_TABLE, md,
-        sa.Column("run_id", sa.String(32), nullable=False),
-        sa.Column("run_at", sa.DateTime, nullable=False),
-        sa.Column("table_name", sa.String(64), nullable=False),
-        sa.Column("against", sa.String(16), nullable=False),
-        sa.Column("month", sa.String(7)),
-        sa.Column("scope", sa.String(500), nullable=False),
-        *[sa.Column(n, sa.BigInteger, nullable=False) for n in
-          ("rows_source", "rows_target", "missing", "extra", "changed", "rows_transferred")],
-        sa.Column("mismatch_rate", sa.Float, nullable=False),
-        sa.Column("seconds", sa.Float, nullable=False),
-        sa.Column("changed_columns", sa.String(2000)),
-        sa.Column("sample_keys", sa.String(4000)),
-        sa.Column("status", sa.String(16), nullable=False),
-        schema=schema,
-    )
 
 
 def record_result(cfg: PipelineConfig, wh: Database, report: CompareReport, *,
                   month: str | None, against: str, status: str) -> None:
-    t = results_table(sa.MetaData(), cfg.schemas.control)
+    t = Tables(cfg, wh.backend).compare_results
     with wh.engine.begin() as conn:
-        wh.backend.create_schema(conn, cfg.schemas.control)
-        if RESULTS_TABLE not in wh.backend.list_tables(conn, cfg.schemas.control, RESULTS_TABLE):
-            conn.exec_driver_sql(ddl(t, wh.backend))
         conn.execute(sa.insert(t).values(
             run_id=uuid.uuid4().hex, run_at=utcnow().replace(tzinfo=None, microsecond=0),
             table_name=report.table, against=against, month=month, scope=report.scope[:500],
@@ -452,9 +473,9 @@ def record_result(cfg: PipelineConfig, wh: Database, report: CompareReport, *,
 
 def load_results(cfg: PipelineConfig, wh: Database) -> pd.DataFrame:
     """Every kept comparison, oldest first (empty when none was recorded yet)."""
-    t = results_table(sa.MetaData(), cfg.schemas.control)
+    t = Tables(cfg, wh.backend).compare_results
     with wh.engine.connect() as conn:
-        if RESULTS_TABLE not in wh.backend.list_tables(conn, cfg.schemas.control, RESULTS_TABLE):
+        if t.name not in wh.backend.list_tables(conn, cfg.schemas.control, t.name):
             return pd.DataFrame(columns=[c.name for c in t.columns])
         rows = conn.execute(sa.select(t).order_by(t.c.run_at)).mappings().all()
     return pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in t.columns])
@@ -491,10 +512,17 @@ class Monthly:
 
 def run_monthly(month: str | None = None, tables: Sequence[str] = ("ecs", "uti", "uts"), *,
                 config: PipelineConfig | str | None = None, source: Database | str | None = None,
-                warehouse: Database | str | None = None) -> Monthly:
-    """Compare every table for ``month`` (default: the previous one), keeping each result."""
-    cfg = config if isinstance(config, PipelineConfig) else load_config(config)
+                warehouse: Warehouse | Database | str | None = None) -> Monthly:
+    """Compare every table for ``month`` (default: the previous one), keeping each result.
+
+    ``tables`` is a list, or one string of names separated by commas or spaces (a job
+    parameter given on the command line)."""
+    if isinstance(tables, str):
+        tables = [x for x in tables.replace(",", " ").split() if x]
+    names = [resolve_table(t) for t in tables]  # every name checked before any work
     month = month or add_months(utcnow().replace(day=1), -1).strftime("%Y-%m")
-    reports = [run_compare(t, month=month, config=cfg, source=source, warehouse=warehouse,
-                           fail=False) for t in tables]
-    return Monthly(month, reports, cfg.compare.max_mismatch_rate)
+    month_bounds(month)
+    with using(config, warehouse) as wh, opened("source", source) as src:
+        reports = [run_compare(t, month=month, config=wh.cfg, source=src, warehouse=wh,
+                               fail=False) for t in names]
+        return Monthly(month, reports, wh.cfg.compare.max_mismatch_rate)

@@ -23,7 +23,7 @@ from ot_core.config import PipelineConfig, TimestampCDC
 from ot_core.contract import CONTRACTS, TableContract
 from ot_core.db.catalog import history_tables
 from ot_core.db.connect import Database
-from ot_core.db.warehouse import EXCEPTIONS_TABLE, mart_name
+from ot_core.db.schema import EXCEPTIONS_TABLE, mart_name
 from ot_core.pipeline.exception_log import ROUTING_GAP
 from ot_core.pipeline.lifecycle import ACTIVE_TABLE, GATED_TABLE
 from ot_core.pipeline.periods import cutoff

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -19,12 +20,13 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ot_core.config import PipelineConfig, load_config
+from ot_core.config import PipelineConfig
 from ot_core.contract import CONTRACTS
 from ot_core.db.catalog import history_tables
-from ot_core.db.connect import Database, open_database
+from ot_core.db.connect import Database, opened
+from ot_core.db.schema import EXCEPTIONS_TABLE, mart_name, names
 from ot_core.db.sql import Renderer
-from ot_core.db.warehouse import EXCEPTIONS_TABLE, ensure_warehouse, mart_name, names
+from ot_core.db.warehouse import Warehouse, using
 from ot_core.errors import DataCheckFailed
 from ot_core.pipeline.control import LOADED, Control
 from ot_core.pipeline.exception_log import exceptions_frame
@@ -32,7 +34,6 @@ from ot_core.pipeline.periods import AHEAD, cutoff, periods_between
 from ot_core.timeutil import day_floor, from_epoch, iso, parse_as_of, to_epoch, utcnow
 
 log = logging.getLogger("ot.monitor")
-RESULTS_TABLE = "ot_check_results"
 OK, FAIL = "ok", "fail"
 UTI, SPATH = "uni_tracking_info", "uni_tracking_spath"
 
@@ -64,7 +65,7 @@ class CheckResult:
 class Context:
     conn: Connection
     cfg: PipelineConfig
-    wh: Database
+    wh: Warehouse
     source: Database | None
     as_of: int
     limits: Thresholds
@@ -244,28 +245,6 @@ CHECKS: list[Callable[[Context], list[CheckResult]]] = [
 
 
 # -- results: stored, shown, charted -----------------------------------------------------------
-def results_table(schema: str) -> sa.Table:
-    return sa.Table(
-        RESULTS_TABLE, sa.MetaData(),
-        sa.Column("checked_at", sa.DateTime, nullable=False),
-        sa.Column("as_of", sa.DateTime, nullable=False),
-        sa.Column("check_name", sa.String(64), nullable=False),
-        sa.Column("subject", sa.String(128), nullable=False),
-        sa.Column("status", sa.String(8), nullable=False),
-        sa.Column("row_count", sa.BigInteger, nullable=False),
-        sa.Column("detail", sa.String(2000)),
-        sa.Column("sample", sa.String(65535)),
-        schema=schema,
-    )
-
-
-def _ensure_results(conn: Connection, cfg: PipelineConfig, wh: Database) -> sa.Table:
-    from ot_core.db.warehouse import ddl
-
-    t = results_table(cfg.schemas.control)
-    if RESULTS_TABLE not in wh.backend.list_tables(conn, cfg.schemas.control, RESULTS_TABLE):
-        conn.exec_driver_sql(ddl(t, wh.backend))
-    return t
 
 
 @dataclass
@@ -314,22 +293,20 @@ class Report:
 
 
 def run_checks(as_of: str | datetime | None = None, *, limits: Thresholds | None = None,
-               config: PipelineConfig | str | None = None, warehouse: Database | str | None = None,
+               config: PipelineConfig | str | None = None,
+               warehouse: Warehouse | Database | str | None = None,
                source: Database | str | None = None, use_source: bool = True) -> Report:
     """Run every check, store each result, return them with the last 30 days of history."""
-    cfg = config if isinstance(config, PipelineConfig) else load_config(config)
-    wh = warehouse if isinstance(warehouse, Database) else open_database("warehouse", warehouse)
-    src = None
-    if use_source:
-        src = source if isinstance(source, Database) else open_database("source", source)
     at = parse_as_of(as_of)
     limits = limits or Thresholds()
     results: list[CheckResult] = []
-    try:
-        with wh.engine.connect() as conn:
+    with using(config, warehouse) as wh, ExitStack() as stack:
+        cfg = wh.cfg
+        src = stack.enter_context(opened("source", source)) if use_source else None
+        table = wh.tables.check_results
+        with wh.connect() as conn:
             with conn.begin():
-                ensure_warehouse(conn, cfg, wh.backend)
-                table = _ensure_results(conn, cfg, wh)
+                wh.ensure(conn)
             ctx = Context(conn, cfg, wh, src, to_epoch(at), limits)
             for check in CHECKS:
                 with conn.begin():
@@ -346,10 +323,6 @@ def run_checks(as_of: str | datetime | None = None, *, limits: Thresholds | None
                 hist = conn.execute(sa.select(table.c.as_of, table.c.check_name, table.c.subject,
                                               table.c.status, table.c.row_count)
                                     .where(table.c.as_of >= since)).fetchall()
-    finally:
-        wh.dispose()
-        if src is not None:
-            src.dispose()
     for r in results:
         log.info("check %s %s: %s (%d) %s", r.check, r.subject, r.status, r.count, r.detail)
     history = pd.DataFrame([tuple(h) for h in hist],

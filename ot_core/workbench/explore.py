@@ -20,17 +20,22 @@ from sqlalchemy.engine import URL, Connection, make_url
 
 from ot_core.config import PipelineConfig, load_config
 from ot_core.contract import CONTRACTS
-from ot_core.db import connect
 from ot_core.db.catalog import history_tables
-from ot_core.db.connect import Database, is_transient, masked, open_database, redact
-from ot_core.db.warehouse import EXCEPTIONS_TABLE, WATERMARKS_TABLE, exceptions_table, mart_name
-from ot_core.errors import ConfigError
+from ot_core.db.connect import Database, open_database, url_from_env
+from ot_core.db.schema import (
+    CHECK_RESULTS_TABLE,
+    EXCEPTIONS_TABLE,
+    JOB_RUNS_TABLE,
+    WATERMARKS_TABLE,
+    Tables,
+    mart_name,
+)
+from ot_core.errors import ConfigError, is_transient
 from ot_core.pipeline import exception_log
+from ot_core.secrets import masked, redact
 from ot_core.timeutil import parse_duration, to_epoch, utcnow
 from ot_core.workbench.present import Message
 
-JOB_RUNS_TABLE = "ot_job_runs"
-CHECK_RESULTS_TABLE = "ot_check_results"
 DELIVERED = 40  # uni_tracking_info.status of a delivered parcel
 DAY = 86400
 MIN_EVENTS = 4  # the default order shows a real path, not a lone label-created event
@@ -79,7 +84,7 @@ def _target(warehouse: Database | str | None) -> URL:
         return warehouse.url
     if isinstance(warehouse, str):
         return make_url(warehouse)
-    return connect._url_from_env("warehouse")  # the same default every command uses
+    return url_from_env("warehouse")  # the same default every command uses
 
 
 def open_workbench(config: PipelineConfig | str | None = None,
@@ -368,7 +373,7 @@ def _exceptions(wb: Workbench, resolved: bool) -> pd.DataFrame:
     mart = wb.cfg.schemas.mart
     with wb.wh.engine.connect() as conn:
         if not _exists(wb, conn, mart, EXCEPTIONS_TABLE):
-            t = exceptions_table(sa.MetaData(), mart, wb.wh.backend)
+            t = Tables(wb.cfg, wb.wh.backend).exceptions
             return pd.DataFrame(columns=[c.name for c in t.columns])
         frame = exception_log.exceptions_frame(conn, wb.cfg, wb.wh.backend, resolved)
     wb.wh.dispose()

@@ -16,8 +16,8 @@ import pandas as pd
 import sqlalchemy as sa
 from IPython.display import display
 
-from ot_core.db.connect import is_transient, redact
-from ot_core.errors import OTError
+from ot_core.errors import OTError, is_transient
+from ot_core.secrets import redact
 from ot_core.workbench import present
 from ot_core.workbench.explore import FIX, Workbench
 from ot_core.workbench.present import Html, Message
