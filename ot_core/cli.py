@@ -144,16 +144,19 @@ def simulate(until, start, days, seed, orders_per_day) -> None:
 @click.option("--allow-past", is_flag=True,
               help="Allow an --as-of earlier than what was already read (a deliberate run in the "
                    "past: it reads nothing new and judges the lifecycle at that instant).")
+@click.option("--new-schemas", is_flag=True,
+              help="Confirm that the config's schema names changed on purpose: new, empty "
+                   "tables are created there and the data under the old names stays behind.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @config_option
 @handle_errors
-def cycle(as_of, catch_up, step, allow_past, as_json, config) -> None:
+def cycle(as_of, catch_up, step, allow_past, new_schemas, as_json, config) -> None:
     """Run one cycle: extract what changed, land it as raw batches, merge into the marts,
     trim raw tables. Safe to rerun: a killed cycle rerun ends where one clean run would."""
     from ot_core.jobs.lock import held
 
     with held("cycle", config):
-        res = _cycle(as_of, catch_up, step, config, allow_past)
+        res = _cycle(as_of, catch_up, step, config, allow_past, new_schemas)
     if as_json:
         click.echo(json.dumps({"as_of": res.as_of, "seconds": round(res.seconds, 3),
                                "tables": res.rows(), "lifecycle": res.lifecycle}, indent=2))
@@ -170,7 +173,7 @@ def cycle(as_of, catch_up, step, allow_past, as_json, config) -> None:
                 click.echo(f"warning: {w}", err=True)
 
 
-def _cycle(as_of, catch_up, step, config, allow_past=False):
+def _cycle(as_of, catch_up, step, config, allow_past=False, new_schemas=False):
     from ot_core.pipeline.cycle import catch_up as run_catch_up
     from ot_core.pipeline.cycle import run_cycle
 
@@ -183,12 +186,13 @@ def _cycle(as_of, catch_up, step, config, allow_past=False):
             bar.total = n
             bar.update(1)
 
-        results = run_catch_up(as_of, step=step, config=config, on_cycle=tick)
+        results = run_catch_up(as_of, step=step, config=config, on_cycle=tick,
+                               new_schemas=new_schemas)
         bar.close()
         res = results[-1]
         click.echo(f"{len(results)} cycles up to {res.as_of}")
     else:
-        res = run_cycle(as_of, config=config, allow_past=allow_past)
+        res = run_cycle(as_of, config=config, allow_past=allow_past, new_schemas=new_schemas)
     return res
 
 

@@ -310,8 +310,8 @@ def test_partner_dashboard_view(embedded, tmp_path):
 
 
 def _seed_runs_and_checks(url: str, notebook: Path) -> None:
+    from ot_core.db.schema import Tables
     from ot_core.jobs.records import ensure_table
-    from ot_core.quality.monitor import results_table
 
     eng = sa.create_engine(url)
     t0 = datetime(2026, 3, 1, 0, 0)
@@ -326,8 +326,7 @@ def _seed_runs_and_checks(url: str, notebook: Path) -> None:
             {"run_id": 3, "job": "cycle", "status": "skipped", "notebook_path": None,
              "started_at": t0 + timedelta(minutes=30), "ended_at": t0 + timedelta(minutes=30),
              "error": "locked by run 2"}])
-        checks = results_table(CONTROL)
-        c.exec_driver_sql(ddl(checks, backend_for(eng)))
+        checks = Tables(load_config(), backend_for(eng)).check_results  # created with the rest
         old, new = datetime(2026, 2, 28, 6), datetime(2026, 3, 1, 6)
         rows = [(old, "duplicate_keys", "ecs_order_info", "fail", 3),
                 (new, "duplicate_keys", "ecs_order_info", "ok", 0),
@@ -344,7 +343,7 @@ def test_pipeline_health_view(embedded, tmp_path):
     wb = _wb(embedded)
     health = PipelineHealth(wb, now=datetime(2026, 3, 1, 0, 20, tzinfo=UTC), export_dir=tmp_path)
     texts = [i.text for i in health.shown if isinstance(i, Message)]
-    assert health.runs is None and texts[0].startswith("No job runs recorded yet")
+    assert health.runs.empty and texts[0].startswith("No job runs recorded yet")
     images = [type(i).__name__ for i in health.shown].count("Image")
     assert images == 1  # the freshness chart only: no empty run-duration axes
     assert texts[1].startswith("Freshness **OK**")

@@ -303,6 +303,7 @@ def ensure(conn: Connection, cfg: PipelineConfig, backend: Backend, *,
             f"the warehouse's tables are at schema version {found}, newer than this ot "
             f"(version {SCHEMA_VERSION}): upgrade ot-workbench before running it here")
     if found is None or recorded != wanted:
+        conn.execute(sa.delete(v))  # one row: the names the data lives under from now on
         conn.execute(sa.insert(v).values(
             version=SCHEMA_VERSION, raw_schema=wanted[0], mart_schema=wanted[1],
             control_schema=wanted[2], applied_at=utcnow().replace(tzinfo=None, microsecond=0)))

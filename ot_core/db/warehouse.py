@@ -100,16 +100,17 @@ class Warehouse:
 
 @contextmanager
 def using(config: PipelineConfig | str | None = None,
-          warehouse: Warehouse | Database | str | None = None) -> Iterator[Warehouse]:
+          warehouse: Warehouse | Database | str | None = None, *,
+          new_schemas: bool = False) -> Iterator[Warehouse]:
     """The caller's warehouse when it passed one (left open), else one opened here and closed
     on the way out: the one place a "handle or URL" argument is resolved."""
     if isinstance(warehouse, Warehouse):
         yield warehouse
         return
     if isinstance(warehouse, Database):
-        yield Warehouse(resolve_config(config), warehouse)  # the caller owns the engine
-        return
-    wh = Warehouse.open(config, warehouse)
+        yield Warehouse(resolve_config(config), warehouse, new_schemas=new_schemas)
+        return  # the caller owns the engine
+    wh = Warehouse.open(config, warehouse, new_schemas=new_schemas)
     try:
         yield wh
     finally:

@@ -95,7 +95,7 @@ def guard_clock(as_of: int, source_clock: int, newest: int | None, skew: int, *,
 def run_cycle(
     as_of: str | datetime | None = None, *, config: PipelineConfig | str | None = None,
     source: Database | str | None = None, warehouse: Warehouse | Database | str | None = None,
-    allow_past: bool = False, source_clock: int | None = None,
+    allow_past: bool = False, source_clock: int | None = None, new_schemas: bool = False,
 ) -> CycleResult:
     """Run one cycle at ``as_of`` (default now). Raises a TerminalError or TransientError.
 
@@ -103,10 +103,12 @@ def run_cycle(
     nor, unless ``allow_past``, behind the newest watermark; the window read stops at the
     source's clock, so a watermark never moves past what was read. ``source_clock`` replaces
     the clock read from the source where a caller simulates time (tests, what-if runs).
+    ``new_schemas`` confirms a change of the config's schema names (see ``db.schema``).
     """
     at = parse_as_of(as_of)
     cfg = resolve_config(config)
-    with opened("source", source) as src, using(cfg, warehouse) as wh:
+    with opened("source", source) as src, \
+            using(cfg, warehouse, new_schemas=new_schemas) as wh:
         return _run_cycle(at, cfg, src, wh, allow_past, source_clock)
 
 
@@ -199,14 +201,15 @@ def catch_up(
     step: str | int | None = None, config: PipelineConfig | str | None = None,
     source: Database | str | None = None, warehouse: Warehouse | Database | str | None = None,
     on_cycle: Callable[[CycleResult, int, int], None] | None = None,
-    source_clock: int | None = None,
+    source_clock: int | None = None, new_schemas: bool = False,
 ) -> list[CycleResult]:
     """Run cycles from the newest watermark (or ``start``) to ``until`` in ``step`` increments.
 
     The first cycle of an empty warehouse is a backfill at ``start`` (or at ``until``).
     """
     cfg = resolve_config(config)
-    with opened("source", source) as src, using(cfg, warehouse) as wh:
+    with opened("source", source) as src, \
+            using(cfg, warehouse, new_schemas=new_schemas) as wh:
         return _catch_up(until, start, step, cfg, src, wh, on_cycle, source_clock)
 
 
