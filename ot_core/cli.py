@@ -342,7 +342,9 @@ def compare(table, month, key_range, against, as_json, config) -> None:
     else:
         click.echo(f"{rep.table}: {rep.source} vs {rep.target} ({rep.scope})")
         click.echo(f"rows {rep.rows_source:,} / {rep.rows_target:,}; missing {rep.missing}, "
-                   f"extra {rep.extra}, changed {rep.changed}; mismatch rate "
+                   f"extra {rep.extra}, changed {rep.changed}"
+                   + (f" ({rep.not_extracted} changed at the source since the last cycle: read "
+                      "next cycle)" if rep.not_extracted else "") + "; mismatch rate "
                    f"{rep.mismatch_rate:.4%}; {rep.rows_transferred:,} rows transferred in "
                    f"{rep.seconds:.2f} s")
         if rep.changed_columns:

@@ -131,16 +131,20 @@ class Database:
         self.dispose()
 
 
+def _missing_driver(url: URL, e: Exception) -> ConfigError:
+    name = url.get_backend_name()
+    extra = EXTRAS.get(name)
+    if extra is None:
+        return ConfigError(f"database dialect {url.drivername!r} is not supported")
+    return ExtraMissing(f"a {name} database needs its driver: pip install "
+                        f"'ot-workbench[{extra}]' ({first_line(e)})")
+
+
 def _dialect(url: URL):
     try:
         return url.get_dialect()
     except (ImportError, sa.exc.NoSuchModuleError) as e:
-        name = url.get_backend_name()
-        extra = EXTRAS.get(name)
-        if extra is None:
-            raise ConfigError(f"database dialect {url.drivername!r} is not supported") from None
-        raise ExtraMissing(f"a {name} database needs the driver that pip install "
-                           f"'ot-workbench[{extra}]' brings ({first_line(e)})") from None
+        raise _missing_driver(url, e) from None
 
 
 def open_database(role: str, url: URL | str | None = None, *, create: bool = True
@@ -171,7 +175,10 @@ def open_database(role: str, url: URL | str | None = None, *, create: bool = Tru
         # DuckDB admits one writing process per file: release it as soon as a block ends,
         # so a job runner and a notebook kernel never hold it at the same time.
         kwargs["poolclass"] = NullPool
-    engine = sa.create_engine(url, **kwargs)
+    try:
+        engine = sa.create_engine(url, **kwargs)  # imports the driver
+    except ImportError as e:
+        raise _missing_driver(url, e) from None
     return Database(role=role, url=url, engine=engine, backend=backend_for(engine, role))
 
 

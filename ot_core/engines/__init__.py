@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ot_core.jobs.catalogue import JobSpec
     from ot_core.jobs.lock import JobLock
     from ot_core.jobs.maintenance import Limits, Maintainer
+    from ot_core.pipeline.source_contract import SourceColumn
 
 _REGISTRY: dict[str, type[Backend]] = {}
 
@@ -125,6 +126,11 @@ class Backend:
             "SELECT table_schema FROM information_schema.tables WHERE table_name = :t "
             "ORDER BY table_schema"), {"t": table})
         return [r[0] for r in rows]
+
+    def source_columns(self, conn: Connection, table: str) -> list[SourceColumn]:
+        """The source table's columns as the catalog declares them (a source engine
+        overrides this; see ``pipeline/source_contract.py``)."""
+        raise ConfigError(f"a {self.name} database cannot be the source")
 
     def list_columns(self, conn: Connection, schema: str | None, table: str) -> list[str]:
         rows = conn.execute(

@@ -28,6 +28,7 @@ from sqlglot import exp
 
 from ot_core.engines import Backend, register
 from ot_core.errors import TRANSIENT_HINTS, SourceUnavailable, TerminalError
+from ot_core.pipeline.source_contract import SourceColumn
 from ot_core.quality.checksum import ChecksumDialect
 from ot_core.secrets import redact
 
@@ -78,6 +79,14 @@ class MySQLBackend(Backend):
             )
         )
         return [r[0] for r in rows if r[0].startswith(prefix)]
+
+    def source_columns(self, conn: Connection, table: str) -> list[SourceColumn]:
+        rows = conn.execute(sa.text(
+            "SELECT column_name, data_type, column_type, numeric_precision, numeric_scale, "
+            "character_maximum_length, is_nullable FROM information_schema.columns "
+            "WHERE table_schema = DATABASE() AND table_name = :t ORDER BY ordinal_position"),
+            {"t": table})
+        return [_mysql_column(*r) for r in rows]
 
     def list_columns(self, conn: Connection, schema: str | None, table: str) -> list[str]:
         rows = conn.execute(
@@ -176,3 +185,26 @@ def _keyset_pages(conn: Connection, sql: str, params: dict[str, Any],
             return
         tail = frame.iloc[-1]
         last = [int(tail[n]) for n in names]
+
+
+_MYSQL_INT_BITS = {"tinyint": 8, "smallint": 16, "mediumint": 24, "int": 32, "integer": 32,
+                   "bigint": 64}
+
+
+def _mysql_column(name: str, data_type: str, column_type: str, precision: Any, scale: Any,
+                  length: Any, is_nullable: str) -> SourceColumn:
+    kind_of = str(data_type).lower()
+    common = dict(name=name, declared=str(column_type), nullable=str(is_nullable) == "YES")
+    if kind_of in _MYSQL_INT_BITS:
+        bits = _MYSQL_INT_BITS[kind_of] + (1 if "unsigned" in str(column_type).lower() else 0)
+        return SourceColumn(kind="integer", bits=bits, **common)
+    if kind_of in ("decimal", "numeric"):
+        return SourceColumn(kind="decimal", precision=int(precision), scale=int(scale or 0),
+                            **common)
+    if kind_of in ("varchar", "char", "text", "tinytext", "mediumtext", "longtext"):
+        return SourceColumn(kind="string", length=None if length is None else int(length),
+                            **common)
+    if kind_of in ("float", "double", "real"):
+        return SourceColumn(kind="float", **common)
+    return SourceColumn(kind="other", **common)
+

@@ -11,6 +11,7 @@ mart's primary-key index: cost follows the batch, not the mart.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import socket
 import zlib
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 NULL_MARK = "\\N"
 # Staged batches up to this size are merged by key-index lookups (a backfill is not).
 KEY_LOOKUP_MAX_ROWS = 200_000
+
+log = logging.getLogger("ot.jobs")
 
 
 class PostgresMaintainer(Maintainer):
@@ -92,6 +95,10 @@ class AdvisoryJobLock(JobLock):
         if self._conn is not None:
             try:
                 self._conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+            except sa.exc.DBAPIError:
+                # the session died (a server restart): the server dropped the lock with it,
+                # and the work done under it is committed or rolled back already
+                log.warning("job %s: the lock's session was gone at release", self.spec.name)
             finally:
                 self._conn.close()
                 self._conn = None

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ot_core.engines import Backend, register
+from ot_core.pipeline.source_contract import SourceColumn
 from ot_core.quality.checksum import ChecksumDialect, hash28_text
 
 
@@ -35,6 +38,11 @@ class SQLiteBackend(Backend):
         )
         return [r[0] for r in rows if r[0].startswith(prefix)]
 
+    def source_columns(self, conn: Connection, table: str) -> list[SourceColumn]:
+        rows = conn.execute(sa.text("SELECT name, type, \"notnull\" FROM pragma_table_info(:t)"),
+                            {"t": table})
+        return [_sqlite_column(r[0], r[1] or "", bool(r[2])) for r in rows]
+
     def list_columns(self, conn: Connection, schema: str | None, table: str) -> list[str]:
         rows = conn.execute(sa.text("SELECT name FROM pragma_table_info(:t)"), {"t": table})
         return [r[0] for r in rows]
@@ -56,3 +64,30 @@ class SQLiteBackend(Backend):
             if not rows:
                 break
             yield pd.DataFrame.from_records(rows, columns=columns)
+
+
+_DECLARED = re.compile(r"^\s*([A-Za-z ]+?)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?\s*$")
+_INT_BITS = {"TINYINT": 8, "SMALLINT": 16, "MEDIUMINT": 24, "INT": 32, "INTEGER": 32,
+             "BIGINT": 64}
+_STRINGS = ("VARCHAR", "CHAR", "CHARACTER", "NVARCHAR", "NCHAR", "TEXT", "CLOB",
+            "VARYING CHARACTER", "CHARACTER VARYING")
+
+
+def _sqlite_column(name: str, declared: str, notnull: bool) -> SourceColumn:
+    """SQLite keeps the declared type as text: read it the way the contract spells types."""
+    m = _DECLARED.match(declared)
+    base = (m.group(1) if m else declared).strip().upper()
+    a = int(m.group(2)) if m and m.group(2) else None
+    b = int(m.group(3)) if m and m.group(3) else None
+    common = dict(name=name, declared=declared or "(no type)", nullable=not notnull)
+    if base in _INT_BITS:
+        return SourceColumn(kind="integer", bits=_INT_BITS[base], **common)
+    if base in ("DECIMAL", "NUMERIC"):
+        return SourceColumn(kind="decimal", precision=a, scale=b if b is not None else 0, **common)
+    if base in _STRINGS:
+        return SourceColumn(kind="string", length=a if base not in ("TEXT", "CLOB") else None,
+                            **common)
+    if base in ("REAL", "FLOAT", "DOUBLE", "DOUBLE PRECISION"):
+        return SourceColumn(kind="float", **common)
+    return SourceColumn(kind="other", **common)
+

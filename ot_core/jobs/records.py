@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -198,6 +197,8 @@ def show_figures(figures: dict) -> None:
 def read_figures(notebook: Path) -> dict | None:
     """The last figures output of an executed notebook (None if it recorded none)."""
     try:
+        import nbformat  # only here: the cycle's own imports stay free of the notebook stack
+
         nb = nbformat.read(str(notebook), as_version=4)
     except Exception:  # noqa: BLE001 - an unreadable notebook simply has no figures
         return None

@@ -1,13 +1,15 @@
 """One cycle: the steps of docs/cycle.md#steps in order, nothing else.
 
-Per table: merge batches a crashed run left loaded → extract the window → land it as one
-batch (raw rows + batch record + watermark in one transaction) → merge it (mart change +
-'merged' flag in one transaction). Then the mart lifecycle, then raw trim.
+Merge the batches a crashed run left loaded → extract every table's window and land each
+as one batch (raw rows + batch record + watermark), all tables in ONE transaction → merge
+each batch (mart change + 'merged' flag in one transaction per table). Then the mart
+lifecycle, then raw trim (docs/cycle.md#transaction-boundaries).
 
-Why these transaction boundaries: a kill after the land commits leaves a 'loaded' batch
-and an advanced watermark; the next run merges that batch first and reads nothing twice.
-A kill before the land commits leaves nothing, and the same window is read again. Either
-way the rerun ends exactly where one clean run would.
+Why these transaction boundaries: a kill after the landing commits leaves 'loaded' batches
+and advanced watermarks; the next run merges them first and reads nothing twice. A kill
+(or a value that breaks the contract, in any table) before it commits leaves nothing, and
+the same windows are read again. Either way the rerun ends exactly where one clean run
+would.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ot_core.errors import ClockError, SourceUnavailable
 from ot_core.failpoints import failpoint
 from ot_core.pipeline import lifecycle
 from ot_core.pipeline.control import Control
-from ot_core.pipeline.extract import check_source, check_source_columns, plan_window, read_window
+from ot_core.pipeline.extract import check_source, plan_window, read_window
 from ot_core.pipeline.land import land_batch
 from ot_core.pipeline.merge import merge_batch
 from ot_core.timeutil import from_epoch, iso, parse_as_of, parse_duration, to_epoch, utcnow
@@ -129,10 +131,10 @@ def _run_cycle(at: datetime, cfg: PipelineConfig, src: Database, wh: Warehouse, 
         with conn.begin():
             wh.ensure(conn)
 
+        # 1. finish what a killed run left: merge loaded batches in order
         for table in cfg.tables:
             t0 = time.perf_counter()
             run = result.tables.setdefault(table, TableRun(table))
-            # 1. finish what a killed run left: merge loaded batches in order
             with conn.begin():
                 pending = control.pending(conn, table)
             for batch_id in pending:
@@ -140,16 +142,22 @@ def _run_cycle(at: datetime, cfg: PipelineConfig, src: Database, wh: Warehouse, 
                     run.rows_merged += merge_batch(conn, cfg, wh.backend, control, table,
                                                    batch_id, utcnow())
                 run.recovered_batches += 1
-            # 2-3. extract the window and land it as one batch
-            landed = _extract_and_land(cfg, src, wh, conn, control, table, read_until, run)
+            run.seconds += time.perf_counter() - t0
+        # 2-3. extract every table's window and land each as one batch, all in ONE
+        #      transaction: a value that breaks the contract in the last table leaves no
+        #      table written and no watermark moved
+        landed = _extract_and_land(cfg, src, wh, conn, control, read_until, result)
+        for table in cfg.tables:
             failpoint("after_load", table)
-            # 4. merge it
-            if landed is not None:
+        # 4. merge each batch (mart change + 'merged' flag in one transaction per table)
+        for table in cfg.tables:
+            t0 = time.perf_counter()
+            if landed.get(table) is not None:
                 with conn.begin():
-                    run.rows_merged += merge_batch(conn, cfg, wh.backend, control, table,
-                                                   landed, utcnow())
+                    result.tables[table].rows_merged += merge_batch(
+                        conn, cfg, wh.backend, control, table, landed[table], utcnow())
             failpoint("after_merge", table)
-            run.seconds = time.perf_counter() - t0
+            result.tables[table].seconds += time.perf_counter() - t0
 
         # 5. mart lifecycle (reactivation, archive, safety check, trim), after every mart
         #    has merged; its own transaction boundaries are explained in lifecycle.py
@@ -169,29 +177,39 @@ def _run_cycle(at: datetime, cfg: PipelineConfig, src: Database, wh: Warehouse, 
     return result
 
 
-def _extract_and_land(cfg, src: Database, wh: Warehouse, conn, control: Control, table: str,
-                      upper: int, run: TableRun) -> int | None:
-    tcfg = cfg.table(table)
-    contract = CONTRACTS[table]
+def _extract_and_land(cfg: PipelineConfig, src: Database, wh: Warehouse, conn, control: Control,
+                      upper: int, result: CycleResult) -> dict[str, int | None]:
+    """Read every table's window and land it as one batch per table, in one warehouse
+    transaction (retried whole on a transient source failure); the batch ids landed."""
+    windows = {}
     with conn.begin():
-        watermark = control.watermark(conn, table)
-    window = plan_window(table, tcfg, watermark, upper)
-    if window is None:
-        return None
-    run.lower, run.upper = window.lower, window.upper
+        for table in cfg.tables:
+            window = plan_window(table, cfg.table(table), control.watermark(conn, table), upper)
+            if window is not None:
+                windows[table] = window
+                result.tables[table].lower, result.tables[table].upper = window.lower, window.upper
+    if not windows:
+        return {}
 
-    def attempt() -> int | None:
-        with src.engine.connect() as sconn:
-            check_source_columns(sconn, src.backend, contract)
-            chunks = read_window(sconn, src.backend, contract, tcfg, window, cfg.cycle.chunk_rows)
-            with conn.begin():
+    def attempt() -> dict[str, int | None]:
+        out: dict[str, int | None] = {}
+        spent: dict[str, float] = {}
+        with src.engine.connect() as sconn, conn.begin():
+            for table, window in windows.items():
+                t0 = time.perf_counter()
+                chunks = read_window(sconn, src.backend, CONTRACTS[table], cfg.table(table),
+                                     window, cfg.cycle.chunk_rows)
                 landed = land_batch(conn, cfg, wh.backend, control, window, chunks,
                                     as_of=upper, now=utcnow())
-        run.rows_extracted, run.rows_loaded = landed.rows_extracted, landed.rows_loaded
-        run.batch_id = landed.batch_id
-        return landed.batch_id
+                run = result.tables[table]
+                run.rows_extracted, run.rows_loaded = landed.rows_extracted, landed.rows_loaded
+                run.batch_id = out[table] = landed.batch_id
+                spent[table] = time.perf_counter() - t0
+        for table, seconds in spent.items():  # only the attempt that committed counts
+            result.tables[table].seconds += seconds
+        return out
 
-    return with_retries(attempt, what=f"extracting {table} from the source {src.display}",
+    return with_retries(attempt, what=f"extracting from the source {src.display}",
                         retries=cfg.cycle.source_retries,
                         backoff=cfg.cycle.retry_backoff_seconds, error=SourceUnavailable)
 

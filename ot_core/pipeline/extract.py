@@ -28,8 +28,9 @@ from ot_core.contract import CONTRACTS, TableContract
 from ot_core.db.connect import Database, with_retries
 from ot_core.db.sql import Renderer
 from ot_core.engines import Backend
-from ot_core.errors import ContractError, SourceUnavailable, TerminalError
+from ot_core.errors import SourceUnavailable, TerminalError
 from ot_core.pipeline.frames import typed_frame
+from ot_core.pipeline.source_contract import check_table
 from ot_core.secrets import redact
 
 
@@ -62,22 +63,9 @@ def plan_window(table: str, tcfg: TableConfig, watermark: int | None, upper: int
 
 
 def check_source_columns(conn: Connection, backend: Backend, contract: TableContract) -> None:
-    """Stop before reading if the source table lacks a contracted column."""
-    have = backend.list_columns(conn, None, contract.name)
-    if not have:
-        raise ContractError(
-            f"source table {contract.name!r} does not exist; expected columns: "
-            f"{', '.join(contract.column_names)}. Create it (or a view of that name) in the "
-            "source database, then rerun: nothing was extracted and no watermark moved."
-        )
-    lower = {c.lower() for c in have}
-    for col in contract.column_names:
-        if col.lower() not in lower:
-            raise ContractError(
-                f"source table {contract.name!r} has no column {col!r}, which the pipeline "
-                "reads. Add the column to the table (or to the view the source exposes), then "
-                "rerun: nothing was extracted and no watermark moved."
-            )
+    """Stop before reading if the source table breaks the contract (names, types, lengths,
+    nulls; see ``source_contract``); log a drift the landing can hold."""
+    check_table(contract, backend.source_columns(conn, contract.name))
 
 
 def check_source(cfg: PipelineConfig, src: Database) -> int:

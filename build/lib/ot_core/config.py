@@ -1,0 +1,227 @@
+"""Load and validate the pipeline config (``--config``, ``OT_CONFIG`` or the shipped default): one model of the pipeline's truth.
+
+A wrong file stops before any work, with one message naming the key, the bad value and what
+is allowed. Everything printed about schedules or strategies elsewhere is generated from
+this model, so prose can never drift from the running configuration
+(docs/legacy-defects.md#10-strategy-comment-contradicting-the-code).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ot_core.contract import CONTRACTS
+from ot_core.errors import ConfigError, UsageError
+from ot_core.resources import default_config_path
+
+IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+DEFAULT_CONFIG = default_config_path()
+
+
+def check_identifier(value: str, what: str = "identifier") -> str:
+    """Identifiers from config end up in SQL text: allow only plain lower-case names."""
+    if not isinstance(value, str) or not IDENTIFIER.match(value):
+        raise ValueError(
+            f"{what} {value!r} is not allowed: use lower-case letters, digits and _, "
+            "starting with a letter or _, at most 63 characters"
+        )
+    return value
+
+
+Ident = Annotated[str, Field(min_length=1, max_length=63)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Schemas(Strict):
+    raw: Ident = "settlement_public"
+    mart: Ident = "settlement_ods"
+    control: Ident = "settlement_ctl"
+
+    @field_validator("raw", "mart", "control")
+    @classmethod
+    def _ident(cls, v: str) -> str:
+        return check_identifier(v, "schema name")
+
+
+class TimestampCDC(Strict):
+    strategy: Literal["timestamp"]
+    column: str
+    lookback_seconds: int = Field(300, ge=1, le=86400)
+
+
+class FullRefreshCDC(Strict):
+    """Re-read the whole table every cycle; ``column`` (optional) bounds it by as_of."""
+
+    strategy: Literal["full_refresh"]
+    column: str | None = None
+
+
+CDC = Annotated[TimestampCDC | FullRefreshCDC, Field(discriminator="strategy")]
+
+
+class TableConfig(Strict):
+    cdc: CDC
+    version_column: str | None = None
+    archive_column: str
+    raw_trim_hours: int = Field(24, ge=1, le=24 * 90)
+
+
+class CycleConfig(Strict):
+    interval: str = "15m"
+    # how far --as-of may run ahead of the source's own clock (clocks drift a little); the
+    # watermark still never moves past the source's clock
+    clock_skew_seconds: int = Field(120, ge=0, le=366 * 86400)
+    chunk_rows: int = Field(50_000, ge=100, le=5_000_000)
+    source_retries: int = Field(4, ge=0, le=20)
+    retry_backoff_seconds: float = Field(1.0, gt=0, le=60)
+
+    @field_validator("interval")
+    @classmethod
+    def _interval(cls, v: str) -> str:
+        from ot_core.timeutil import parse_duration
+
+        try:
+            parse_duration(v)
+        except UsageError as e:
+            raise ValueError(str(e)) from None
+        return v
+
+
+class LifecycleConfig(Strict):
+    enabled: bool = True
+    ensure_periods: bool = True
+    retention_months: int = Field(6, ge=1, le=120)
+
+
+class CompareConfig(Strict):
+    """``ot compare``: when a run fails, how it bisects, and named legacy relations."""
+
+    max_mismatch_rate: float = Field(0.001, ge=0, le=1)
+    first_segments: int = Field(1024, ge=2, le=65536)
+    fanout: int = Field(16, ge=2, le=256)
+    leaf_rows: int = Field(256, ge=1, le=100_000)
+    sample_keys: int = Field(10, ge=0, le=1000)
+    # table -> "schema.relation" of a legacy warehouse relation to compare against
+    legacy: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("legacy")
+    @classmethod
+    def _legacy(cls, legacy: dict[str, str]) -> dict[str, str]:
+        for table, rel in legacy.items():
+            if table not in CONTRACTS:
+                raise ValueError(f"unknown table {table!r}; allowed: {', '.join(sorted(CONTRACTS))}")
+            parts = rel.split(".") if isinstance(rel, str) else []
+            if len(parts) != 2:
+                raise ValueError(f"legacy.{table} = {rel!r}: use schema.relation")
+            for part in parts:
+                check_identifier(part, f"legacy.{table} name part")
+        return legacy
+
+
+class PipelineConfig(Strict):
+    schemas: Schemas = Schemas()
+    cycle: CycleConfig = CycleConfig()
+    lifecycle: LifecycleConfig = LifecycleConfig()
+    compare: CompareConfig = CompareConfig()
+    tables: dict[str, TableConfig]
+
+    @field_validator("tables")
+    @classmethod
+    def _tables(cls, tables: dict[str, TableConfig]) -> dict[str, TableConfig]:
+        unknown = sorted(set(tables) - set(CONTRACTS))
+        if unknown:
+            raise ValueError(
+                f"unknown table {unknown[0]!r}; allowed: {', '.join(sorted(CONTRACTS))}"
+            )
+        missing = sorted(set(CONTRACTS) - set(tables))
+        if missing:
+            raise ValueError(f"table {missing[0]!r} is missing; all of {', '.join(sorted(CONTRACTS))} are required")
+        for name, t in tables.items():
+            allowed = CONTRACTS[name].column_names
+            named = {"archive_column": t.archive_column, "version_column": t.version_column}
+            named["cdc.column"] = t.cdc.column
+            if isinstance(t.cdc, TimestampCDC):
+                if t.cdc.lookback_seconds >= t.raw_trim_hours * 3600:
+                    raise ValueError(
+                        f"{name}.cdc.lookback_seconds={t.cdc.lookback_seconds} must be shorter "
+                        f"than raw_trim_hours ({t.raw_trim_hours}h)"
+                    )
+            for key, col in named.items():
+                if col is not None and col not in allowed:
+                    raise ValueError(
+                        f"{name}.{key} = {col!r} is not a column of {name}; allowed: {', '.join(allowed)}"
+                    )
+        return dict(sorted(tables.items()))
+
+    @model_validator(mode="after")
+    def _distinct_schemas(self) -> PipelineConfig:
+        s = self.schemas
+        if len({s.raw, s.mart, s.control}) < 3 and s.mart == s.raw:
+            raise ValueError("schemas.raw and schemas.mart must differ")
+        return self
+
+    # -- conveniences -----------------------------------------------------------------
+    @property
+    def retention_months(self) -> int:
+        return self.lifecycle.retention_months
+
+    def table(self, name: str) -> TableConfig:
+        return self.tables[name]
+
+
+def _format(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-"))
+    # discriminated unions add the tag to the path; drop it for readability
+    loc = re.sub(r"\.(timestamp|full_refresh)(?=\.|$)", "", loc)
+    value = first.get("input")
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "union_tag_invalid":
+        loc, value = f"{loc}.strategy", first["ctx"]["tag"]
+    more = f" (and {len(err.errors()) - 1} more problem(s))" if len(err.errors()) > 1 else ""
+    if isinstance(value, dict):
+        return f"{source}: {loc or '(top level)'}: {msg}{more}"
+    return f"{source}: {loc} = {value!r}: {msg}{more}"
+
+
+def config_path(path: str | os.PathLike | None = None) -> Path:
+    """``--config`` wins, then ``OT_CONFIG``, then the default shipped with the package."""
+    chosen = path or os.environ.get("OT_CONFIG") or DEFAULT_CONFIG
+    return Path(chosen)
+
+
+def resolve_config(config: PipelineConfig | str | os.PathLike | None) -> PipelineConfig:
+    """A config already loaded, or loaded from ``config`` (a path, or the default)."""
+    return config if isinstance(config, PipelineConfig) else load_config(config)
+
+
+def load_config(path: str | os.PathLike | None = None) -> PipelineConfig:
+    p = config_path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise ConfigError(f"config file {str(p)!r} cannot be read ({e.strerror}); "
+                          "pass --config PATH or set OT_CONFIG") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML: {e}") from None
+    return parse_config(data, str(p))
+
+
+def parse_config(data: dict, source: str = "config") -> PipelineConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping with a 'tables' key")
+    try:
+        return PipelineConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(_format(e, source)) from None

@@ -1,0 +1,136 @@
+"""The source and warehouse contracts (docs/contracts.md), as data.
+
+One description of each table's columns serves every backend: the simulator creates the
+source tables from it, the cycle checks a live source against it before reading, and the
+warehouse DDL (raw, mart, history) is derived from it with per-backend options.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: sa.types.TypeEngine
+    nullable: bool = True
+    epoch: bool = False  # unix seconds; INT UNSIGNED at the source, BIGINT in the warehouse
+
+
+def _epoch(name: str) -> Column:
+    return Column(name, sa.BigInteger(), nullable=False, epoch=True)
+
+
+@dataclass(frozen=True)
+class TableContract:
+    name: str
+    columns: tuple[Column, ...]
+    key: tuple[str, ...]
+    source_indexes: tuple[str, ...]
+    autoincrement_key: bool = False
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+ECS = TableContract(
+    name="ecs_order_info",
+    columns=(
+        Column("order_id", sa.BigInteger(), nullable=False),
+        Column("order_sn", sa.String(32), nullable=False),
+        Column("partner_id", sa.Integer(), nullable=False),
+        Column("store_id", sa.Integer()),
+        Column("shipping_channel", sa.String(32)),
+        Column("consignee_country", sa.CHAR(2)),
+        Column("weight_grams", sa.Integer()),
+        Column("declared_value", sa.Numeric(12, 2)),
+        Column("currency", sa.CHAR(3)),
+        _epoch("add_time"),
+    ),
+    key=("order_id",),
+    source_indexes=("add_time", "partner_id"),
+)
+
+UTI = TableContract(
+    name="uni_tracking_info",
+    columns=(
+        Column("order_id", sa.BigInteger(), nullable=False),
+        Column("tracking_no", sa.String(40)),
+        Column("carrier_code", sa.String(20)),
+        Column("status", sa.SmallInteger(), nullable=False),
+        Column("latest_event", sa.String(255)),
+        _epoch("update_time"),
+    ),
+    key=("order_id",),
+    source_indexes=("update_time",),
+)
+
+SPATH = TableContract(
+    name="uni_tracking_spath",
+    columns=(
+        Column("id", sa.BigInteger(), nullable=False),
+        Column("order_id", sa.BigInteger(), nullable=False),
+        _epoch("pathTime"),
+        Column("path_code", sa.String(16)),
+        Column("path_info", sa.String(255)),
+        Column("path_location", sa.String(64)),
+        _epoch("add_time"),
+    ),
+    key=("id",),
+    source_indexes=("order_id", "add_time"),
+    autoincrement_key=True,
+)
+
+# uni_tracking_info.status: code -> label, the one table every view and the simulator use.
+STATUS_LABELS: dict[int, str] = {0: "Label created", 10: "Picked up", 20: "In transit",
+                                 25: "Arrived at hub", 30: "Out for delivery", 40: "Delivered",
+                                 50: "Returned to sender"}
+
+
+def status_label(code: int | None) -> str:
+    """``Delivered (40)``; a code outside the table still reads as a status."""
+    if code is None:
+        return "no status"
+    label = STATUS_LABELS.get(int(code))
+    return f"{label} ({int(code)})" if label else f"status {int(code)}"
+
+
+CONTRACTS: dict[str, TableContract] = {t.name: t for t in (ECS, UTI, SPATH)}
+
+# Columns every raw row carries besides the source columns (docs/contracts.md#raw-tables).
+RAW_META = ("_raw_id", "_batch_id", "_extracted_at")
+# Columns every mart and history row carries: which extracted version it is.
+MART_META = ("_raw_id", "_batch_id")
+
+
+def source_table(contract: TableContract, metadata: sa.MetaData, dialect: str) -> sa.Table:
+    """The OLTP table as the source contract declares it (INT UNSIGNED epochs on MySQL)."""
+    cols = []
+    for c in contract.columns:
+        typ = c.type
+        if c.epoch and dialect == "mysql":
+            typ = mysql.INTEGER(unsigned=True)
+        if contract.autoincrement_key and c.name in contract.key:
+            # SQLite only auto-assigns for INTEGER PRIMARY KEY, MySQL for AUTO_INCREMENT.
+            typ = sa.Integer() if dialect == "sqlite" else sa.BigInteger()
+            cols.append(sa.Column(c.name, typ, primary_key=True, autoincrement=True))
+            continue
+        cols.append(
+            sa.Column(c.name, typ, nullable=c.nullable, primary_key=c.name in contract.key,
+                      autoincrement=False)
+        )
+    table = sa.Table(contract.name, metadata, *cols)
+    for col in contract.source_indexes:
+        sa.Index(f"ix_{contract.name}_{col}", table.c[col])
+    return table

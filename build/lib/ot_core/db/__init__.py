@@ -1,0 +1,1 @@
+"""Connections, the warehouse handle, its tables, the catalog and the SQL renderer."""

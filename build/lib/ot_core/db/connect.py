@@ -1,0 +1,250 @@
+"""Engines from the environment, with secrets kept out of every message.
+
+``OT_SOURCE_URL`` and ``OT_WAREHOUSE_URL`` are SQLAlchemy URLs. Unset, they default to the
+embedded SQLite source and DuckDB warehouse in the data folder (``OT_DATA_DIR``, else a
+per-user folder: see ``ot_core.resources``). A password may also come from a file the
+environment names (``OT_SOURCE_PASSWORD_FILE``, ``OT_WAREHOUSE_PASSWORD_FILE``). URLs are
+shown only with the password masked (``ot_core.secrets``).
+
+Connecting is where a database first fails, so it is where failures are classified:
+transient ones are retried with exponential backoff (tenacity), then reported as
+``SourceUnavailable`` / ``WarehouseUnavailable``; the rest become one terminal line that
+names the database (masked) and what to check.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.pool import NullPool
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from ot_core.engines import Backend, backend_for
+from ot_core.errors import (
+    ConfigError,
+    ExtraMissing,
+    OTError,
+    SourceUnavailable,
+    TerminalError,
+    TransientError,
+    WarehouseUnavailable,
+    first_line,
+    is_transient,
+)
+from ot_core.resources import data_dir
+from ot_core.secrets import masked, redact, remember_secret
+
+log = logging.getLogger("ot")
+T = TypeVar("T")
+
+# which extra brings the driver of a URL's dialect (a missing one is named, not an ImportError)
+EXTRAS = {"mysql": "mysql", "mariadb": "mysql", "postgresql": "postgres", "redshift": "redshift"}
+
+
+def url_from_env(role: str) -> URL:
+    """The URL of ``role`` from the environment, or the embedded default in the data folder."""
+    var = f"OT_{role.upper()}_URL"
+    text = os.environ.get(var)
+    if not text:
+        default = {"source": "sqlite:///{}/source.sqlite",
+                   "warehouse": "duckdb:///{}/warehouse.duckdb"}
+        text = default[role].format(data_dir())
+    url = parse_url(text, var)
+    pw_file = os.environ.get(f"OT_{role.upper()}_PASSWORD_FILE")
+    if pw_file:
+        try:
+            url = url.set(password=Path(pw_file).read_text().strip())
+        except OSError as e:
+            raise ConfigError(f"OT_{role.upper()}_PASSWORD_FILE cannot be read ({e.strerror})"
+                              ) from None
+    if url.password:
+        remember_secret(str(url.password))
+    return url
+
+
+def remember_env_secrets() -> None:
+    """Register the passwords of OT_SOURCE_URL / OT_WAREHOUSE_URL (and their password files)
+    for redaction, without connecting: a child process (a notebook kernel) will use them."""
+    for role in ("source", "warehouse"):
+        try:
+            url_from_env(role)
+        except ConfigError:
+            pass  # a malformed URL is reported by whatever opens it
+
+
+def parse_url(text: str, what: str = "the URL") -> URL:
+    """A SQLAlchemy URL; the text is never echoed (it may hold a password)."""
+    head, sep, rest = text.partition("://")
+    if sep and rest.split("/", 1)[0].count("@") > 1:
+        raise ConfigError(f"{what} has more than one '@' before the host: percent-encode an '@' "
+                          "in the password as %40, or put the password in a file "
+                          "(OT_SOURCE_PASSWORD_FILE / OT_WAREHOUSE_PASSWORD_FILE)")
+    try:
+        url = make_url(text)
+    except Exception:  # noqa: BLE001 - any parse failure is the same message
+        raise ConfigError(f"{what} is not a SQLAlchemy URL (e.g. mysql+pymysql://user@host/db)"
+                          ) from None
+    if url.password:
+        remember_secret(str(url.password))
+    return url
+
+
+@dataclass
+class Database:
+    """An engine with its backend entry and a printable (masked) name."""
+
+    role: str
+    url: URL
+    engine: Engine
+    backend: Backend
+
+    @property
+    def display(self) -> str:
+        return masked(self.url)
+
+    @property
+    def dialect(self) -> str:
+        return self.backend.name
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.dispose()
+
+
+def _missing_driver(url: URL, e: Exception) -> ConfigError:
+    name = url.get_backend_name()
+    extra = EXTRAS.get(name)
+    if extra is None:
+        return ConfigError(f"database dialect {url.drivername!r} is not supported")
+    return ExtraMissing(f"a {name} database needs its driver: pip install "
+                        f"'ot-workbench[{extra}]' ({first_line(e)})")
+
+
+def _dialect(url: URL):
+    try:
+        return url.get_dialect()
+    except (ImportError, sa.exc.NoSuchModuleError) as e:
+        raise _missing_driver(url, e) from None
+
+
+def open_database(role: str, url: URL | str | None = None, *, create: bool = True
+                  ) -> Database:
+    """Build the engine for ``role`` ('source' or 'warehouse') without connecting yet.
+
+    An embedded file (and its folder) is created on first use only where ``create``; without
+    it, a file that does not exist is an error naming what to run, not a new empty database
+    (what reads a source opens it through ``opened``, which never creates one).
+    """
+    if url is None:
+        url = url_from_env(role)
+    elif isinstance(url, str):
+        url = parse_url(url, f"the {role} URL")
+    elif url.password:
+        remember_secret(str(url.password))
+    backend = backend_for(_dialect(url)(), role)  # validates the role before connecting
+    kwargs = backend.engine_kwargs()
+    if url.get_backend_name() in ("sqlite", "duckdb") and url.database not in (None, "", ":memory:"):
+        path = Path(url.database)
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        elif not path.exists():
+            var = f"OT_{role.upper()}_URL"
+            raise ConfigError(f"the {role} file {path} does not exist: run `ot simulate` (or "
+                              f"`ot demo`) to make one, or point {var} at yours")
+    if url.get_backend_name() == "duckdb":
+        # DuckDB admits one writing process per file: release it as soon as a block ends,
+        # so a job runner and a notebook kernel never hold it at the same time.
+        kwargs["poolclass"] = NullPool
+    try:
+        engine = sa.create_engine(url, **kwargs)  # imports the driver
+    except ImportError as e:
+        raise _missing_driver(url, e) from None
+    return Database(role=role, url=url, engine=engine, backend=backend_for(engine, role))
+
+
+@contextmanager
+def opened(role: str, db: Database | URL | str | None) -> Iterator[Database]:
+    """The caller's database when it passed one (left open), else one opened here from the
+    URL (or the environment) and disposed of on the way out, on error paths too. A source
+    opened here must exist: reading never creates an empty one."""
+    if isinstance(db, Database):
+        yield db
+        return
+    mine = open_database(role, db, create=role != "source")
+    try:
+        yield mine
+    finally:
+        mine.dispose()
+
+
+def _log_retry(what: str, retries: int) -> Callable[[RetryCallState], None]:
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        delay = state.next_action.sleep if state.next_action else 0.0
+        log.warning("%s: transient failure, retry %d/%d in %.1fs: %s", what,
+                    state.attempt_number, retries, delay, redact(first_line(exc)) if exc else "")
+    return before_sleep
+
+
+def with_retries(
+    fn: Callable[[], T], *, what: str, retries: int, backoff: float,
+    error: type[TransientError] = TransientError, sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run ``fn``; on a transient failure retry with exponential backoff, then raise ``error``
+    naming the attempts made. Terminal failures (bad SQL, a missing column) are raised at
+    once: retrying cannot help."""
+    retrying = Retrying(
+        stop=stop_after_attempt(retries + 1),
+        wait=wait_exponential(multiplier=backoff, max=60),
+        retry=retry_if_exception(is_transient),
+        before_sleep=_log_retry(what, retries), sleep=sleep, reraise=True)
+    try:
+        return retrying(fn)
+    except Exception as exc:
+        if not is_transient(exc) or isinstance(exc, error):
+            raise
+        attempts = retrying.statistics.get("attempt_number", retries + 1)
+        raise error(
+            f"{what} failed after {attempts} attempts ({redact(first_line(exc))}). Check that "
+            "the server is running and OT_SOURCE_URL / OT_WAREHOUSE_URL point at it; then "
+            "retry (exit 75 means: try again later).") from None
+
+
+def connect_with_retries(db: Database, *, retries: int, backoff: float) -> Connection:
+    """A connection to ``db``: transient failures retried, the rest one terminal line."""
+    error = WarehouseUnavailable if db.role == "warehouse" else SourceUnavailable
+    var = f"OT_{db.role.upper()}_URL"
+    try:
+        return with_retries(db.engine.connect, what=f"connecting to the {db.role} {db.display}",
+                            retries=retries, backoff=backoff, error=error)
+    except OTError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - classified: every other failure is terminal
+        raise TerminalError(
+            f"cannot connect to the {db.role} {db.display} ({redact(first_line(exc))}); check "
+            f"{var}: host, port, database name, user, password and options") from None
+
+
+# kept for callers that classify errors themselves
+__all__ = ["Database", "connect_with_retries", "is_transient", "open_database", "parse_url",
+           "redact", "with_retries"]

@@ -1,0 +1,120 @@
+"""One handle per warehouse: its engine, its engine's strategies, its names and its tables.
+
+Callers open a :class:`Warehouse` once (``Warehouse.open`` or ``using``), pass it down, and
+close it (``with``): every engine the library opens is disposed of, on error paths too.
+What differs per engine (bulk load, checksum spelling, the job lock, maintenance) is asked
+of the handle, which asks the engine's own module (``ot_core/engines``). Connections are
+opened through :meth:`Warehouse.connect`, which retries transient failures (a server
+restarting, a DuckDB file held by another process) and maps the rest to the project's
+errors, so no command shows a driver traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.engine import Connection, Engine
+
+from ot_core.config import PipelineConfig, resolve_config
+from ot_core.db import schema
+from ot_core.db.connect import Database, connect_with_retries, open_database
+from ot_core.engines import Backend
+
+if TYPE_CHECKING:
+    from ot_core.jobs.catalogue import JobSpec
+    from ot_core.jobs.lock import JobLock
+    from ot_core.quality.checksum import ChecksumDialect
+
+
+class Warehouse:
+    """The warehouse of one config: open once, pass around, close once."""
+
+    def __init__(self, cfg: PipelineConfig, db: Database, *, new_schemas: bool = False):
+        self.cfg = cfg
+        self.db = db
+        self.new_schemas = new_schemas
+        self.tables = schema.Tables(cfg, db.backend)
+        self._ensured = False
+
+    # -- opening and closing ----------------------------------------------------------------
+    @classmethod
+    def open(cls, config: PipelineConfig | str | None = None, url: Any = None, *,
+             new_schemas: bool = False) -> Warehouse:
+        """The warehouse of ``config`` at ``url`` (default: ``OT_WAREHOUSE_URL`` or the
+        embedded file). Nothing connects yet."""
+        return cls(resolve_config(config), open_database("warehouse", url),
+                   new_schemas=new_schemas)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- what callers ask of it ----------------------------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        return self.db.engine
+
+    @property
+    def backend(self) -> Backend:
+        return self.db.backend
+
+    @property
+    def display(self) -> str:
+        return self.db.display
+
+    def names(self, table: str) -> schema.Names:
+        return schema.names(self.cfg, self.backend, table)
+
+    def connect(self) -> Connection:
+        """A connection, retried while the failure is transient (see ``connect``)."""
+        return connect_with_retries(self.db, retries=self.cfg.cycle.source_retries,
+                                    backoff=self.cfg.cycle.retry_backoff_seconds)
+
+    def ensure(self, conn: Connection) -> list[str]:
+        """Create the missing schemas and tables, once per handle (in the caller's
+        transaction); the tables created."""
+        if self._ensured:
+            return []
+        created = schema.ensure(conn, self.cfg, self.backend, new_schemas=self.new_schemas)
+        self._ensured = True
+        return created
+
+    # -- the engine's strategies ----------------------------------------------------------------
+    def checksum(self) -> ChecksumDialect:
+        from ot_core.quality.checksum import checksum_dialect
+
+        return checksum_dialect(self.backend)
+
+    def lock(self, spec: JobSpec) -> JobLock:
+        from ot_core.jobs.lock import lock_for
+
+        return lock_for(self.db, self.cfg, spec)
+
+
+@contextmanager
+def using(config: PipelineConfig | str | None = None,
+          warehouse: Warehouse | Database | str | None = None, *,
+          new_schemas: bool = False) -> Iterator[Warehouse]:
+    """The caller's warehouse when it passed one (left open), else one opened here and closed
+    on the way out: the one place a "handle or URL" argument is resolved."""
+    if isinstance(warehouse, Warehouse):
+        yield warehouse
+        return
+    if isinstance(warehouse, Database):
+        yield Warehouse(resolve_config(config), warehouse, new_schemas=new_schemas)
+        return  # the caller owns the engine
+    wh = Warehouse.open(config, warehouse, new_schemas=new_schemas)
+    try:
+        yield wh
+    finally:
+        wh.close()
+
+
+__all__ = ["Warehouse", "using"]

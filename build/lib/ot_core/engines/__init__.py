@@ -1,0 +1,252 @@
+"""Engines differ in a few named places; everything else is shared.
+
+Each engine is one module here and one registry entry, keyed by the SQLAlchemy dialect name
+of its URL. The module holds everything that engine does differently: catalog queries, DDL
+options, bulk load, the database clock, and its strategies (checksum spelling, job lock,
+maintenance). The rest of the code asks the entry — never ``if dialect == ...``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from ot_core.errors import ConfigError
+from ot_core.quality.checksum import ChecksumDialect
+
+if TYPE_CHECKING:
+    from ot_core.config import PipelineConfig
+    from ot_core.db.connect import Database
+    from ot_core.jobs.catalogue import JobSpec
+    from ot_core.jobs.lock import JobLock
+    from ot_core.jobs.maintenance import Limits, Maintainer
+    from ot_core.pipeline.source_contract import SourceColumn
+
+_REGISTRY: dict[str, type[Backend]] = {}
+
+
+def register(cls: type[Backend]) -> type[Backend]:
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+class Backend:
+    """Defaults follow ANSI/PostgreSQL; subclasses override only what truly differs."""
+
+    name: ClassVar[str] = "base"
+    roles: ClassVar[frozenset[str]] = frozenset()
+    # Whether marts/history get a declared PRIMARY KEY (DuckDB's ART index makes delete+insert
+    # of the same key in one transaction fail, so there uniqueness is the merge's job and the
+    # DUPLICATE_KEYS check's).
+    declares_primary_keys: ClassVar[bool] = True
+    has_schemas: ClassVar[bool] = True
+    # strategies: each engine module names its own classes
+    checksum_class: ClassVar[type[ChecksumDialect]] = ChecksumDialect
+    lock_class: ClassVar[type[JobLock] | None] = None
+    maintainer_class: ClassVar[type[Maintainer] | None] = None
+
+    def __init__(self, dialect: sa.engine.Dialect):
+        self.dialect = dialect
+
+    # -- identifiers -----------------------------------------------------------------
+    def quote(self, ident: str) -> str:
+        return self.dialect.identifier_preparer.quote_identifier(ident)
+
+    def qualified(self, schema: str | None, table: str) -> str:
+        if schema and self.has_schemas:
+            return f"{self.quote(schema)}.{self.quote(table)}"
+        return self.quote(table)
+
+    # -- DDL options -----------------------------------------------------------------
+    def table_kwargs(self, role: str, contract: Any) -> dict[str, Any]:
+        """Extra ``sa.Table`` kwargs by role ('raw', 'mart', 'hist', 'control')."""
+        return {}
+
+    def create_schema(self, conn: Connection, schema: str) -> None:
+        # Look first: PostgreSQL checks CREATE on the database even for IF NOT EXISTS, and a
+        # pipeline user that owns no schemas must still run when they already exist.
+        exists = conn.execute(
+            sa.text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :s"),
+            {"s": schema}).first()
+        if exists is None:
+            conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}")
+
+    def serialize_ids(self, conn: Connection, schema: str | None, table: str) -> None:
+        """Ids are max+1 (DuckDB has no SERIAL): make concurrent writers of ``table`` take
+        turns until commit. DuckDB admits one writer anyway; servers override."""
+
+    def prepare_bulk_write(self, conn: Connection) -> None:
+        """Tune one connection for a large bulk write (the simulator's). Default: nothing."""
+
+    def raw_indexes(self, schema: str, table: str) -> list[str]:
+        """Secondary indexes on a raw table (so a batch is found without a scan)."""
+        return []
+
+    def plan_for_batch(self, conn: Connection, rows: int) -> None:
+        """The rest of this transaction joins a batch of ``rows`` rows to a mart by key:
+        a backend whose planner may scan the whole mart for it says otherwise here."""
+
+    def plan_lifecycle(self, conn: Connection) -> None:
+        """The rest of this transaction runs lifecycle statements: short ones that select
+        the rows crossing the cutoff by index or zone map and probe history by key."""
+
+    def after_stage(self, conn: Connection, temp_table: str, rows: int) -> None:
+        """Hook after a staging temp table of ``rows`` rows is filled, in the merge's
+        transaction (PostgreSQL analyzes it and plans the merge as key lookups)."""
+
+    def mart_indexes(self, schema: str, table: str, archive_column: str) -> list[str]:
+        """Secondary indexes on a mart so the lifecycle's cost follows the rows crossing the
+        cutoff (archive column) and the rows merged since it last ran (_batch_id)."""
+        return []
+
+    def is_permission_denied(self, exc: BaseException) -> bool:
+        """Whether a database error means a missing grant (SQLSTATE 42501)."""
+        orig = getattr(exc, "orig", exc)
+        code = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
+        return code == "42501" or "permission denied" in str(orig).lower()
+
+    # -- catalog: our own queries, not SQLAlchemy reflection (unreliable on duckdb-engine) --
+    def list_tables(self, conn: Connection, schema: str | None, prefix: str = "") -> list[str]:
+        rows = conn.execute(
+            sa.text(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = :schema AND table_name LIKE :pattern ORDER BY table_name"
+            ),
+            {"schema": schema, "pattern": _like_prefix(prefix)},
+        )
+        return [r[0] for r in rows if r[0].startswith(prefix)]
+
+    def schemas_with_table(self, conn: Connection, table: str) -> list[str]:
+        """Every schema holding a table of that name (where a control schema moved from)."""
+        rows = conn.execute(sa.text(
+            "SELECT table_schema FROM information_schema.tables WHERE table_name = :t "
+            "ORDER BY table_schema"), {"t": table})
+        return [r[0] for r in rows]
+
+    def source_columns(self, conn: Connection, table: str) -> list[SourceColumn]:
+        """The source table's columns as the catalog declares them (a source engine
+        overrides this; see ``pipeline/source_contract.py``)."""
+        raise ConfigError(f"a {self.name} database cannot be the source")
+
+    def list_columns(self, conn: Connection, schema: str | None, table: str) -> list[str]:
+        rows = conn.execute(
+            sa.text(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = :schema AND table_name = :table ORDER BY ordinal_position"
+            ),
+            {"schema": schema, "table": table},
+        )
+        return [r[0] for r in rows]
+
+    # -- data movement -----------------------------------------------------------------
+    def bulk_insert(
+        self, conn: Connection, schema: str | None, table: str, columns: Sequence[str],
+        frame: pd.DataFrame,
+    ) -> int:
+        """Insert a chunk with bound parameters (executemany). Fast backends override."""
+        if frame.empty:
+            return 0
+        rows = [tuple(_py(v) for v in row)
+                for row in frame[list(columns)].itertuples(index=False, name=None)]
+        return self.executemany(conn, schema, table, columns, rows)
+
+    def executemany(self, conn: Connection, schema: str | None, table: str,
+                    columns: Sequence[str], rows: list[tuple]) -> int:
+        """INSERT plain tuples through the driver's executemany (values stay bound)."""
+        if not rows:
+            return 0
+        mark = {"qmark": "?", "numeric": ":1", "named": ":p", "format": "%s",
+                "pyformat": "%s"}[self.dialect.paramstyle]
+        cols = ", ".join(self.quote(c) for c in columns)
+        marks = ", ".join([mark] * len(columns))
+        sql = f"INSERT INTO {self.qualified(schema, table)} ({cols}) VALUES ({marks})"
+        cur = conn.connection.driver_connection.cursor()
+        try:
+            cur.executemany(sql, rows)
+        finally:
+            cur.close()
+        return len(rows)
+
+    def stream_query(
+        self, conn: Connection, sql: str, params: dict[str, Any], chunk_rows: int
+    ) -> Iterator[pd.DataFrame]:
+        """Yield the result in DataFrames of at most ``chunk_rows`` rows (flat memory)."""
+        result = conn.execution_options(stream_results=True, max_row_buffer=chunk_rows).execute(
+            sa.text(sql), params
+        )
+        columns = list(result.keys())
+        for part in result.partitions(chunk_rows):
+            yield pd.DataFrame.from_records(part, columns=columns)
+
+    def engine_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    # -- strategies ------------------------------------------------------------------------
+    def job_lock(self, db: Database, cfg: PipelineConfig, spec: JobSpec) -> JobLock:
+        if self.lock_class is None:
+            raise ConfigError(f"a {self.name} database holds no job locks; it cannot be the "
+                              "warehouse")
+        return self.lock_class(db, cfg, spec)
+
+    def maintainer(self, db: Database, cfg: PipelineConfig, limits: Limits) -> Maintainer:
+        if self.maintainer_class is None:
+            raise ConfigError(f"there is no maintenance for a {self.name} database")
+        return self.maintainer_class(db, cfg, limits)
+
+    # The database's own clock in epoch seconds: a cycle never runs ahead of its source.
+    clock_sql: ClassVar[str] = "SELECT CAST(EXTRACT(EPOCH FROM CURRENT_TIMESTAMP) AS BIGINT)"
+
+    def clock(self, conn: Connection) -> int:
+        return int(conn.execute(sa.text(self.clock_sql)).scalar())
+
+
+def _like_prefix(prefix: str) -> str:
+    # '_' is a LIKE wildcard; the startswith() filter afterwards makes the match exact.
+    return prefix + "%"
+
+
+def _py(value: Any) -> Any:
+    """numpy/pandas scalars → plain Python for DBAPI drivers; NA → None."""
+    if value is None:
+        return None
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def backend_for(engine_or_dialect: Engine | Connection | sa.engine.Dialect, role: str | None = None) -> Backend:
+    dialect = getattr(engine_or_dialect, "dialect", engine_or_dialect)
+    _load_all()
+    cls = _REGISTRY.get(dialect.name)
+    if cls is None:
+        raise ConfigError(
+            f"database dialect {dialect.name!r} is not supported; supported: {', '.join(sorted(_REGISTRY))}"
+        )
+    if role and role not in cls.roles:
+        allowed = sorted(n for n, c in _REGISTRY.items() if role in c.roles)
+        raise ConfigError(
+            f"a {dialect.name} database cannot be the {role}; use one of: {', '.join(allowed)}"
+        )
+    return cls(dialect)
+
+
+
+def registered() -> dict[str, type[Backend]]:
+    """Every engine entry, by dialect name."""
+    _load_all()
+    return dict(_REGISTRY)
+
+
+def _load_all() -> None:
+    # Import every entry module (each registers itself). Checking for a non-empty registry
+    # instead would stop after whichever module happened to be imported first.
+    from ot_core.engines import duckdb, mysql, postgres, redshift, sqlite  # noqa: F401

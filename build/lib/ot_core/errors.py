@@ -1,0 +1,128 @@
+"""The project's exceptions, and how a database error is classified.
+
+Two families, so callers (the retry loops, the job runner, the scheduler, the CLI's exit
+code) can decide without parsing messages: ``TransientError`` may succeed if retried (a
+server that is restarting, a dropped connection, a lock held by another run);
+``TerminalError`` will fail the same way until a person changes something, and its message
+says what to change. ``DataCheckFailed`` is the terminal outcome of a check that ran and
+found the data wrong (a comparison or monitoring above its limit).
+
+Exit codes of every command (docs/errors.md#exit-codes): 0 ok, 1 a data check failed, 2 bad usage or
+configuration, 3 a terminal failure, 75 a transient failure (retry later).
+"""
+
+from __future__ import annotations
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_TERMINAL, EXIT_TRANSIENT = 0, 1, 2, 3, 75
+
+
+class OTError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class TerminalError(OTError):
+    """Retrying will not help: the message names the object and the fix."""
+
+
+class TransientError(OTError):
+    """Retrying later may help (connection refused, server restarting, lock busy)."""
+
+
+class ConfigError(TerminalError):
+    """The configuration file or an environment setting is invalid."""
+
+
+class ContractError(TerminalError):
+    """A source or warehouse table does not match the contract (docs/contracts.md)."""
+
+
+class DataCheckFailed(TerminalError):
+    """A check ran and found the data wrong; its result was kept."""
+
+
+class SourceUnavailable(TransientError):
+    """The source database could not be reached after bounded retries."""
+
+
+class WarehouseUnavailable(TransientError):
+    """The warehouse could not be reached after bounded retries."""
+
+
+class UsageError(TerminalError):
+    """A command-line or parameter value is malformed."""
+
+
+class ClockError(UsageError):
+    """A cycle's instant is ahead of the source's clock or behind what was already read."""
+
+
+class JobError(TerminalError):
+    """A job definition, parameter or run failed."""
+
+
+class JobLocked(TransientError):
+    """Another run of the same job holds its lock."""
+
+    def __init__(self, job: str, holder: str):
+        super().__init__(
+            f"job {job!r} is already running ({holder}); this run was skipped. "
+            "Wait for it to finish, or remove a stale lock only if that process is gone."
+        )
+        self.job = job
+        self.holder = holder
+
+
+class PermissionMissing(TerminalError):
+    """The warehouse user lacks a grant; the message names it."""
+
+
+class ExtraMissing(ConfigError):
+    """An optional dependency is not installed; the message names the pip command."""
+
+
+# -- classifying driver errors -------------------------------------------------------------------
+TRANSIENT_HINTS = (
+    "can't connect", "connection refused", "could not connect", "server has gone away",
+    "lost connection", "connection reset", "timeout", "timed out", "could not translate host",
+    "the database system is starting up", "terminating connection", "too many connections",
+    "could not set lock", "conflicting lock", "database is locked", "server closed the connection",
+    "connection timed out", "no route to host", "the database system is shutting down",
+    "cannot connect now",
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying ``exc`` later may succeed (by type, then by the driver's message)."""
+    import sqlalchemy as sa
+
+    if isinstance(exc, TransientError):
+        return True
+    if isinstance(exc, OTError):
+        return False
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError, OSError,
+                        sa.exc.DBAPIError, ConnectionError, TimeoutError)):
+        text = str(exc).lower()
+        return any(h in text for h in TRANSIENT_HINTS)
+    text = str(exc).lower()
+    # DuckDB raises its own IOException for a file held by another process
+    return type(exc).__name__ in ("IOException",) and "lock" in text
+
+
+def first_line(exc: BaseException) -> str:
+    """The driver's own first line of ``exc`` (without SQLAlchemy's wrapping)."""
+    inner = getattr(exc, "orig", None) or exc
+    text = str(inner).strip().splitlines()
+    return text[0] if text else type(inner).__name__
+
+
+def exit_code(exc: BaseException) -> int:
+    """The documented exit code for an exception that reached the command line."""
+    if isinstance(exc, DataCheckFailed):
+        return EXIT_CHECK_FAILED
+    if isinstance(exc, (UsageError, ConfigError)):
+        return EXIT_USAGE
+    if is_transient(exc):
+        return EXIT_TRANSIENT
+    return EXIT_TERMINAL

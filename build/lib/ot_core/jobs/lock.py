@@ -1,0 +1,74 @@
+"""One run per job at a time, across processes, and a crashed run never blocks for ever.
+
+The lock kind follows the warehouse: each engine module defines its own and returns it from
+``job_lock`` (``ot_core/engines``):
+
+- DuckDB: an OS file lock beside the warehouse file. The OS drops it when the process dies.
+  A sidecar JSON names the holder.
+- PostgreSQL: a session-level advisory lock on a connection the runner holds while the
+  kernel runs; the server drops it when the session ends. The holder is named through the
+  session's ``application_name``.
+- Redshift (no advisory locks): a lock row with an expiry in ``<control>.ot_job_locks``,
+  taken with INSERT ... WHERE NOT EXISTS; an expired row (a crashed run) is deleted first.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from ot_core.timeutil import iso, utcnow
+
+if TYPE_CHECKING:
+    from ot_core.config import PipelineConfig
+    from ot_core.db.connect import Database
+    from ot_core.db.warehouse import Warehouse
+    from ot_core.jobs.catalogue import JobSpec
+
+
+def lock_for(db: Database, cfg: PipelineConfig, spec: JobSpec) -> JobLock:
+    """The job lock of ``spec`` on ``db``'s engine."""
+    return db.backend.job_lock(db, cfg, spec)
+
+
+class JobLock:
+    """acquire() → bool without waiting; describe the holder; release() idempotent."""
+
+    def __init__(self, db: Database, cfg: PipelineConfig, spec: JobSpec):
+        self.db, self.cfg, self.spec = db, cfg, spec
+
+    def acquire(self) -> bool:
+        raise NotImplementedError
+
+    def set_holder(self, description: str) -> None:
+        """Say who holds the lock (the run id), so a skipped run can name it."""
+
+    def holder(self) -> str:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+
+@contextmanager
+def held(job: str, config: PipelineConfig | str | None = None,
+         warehouse: Warehouse | None = None) -> Iterator[None]:
+    """Hold ``job``'s lock around a direct command (``ot cycle``) exactly as ``ot run`` does,
+    so a cycle started by hand can never overlap a scheduled one. Busy → JobLocked."""
+    from ot_core.db.warehouse import using
+    from ot_core.errors import JobLocked
+    from ot_core.jobs.catalogue import load_catalogue
+    from ot_core.secrets import redact
+
+    spec = load_catalogue().job(job)
+    with using(config, warehouse) as wh:
+        lock = wh.lock(spec)
+        if not spec.overlap and not lock.acquire():
+            raise JobLocked(job, redact(lock.holder()))
+        try:
+            lock.set_holder(f"'ot {job}' command, pid {os.getpid()}, started {iso(utcnow())}")
+            yield
+        finally:
+            lock.release()

@@ -1,0 +1,222 @@
+"""The audit records of job runs: the ``<control>.ot_job_runs`` table and figures.
+
+Columns are a contract other notebooks read (pipeline health): run_id, job, parameters
+(JSON, redacted), started_at, ended_at, status (running/succeeded/failed/skipped),
+notebook_path, error, figures (JSON). ``run_id`` is max+1: DuckDB has no SERIAL.
+
+The runner never holds the warehouse open while a notebook's kernel runs (DuckDB admits
+one writing process per file): each write opens, writes and disposes. A row that cannot be
+written because another process has the DuckDB file (a skipped run, while the running
+job's kernel holds it) is spooled to a file beside the warehouse and written by the next
+runner that gets the file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
+
+from ot_core.config import PipelineConfig, load_config
+from ot_core.db.connect import Database, open_database
+from ot_core.db.schema import JOB_RUNS_TABLE, Tables, ensure
+from ot_core.engines import Backend
+from ot_core.errors import is_transient
+from ot_core.secrets import redact
+
+log = logging.getLogger("ot.jobs")
+
+FIGURES_MIME = "application/vnd.ot.figures+json"
+STATUSES = ("running", "succeeded", "failed", "skipped")
+
+
+def job_runs_table(cfg: PipelineConfig, backend: Backend) -> sa.Table:
+    return Tables(cfg, backend).job_runs
+
+
+def ensure_table(conn: Connection, cfg: PipelineConfig, backend: Backend) -> sa.Table:
+    """The job-runs table, after every missing table was created (with the others)."""
+    ensure(conn, cfg, backend)
+    return job_runs_table(cfg, backend)
+
+
+def naive_utc(dt: datetime) -> datetime:
+    """TIMESTAMP columns hold UTC without a zone."""
+    return dt.astimezone(UTC).replace(tzinfo=None) if dt.tzinfo else dt
+
+
+def to_json(value: Any) -> str:
+    return redact(json.dumps(value, default=str, sort_keys=True))
+
+
+def spool_path(db: Database) -> Path | None:
+    """Where rows wait while another process holds an embedded warehouse file."""
+    if db.url.get_backend_name() == "duckdb" and db.url.database not in (None, "", ":memory:"):
+        return Path(f"{db.url.database}.job_runs.pending.jsonl")
+    return None
+
+
+def _flush_spool(conn: Connection, t: sa.Table, db: Database) -> None:
+    path = spool_path(db)
+    if path is None or not path.exists():
+        return
+    lines = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    for row in lines:
+        row["run_id"] = _next_id(conn, t)
+        for k in ("started_at", "ended_at"):
+            row[k] = datetime.fromisoformat(row[k]) if row.get(k) else None
+        conn.execute(sa.insert(t).values(**row))
+    path.unlink()
+
+
+def _next_id(conn: Connection, t: sa.Table) -> int:
+    from ot_core.engines import backend_for
+
+    backend_for(conn).serialize_ids(conn, t.schema, t.name)  # two jobs starting at once
+    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(t.c.run_id), 0))).scalar()) + 1
+
+
+def _write(db: Database, cfg: PipelineConfig, fn, *, wait_seconds: float = 10.0):
+    """Open, ensure the table, flush spooled rows, run ``fn(conn, table)``, dispose.
+
+    A warehouse file busy in another process is retried for ``wait_seconds``.
+    """
+    retrying = Retrying(stop=stop_after_delay(wait_seconds), wait=wait_fixed(0.2),
+                        retry=retry_if_exception(is_transient), reraise=True)
+    for attempt in retrying:
+        with attempt:
+            try:
+                with db.engine.connect() as conn, conn.begin():
+                    t = ensure_table(conn, cfg, db.backend)
+                    _flush_spool(conn, t, db)
+                    return fn(conn, t)
+            finally:
+                db.dispose()
+    raise AssertionError("unreachable: tenacity re-raises the last failure")
+
+
+def start_run(db: Database, cfg: PipelineConfig, job: str, parameters: dict,
+              started: datetime, notebook_path: str) -> int:
+    def ins(conn, t):
+        run_id = _next_id(conn, t)
+        conn.execute(sa.insert(t).values(
+            run_id=run_id, job=job, parameters=to_json(parameters),
+            started_at=naive_utc(started), status="running", notebook_path=notebook_path))
+        return run_id
+
+    return _write(db, cfg, ins)
+
+
+def finish_run(db: Database, cfg: PipelineConfig, run_id: int, *, status: str, ended: datetime,
+               notebook_path: str, error: str | None, figures: Any) -> None:
+    assert status in STATUSES
+
+    def upd(conn, t):
+        conn.execute(sa.update(t).where(t.c.run_id == run_id).values(
+            ended_at=naive_utc(ended), status=status, notebook_path=notebook_path,
+            error=redact(error) if error else None,
+            figures=to_json(figures) if figures is not None else None))
+
+    _write(db, cfg, upd, wait_seconds=120.0)
+
+
+def record_skipped(db: Database, cfg: PipelineConfig, job: str, parameters: dict,
+                   at: datetime, error: str) -> None:
+    """A skipped run's row; spooled when the warehouse file is busy (it usually is)."""
+    row = {"job": job, "parameters": to_json(parameters), "started_at": naive_utc(at),
+           "ended_at": naive_utc(at), "status": "skipped", "notebook_path": None,
+           "error": redact(error), "figures": None}
+
+    def ins(conn, t):
+        conn.execute(sa.insert(t).values(run_id=_next_id(conn, t), **row))
+
+    path = spool_path(db)
+    try:
+        _write(db, cfg, ins, wait_seconds=0.0 if path else 10.0)
+    except Exception as exc:  # noqa: BLE001
+        if path is None or not is_transient(exc):
+            raise
+        with path.open("a") as f:
+            f.write(json.dumps(row, default=lambda d: d.isoformat()) + "\n")
+        log.info("warehouse file busy: skipped run of %s spooled to %s", job, path)
+
+
+def running_row(db: Database, cfg: PipelineConfig, job: str) -> dict | None:
+    """The newest 'running' row of ``job`` (None if none, or the file is busy)."""
+    try:
+        df = recent_runs(job=job, status="running", limit=1, warehouse=db, config=cfg)
+    except Exception as exc:  # noqa: BLE001
+        if is_transient(exc):
+            return None
+        raise
+    return None if df.empty else df.iloc[0].to_dict()
+
+
+def recent_runs(job: str | None = None, *, failed: bool = False, status: str | None = None,
+                limit: int = 20, warehouse: Database | str | None = None,
+                config: PipelineConfig | str | None = None) -> pd.DataFrame:
+    """Recent job runs, newest first: the library call behind ``ot runs`` and dashboards."""
+    cfg = config if isinstance(config, PipelineConfig) else load_config(config)
+    db = warehouse if isinstance(warehouse, Database) else open_database("warehouse", warehouse)
+    t = job_runs_table(cfg, db.backend)
+    cols = [c.name for c in t.columns]
+    try:
+        with db.engine.connect() as conn:
+            if JOB_RUNS_TABLE not in db.backend.list_tables(conn, cfg.schemas.control, JOB_RUNS_TABLE):
+                return pd.DataFrame(columns=cols)
+            q = sa.select(t).order_by(t.c.run_id.desc()).limit(int(limit))
+            if job:
+                q = q.where(t.c.job == job)
+            if failed:
+                q = q.where(t.c.status == "failed")
+            if status:
+                q = q.where(t.c.status == status)
+            rows = conn.execute(q).fetchall()
+    finally:
+        db.dispose()
+    return pd.DataFrame([tuple(r) for r in rows], columns=cols)
+
+
+# -- figures: what a notebook reports back to the runner ------------------------------------
+def show_figures(figures: dict) -> None:
+    """Display ``figures`` as a JSON output the runner reads back from the executed notebook."""
+    from IPython.display import display
+
+    payload = json.loads(json.dumps(figures, default=str))
+    display({FIGURES_MIME: payload, "text/plain": f"figures: {json.dumps(payload, sort_keys=True)}"},
+            raw=True)
+
+
+def read_figures(notebook: Path) -> dict | None:
+    """The last figures output of an executed notebook (None if it recorded none)."""
+    try:
+        import nbformat  # only here: the cycle's own imports stay free of the notebook stack
+
+        nb = nbformat.read(str(notebook), as_version=4)
+    except Exception:  # noqa: BLE001 - an unreadable notebook simply has no figures
+        return None
+    found = None
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data") or {}
+            if FIGURES_MIME in data:
+                found = data[FIGURES_MIME]
+    return found
+
+
+def format_runs(job: str | None = None, *, failed: bool = False, limit: int = 20,
+                config: PipelineConfig | str | None = None) -> str:
+    """``ot runs``: recent runs as a text table."""
+    df = recent_runs(job, failed=failed, limit=limit, config=config)
+    if df.empty:
+        return "no job runs recorded"
+    shown = df[["run_id", "job", "status", "started_at", "ended_at", "notebook_path", "error"]]
+    with pd.option_context("display.max_colwidth", 80, "display.width", 200):
+        return shown.to_string(index=False)

@@ -1,0 +1,153 @@
+"""``ot schedule``: run the catalogue in the foreground on its cron expressions.
+
+Policy: each job remembers the last slot it was run for (a small state file under the
+runs folder). After downtime a job whose slots were missed runs ONCE, not once per missed
+slot. Jobs due at the same tick run one after another in catalogue order, each through the
+launcher (by default ``ot run JOB`` in a child process: a crashing notebook cannot take the
+scheduler down, and the job's lock still prevents overlap with runs started elsewhere).
+SIGTERM/SIGINT stop the loop cleanly after the running job ends.
+
+The clock, the sleep and the launcher are injectable so tests drive it on a controlled clock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from croniter import croniter
+
+from ot_core.jobs.catalogue import Catalogue, load_catalogue
+from ot_core.resources import runs_dir
+from ot_core.timeutil import iso, parse_as_of, utcnow
+
+log = logging.getLogger("ot.scheduler")
+Launcher = Callable[[str], int]
+
+
+def subprocess_launcher(job: str) -> int:
+    """``ot run JOB`` in its own session: a group SIGTERM leaves it to finish."""
+    cmd = [sys.executable, "-m", "ot_core.cli", "run", job]
+    return subprocess.run(cmd, start_new_session=True).returncode
+
+
+def latest_slot(schedule: str, now: datetime) -> datetime:
+    """The last slot of ``schedule`` at or before ``now``."""
+    return croniter(schedule, now + timedelta(seconds=1)).get_prev(datetime)
+
+
+def next_slot(schedule: str, after: datetime) -> datetime:
+    """The first slot strictly after ``after``."""
+    return croniter(schedule, after).get_next(datetime)
+
+
+class Scheduler:
+    def __init__(self, catalogue: Catalogue | None = None, *, launcher: Launcher = subprocess_launcher,
+                 clock: Callable[[], datetime] = utcnow, sleep: Callable[[float], None] = time.sleep,
+                 state_path: Path | None = None, max_sleep: float = 30.0):
+        self.catalogue = catalogue or load_catalogue()
+        self.launcher, self.clock, self.sleep = launcher, clock, sleep
+        self.state_path = state_path or (runs_dir() / ".scheduler-state.json")
+        self.max_sleep = max_sleep
+        self.stopping = False
+        self.last: dict[str, datetime] = self._load_state()
+        self.history: list[tuple[str, datetime, int]] = []  # (job, started, exit code)
+
+    # -- state -----------------------------------------------------------------------------
+    def _load_state(self) -> dict[str, datetime]:
+        try:
+            data = json.loads(self.state_path.read_text())
+        except (OSError, ValueError):
+            return {}
+        return {k: parse_as_of(v) for k, v in data.items() if k in self.catalogue.jobs}
+
+    def _save_state(self) -> None:
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({k: iso(v) for k, v in self.last.items()}, indent=1))
+        tmp.replace(self.state_path)
+
+    # -- the loop ----------------------------------------------------------------------------
+    def due(self, now: datetime) -> list[str]:
+        """Jobs with at least one slot in (last handled slot, now]."""
+        out = []
+        for name, spec in self.catalogue.jobs.items():
+            if name not in self.last:  # first sight: start from now, nothing is "missed"
+                self.last[name] = latest_slot(spec.schedule, now)
+                continue
+            if next_slot(spec.schedule, self.last[name]) <= now:
+                out.append(name)
+        return out
+
+    def tick(self) -> list[str]:
+        """Run every due job once (missed slots coalesced); returns the jobs run."""
+        ran = []
+        for name in self.due(self.clock()):
+            if self.stopping:
+                break
+            spec = self.catalogue.jobs[name]
+            started = self.clock()
+            missed = self._missed(spec.schedule, self.last[name], started)
+            if missed > 1:
+                log.warning("job %s missed %d slots since %s: running it once", name, missed,
+                            iso(self.last[name]))
+            code = self.launcher(name)
+            self.history.append((name, started, code))
+            log.info("job %s exited %d", name, code)
+            self.last[name] = latest_slot(spec.schedule, started)
+            self._save_state()
+            ran.append(name)
+        self._save_state()
+        return ran
+
+    @staticmethod
+    def _missed(schedule: str, last: datetime, now: datetime, cap: int = 10_000) -> int:
+        it, n = croniter(schedule, last), 0
+        while n < cap and it.get_next(datetime) <= now:
+            n += 1
+        return n
+
+    def seconds_to_next(self) -> float:
+        now = self.clock()
+        nxt = min(next_slot(s.schedule, self.last.get(n, now)) for n, s in self.catalogue.jobs.items())
+        return max(0.0, (nxt - now).total_seconds())
+
+    def request_stop(self, *_args) -> None:
+        self.stopping = True
+        log.warning("stop requested: finishing the running job, then exiting")
+
+    def run(self, *, install_signals: bool = True, max_ticks: int | None = None) -> int:
+        """Loop until stopped (SIGTERM/SIGINT) or ``max_ticks`` ticks; returns ticks done."""
+        if install_signals:
+            signal.signal(signal.SIGTERM, self.request_stop)
+            signal.signal(signal.SIGINT, self.request_stop)
+        ticks = 0
+        while not self.stopping and (max_ticks is None or ticks < max_ticks):
+            self.tick()
+            ticks += 1
+            if self.stopping:
+                break
+            self.sleep(max(0.5, min(self.max_sleep, self.seconds_to_next())))
+        return ticks
+
+
+def default_ot() -> str:
+    """The ``ot`` executable beside this Python (what a crontab line should call)."""
+    return str(Path(sys.executable).with_name("ot"))
+
+
+def crontab(cat: Catalogue | None = None, *, ot: str | None = None) -> str:
+    """Crontab lines equivalent to ``ot schedule`` (cron's own overlap guard is the job lock)."""
+    cat = cat or load_catalogue()
+    lines = ["# generated by `ot crontab` from jobs/jobs.yml; schedules are UTC",
+             "CRON_TZ=UTC"]
+    for name, spec in cat.jobs.items():
+        lines.append(f"{spec.schedule} {ot or default_ot()} run {name} >> {runs_dir()}/cron.log 2>&1")
+    return "\n".join(lines) + "\n"

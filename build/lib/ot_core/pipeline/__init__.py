@@ -1,0 +1,1 @@
+"""The pipeline stages: extract, land, merge, lifecycle (archive), periods, the cycle."""

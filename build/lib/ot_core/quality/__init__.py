@@ -1,0 +1,1 @@
+"""Checks of the data: daily monitoring, comparison with the source, checksums, conservation."""

@@ -1,0 +1,317 @@
+"""A synthetic, reproducible order-tracking source (docs/contracts.md#source-contract).
+
+Every order's whole life is drawn from a random stream seeded by ``(seed, creation day)``,
+so the source at any instant is a pure function of the seed: ``simulate(until=t)`` on an
+empty database and a chain of shorter advances ending at ``t`` write the same rows. An
+advance from ``t0`` to ``t1`` applies exactly the events with times in ``[t0, t1)``:
+new orders, status updates (rows updated in place, some twice within one second), and path
+events inserted in arrival order (some late, out of order, or sharing a pathTime). A few
+orders get one more status update about seven months later, which reactivates them after
+the warehouse archived them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+import sqlalchemy as sa
+
+from ot_core.contract import CONTRACTS, ECS, SPATH, STATUS_LABELS, UTI, source_table
+from ot_core.db.connect import Database, open_database
+from ot_core.errors import UsageError
+from ot_core.timeutil import from_epoch, iso, parse_as_of, to_epoch
+
+log = logging.getLogger("ot.simulate")
+
+DAY = 86400
+HORIZON_DAYS = 30  # every ordinary event happens within 30 days of the order's creation
+REACTIVATION_MIN, REACTIVATION_MAX = 190, 215  # days after creation
+STATE_TABLE = "ot_sim_state"
+N_PARTNERS = 320
+CHANNELS = np.array(["STD", "EXP", "ECO", "PRM", "BULK"])
+COUNTRIES = np.array(["US", "GB", "DE", "FR", "ES", "IT", "AU", "CA", "NL", "SE", "JP", "MX"])
+CURRENCIES = np.array(["USD", "GBP", "EUR", "EUR", "EUR", "EUR", "AUD", "CAD", "EUR", "SEK", "JPY", "MXN"])
+CARRIERS = np.array(["UPS", "DHL", "FEDEX", "USPS", "ROYALMAIL", "YUN", "4PX"])
+STATUS_EVENTS = STATUS_LABELS  # a status update's latest_event text is the status label
+PATH_CODES = np.array(["CREATED", "PICKUP", "DEPART", "ARRIVE", "CUSTOMS", "TRANSIT", "OUTDLV", "DLV"])
+CITIES = np.array(["Shenzhen", "Hong Kong", "Leipzig", "Chicago", "London", "Paris", "Madrid",
+                   "Sydney", "Toronto", "Los Angeles", "Amsterdam", "Tokyo", "Mexico City"])
+
+
+@dataclass
+class Day:
+    """One creation day's orders and their complete, deterministic futures."""
+
+    order_id: np.ndarray
+    add_time: np.ndarray
+    partner_id: np.ndarray
+    ecs_cols: dict[str, np.ndarray]
+    # status updates (flattened): owner index, time, status
+    upd_owner: np.ndarray
+    upd_time: np.ndarray
+    upd_status: np.ndarray
+    # path events (flattened): owner index, pathTime, insert time, code index
+    ev_owner: np.ndarray
+    ev_path_time: np.ndarray
+    ev_add_time: np.ndarray
+    ev_code: np.ndarray
+    tracking_no: np.ndarray
+    carrier: np.ndarray
+
+
+def partner_weights(n: int = N_PARTNERS) -> np.ndarray:
+    w = 1.0 / np.arange(1, n + 1) ** 1.1  # skewed: the top partners dominate
+    return w / w.sum()
+
+
+def _day(seed: int, day: int, orders_per_day: int) -> Day:
+    rng = np.random.default_rng([seed, day, 0])
+    n = int(np.random.default_rng([seed, day, 2]).poisson(orders_per_day)) if orders_per_day else 0
+    start = day * DAY
+    order_id = np.int64(day) * 1_000_000 + np.arange(n, dtype=np.int64) + 1
+    add_time = start + np.sort(rng.integers(0, DAY, n))
+    partner_id = 1000 + rng.choice(N_PARTNERS, size=n, p=partner_weights())
+    store = partner_id * 10 + rng.integers(0, 5, n)
+    ecs = {
+        "store_id": np.where(rng.random(n) < 0.05, -1, store),
+        "shipping_channel": CHANNELS[rng.integers(0, len(CHANNELS), n)],
+        "ci": rng.integers(0, len(COUNTRIES), n),
+        "weight_grams": rng.integers(50, 30000, n),
+        "declared_cents": rng.integers(100, 500_000, n),
+    }
+    # status updates: 3-6 per order, hours apart; 5% of orders get two in one second
+    k = rng.integers(3, 7, n)
+    upd_owner = np.repeat(np.arange(n), k)
+    gaps = rng.exponential(8 * 3600, upd_owner.size).astype(np.int64) + 60
+    same_second = rng.random(upd_owner.size) < 0.05 / 4
+    gaps = np.where(same_second, 0, gaps)
+    first = np.cumsum(k) - k  # index of each order's first update (empty day: empty)
+    cum = np.cumsum(gaps)
+    base = np.repeat(cum[first] - gaps[first], k)
+    upd_time = np.repeat(add_time, k) + 120 + (cum - base)
+    pos = np.arange(upd_owner.size) - np.repeat(first, k)
+    ladder = np.array([0, 10, 20, 25, 30, 40, 40])
+    upd_status = ladder[np.minimum(pos, len(ladder) - 1)]
+    upd_status = np.where(pos == k.repeat(k) - 1, np.where(rng.random(upd_owner.size) < 0.97, 40, 50), upd_status)
+    # ~0.3% of orders are updated again ~7 months later (reactivation after archive)
+    late = np.flatnonzero(np.random.default_rng([seed, day, 1]).random(n) < 0.003)
+    if late.size:
+        late_t = add_time[late] + np.random.default_rng([seed, day, 3]).integers(
+            REACTIVATION_MIN * DAY, REACTIVATION_MAX * DAY, late.size)
+        upd_owner = np.r_[upd_owner, late]
+        upd_time = np.r_[upd_time, late_t]
+        upd_status = np.r_[upd_status, np.full(late.size, 50)]
+    upd_time = np.minimum(upd_time, add_time[upd_owner] + REACTIVATION_MAX * DAY)
+    # path events: ~10 per order; most arrive within minutes, some hours or days late
+    m = np.maximum(1, rng.poisson(10, n))
+    ev_owner = np.repeat(np.arange(n), m)
+    egaps = rng.exponential(16 * 3600, ev_owner.size).astype(np.int64) + 1
+    efirst = np.cumsum(m) - m
+    ecum = np.cumsum(egaps)
+    ebase = np.repeat(ecum[efirst] - egaps[efirst], m)
+    ev_path_time = np.repeat(add_time, m) + 60 + (ecum - ebase)
+    dup = rng.random(ev_owner.size) < 0.02  # two events of one order at the same pathTime
+    shifted = np.r_[ev_path_time[:1], ev_path_time[:-1]]
+    same_owner = np.r_[False, ev_owner[1:] == ev_owner[:-1]]
+    ev_path_time = np.where(dup & same_owner, shifted, ev_path_time)
+    r = rng.random(ev_owner.size)
+    delay = np.where(r < 0.90, rng.integers(0, 600, ev_owner.size),
+                     np.where(r < 0.98, rng.integers(3600, 12 * 3600, ev_owner.size),
+                              rng.integers(DAY, 5 * DAY, ev_owner.size)))
+    ev_path_time = np.minimum(ev_path_time, add_time[ev_owner] + (HORIZON_DAYS - 6) * DAY)
+    ev_add_time = ev_path_time + delay
+    ev_code = np.minimum(np.arange(ev_owner.size) - np.repeat(efirst, m), len(PATH_CODES) - 1)
+    tracking_no = np.char.add("TN", order_id.astype(str))
+    carrier = CARRIERS[rng.integers(0, len(CARRIERS), n)]
+    return Day(order_id, add_time, partner_id, ecs, upd_owner, upd_time, upd_status,
+               ev_owner, ev_path_time, ev_add_time, ev_code, tracking_no, carrier)
+
+
+PATH_INFO = np.array([f"{c.title()} scan" for c in PATH_CODES])
+
+# Row builders are vectorised: whole columns come out of numpy with one ``tolist()`` each
+# and are zipped into the tuples the driver's executemany wants (a month at 20K orders a day
+# is ~6M rows; a per-row Python loop over numpy scalars costs more than the inserts).
+
+
+def _ecs_rows(d: Day, sel: np.ndarray) -> list[tuple]:
+    e = d.ecs_cols
+    ids = d.order_id[sel]
+    store = e["store_id"][sel]
+    ci = e["ci"][sel]
+    cents = e["declared_cents"][sel].tolist()
+    return list(zip(
+        ids.tolist(), np.char.add("SN", ids.astype(str)).tolist(), d.partner_id[sel].tolist(),
+        [None if v < 0 else v for v in store.tolist()], e["shipping_channel"][sel].tolist(),
+        COUNTRIES[ci].tolist(), e["weight_grams"][sel].tolist(),
+        [f"{c // 100}.{c % 100:02d}" for c in cents], CURRENCIES[ci].tolist(),
+        d.add_time[sel].tolist(), strict=True))
+
+
+def _uti_state(d: Day, owners: np.ndarray, t1: int) -> list[tuple]:
+    """Current uni_tracking_info row of each owner as of t1 (latest update before t1)."""
+    idx = np.flatnonzero((d.upd_time < t1) & np.isin(d.upd_owner, owners))
+    # the last update per owner in array order (times are non-decreasing per owner)
+    rev = idx[::-1]
+    _, pos = np.unique(d.upd_owner[rev], return_index=True)
+    last = np.sort(rev[pos])
+    o = d.upd_owner[last]
+    status = d.upd_status[last].tolist()
+    return list(zip(d.order_id[o].tolist(), d.tracking_no[o].tolist(), d.carrier[o].tolist(),
+                    status, [STATUS_EVENTS[s] for s in status], d.upd_time[last].tolist(),
+                    strict=True))
+
+
+def _spath_columns(d: Day, sel: np.ndarray) -> list[np.ndarray]:
+    """The insert columns of path events ``sel`` (everything but the auto-assigned id)."""
+    owner, code = d.ev_owner[sel], d.ev_code[sel]
+    return [d.order_id[owner], d.ev_path_time[sel], PATH_CODES[code], PATH_INFO[code],
+            CITIES[(owner + code) % len(CITIES)], d.ev_add_time[sel]]
+
+
+@dataclass
+class SimulationResult:
+    start: str
+    until: str
+    orders: int
+    uti_upserts: int
+    path_events: int
+    seconds: float
+
+
+def ensure_source(db: Database) -> None:
+    md = sa.MetaData()
+    for c in CONTRACTS.values():
+        source_table(c, md, db.dialect)
+    sa.Table(STATE_TABLE, md, sa.Column("k", sa.String(32), primary_key=True),
+             sa.Column("v", sa.String(64), nullable=False))
+    md.create_all(db.engine)
+
+
+def _state(conn) -> dict[str, str]:
+    return {r[0]: r[1] for r in conn.execute(sa.text(f"SELECT k, v FROM {STATE_TABLE}"))}
+
+
+def simulate(
+    until: str | datetime | None = None, *, seed: int = 7, start: str | datetime | None = None,
+    orders_per_day: int = 20_000, days: int = 30, source: Database | str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SimulationResult:
+    """Write (or advance) the synthetic source up to ``until``."""
+    if isinstance(source, Database):
+        return _simulate(until, seed, start, orders_per_day, days, source, progress)
+    db = open_database("source", source)
+    try:
+        return _simulate(until, seed, start, orders_per_day, days, db, progress)
+    finally:
+        db.dispose()
+
+
+def _simulate(until, seed: int, start, orders_per_day: int, days: int, db: Database,
+              progress) -> SimulationResult:
+    import time
+
+    t_start = time.perf_counter()
+    ensure_source(db)
+    t1 = to_epoch(parse_as_of(until))
+    with db.engine.begin() as conn:
+        st = _state(conn)
+    if st:
+        if int(st["seed"]) != seed:
+            raise UsageError(f"the source was simulated with seed {st['seed']}, not {seed}; "
+                             "use the same seed to advance it, or a new source database")
+        orders_per_day = int(st["orders_per_day"])
+        t0 = int(st["until"])
+        origin = int(st["start"])
+        if t1 <= t0:
+            raise UsageError(f"the source is already simulated up to {iso(from_epoch(t0))}; "
+                             "--until must be later")
+    else:
+        t0 = to_epoch(parse_as_of(start)) if start is not None else t1 - days * DAY
+        origin = t0
+        if t1 <= t0:
+            raise UsageError("--until must be after --start")
+    counts = advance(db, seed, orders_per_day, origin, t0, t1, progress=progress)
+    with db.engine.begin() as conn:
+        conn.execute(sa.text(f"DELETE FROM {STATE_TABLE}"))
+        for k, v in {"seed": seed, "orders_per_day": orders_per_day, "start": origin, "until": t1}.items():
+            conn.execute(sa.text(f"INSERT INTO {STATE_TABLE} (k, v) VALUES (:k, :v)"), {"k": k, "v": str(v)})
+    return SimulationResult(iso(from_epoch(t0)), iso(from_epoch(t1)), *counts,
+                            round(time.perf_counter() - t_start, 2))
+
+
+def advance(db: Database, seed: int, orders_per_day: int, origin: int, t0: int, t1: int,
+            progress: Callable[[int, int], None] | None = None) -> tuple[int, int, int]:
+    """Apply the events with times in [t0, t1) to the source, a day of creation at a time."""
+    first_day = max(origin // DAY, (t0 // DAY) - REACTIVATION_MAX - 1)
+    last_day = (t1 - 1) // DAY
+    n_orders = n_upd = n_ev = 0
+    b = db.backend
+    ecs_cols, uti_cols = ECS.column_names, UTI.column_names
+    sp_cols = [c for c in SPATH.column_names if c != "id"]
+    spath_parts: list[tuple[np.ndarray, np.ndarray, list[np.ndarray]]] = []
+    total = last_day - first_day + 1
+    with db.engine.begin() as conn:
+        b.prepare_bulk_write(conn)
+        for step, day in enumerate(range(first_day, last_day + 1)):
+            if day * DAY < origin - DAY:
+                continue
+            recent = day >= (t0 // DAY) - HORIZON_DAYS - 1
+            if not recent and not _may_reactivate(seed, day, t0, t1):
+                continue
+            d = _day(seed, day, orders_per_day)
+            valid = d.add_time >= origin
+            new = np.flatnonzero(valid & (d.add_time >= t0) & (d.add_time < t1))
+            n_orders += b.executemany(conn, None, ECS.name, ecs_cols, _ecs_rows(d, new))
+            in_win = valid[d.upd_owner] & (d.upd_time >= t0) & (d.upd_time < t1)
+            touched = np.unique(d.upd_owner[in_win])
+            if touched.size:
+                first_upd = np.full(len(d.order_id), np.iinfo(np.int64).max)
+                np.minimum.at(first_upd, d.upd_owner, d.upd_time)
+                rows = _uti_state(d, touched, t1)
+                exists = {int(d.order_id[o]) for o in touched.tolist() if first_upd[o] < t0}
+                ins = [r for r in rows if r[0] not in exists]
+                upd = [r for r in rows if r[0] in exists]
+                b.executemany(conn, None, UTI.name, uti_cols, ins)
+                _update_uti(conn, b, upd)
+                n_upd += len(rows)
+            ev = np.flatnonzero(valid[d.ev_owner] & (d.ev_add_time >= t0) & (d.ev_add_time < t1))
+            spath_parts.append((d.ev_add_time[ev], ev, _spath_columns(d, ev)))
+            if progress:
+                progress(step + 1, total)
+        # path events are inserted in arrival order, so ids follow insert time; ties by the
+        # event's index within its day, then by creation day (a stable, seed-only order)
+        if spath_parts:
+            add = np.concatenate([p[0] for p in spath_parts])
+            within = np.concatenate([p[1] for p in spath_parts])
+            order = np.lexsort((np.arange(add.size), within, add))
+            cols = [np.concatenate([p[2][c] for p in spath_parts])[order]
+                    for c in range(len(sp_cols))]
+            for i in range(0, add.size, 100_000):
+                part = [c[i:i + 100_000].tolist() for c in cols]
+                n_ev += b.executemany(conn, None, SPATH.name, sp_cols, list(zip(*part, strict=True)))
+    return n_orders, n_upd, n_ev
+
+
+def _may_reactivate(seed: int, day: int, t0: int, t1: int) -> bool:
+    lo, hi = day * DAY + REACTIVATION_MIN * DAY, (day + 1) * DAY + REACTIVATION_MAX * DAY
+    return hi >= t0 and lo < t1
+
+
+def _update_uti(conn, backend, rows: list[tuple]) -> None:
+    if not rows:
+        return
+    q = backend.quote
+    cols = [c for c in UTI.column_names if c != "order_id"]
+    mark = "?" if backend.dialect.paramstyle == "qmark" else "%s"
+    sets = ", ".join(f"{q(c)} = {mark}" for c in cols)
+    sql = f"UPDATE {q(UTI.name)} SET {sets} WHERE {q('order_id')} = {mark}"
+    cur = conn.connection.driver_connection.cursor()
+    try:
+        cur.executemany(sql, [r[1:] + (r[0],) for r in rows])
+    finally:
+        cur.close()

@@ -1,0 +1,10 @@
+-- Mart rows older than the retention cutoff that no open exception names.
+SELECT m.{{ q(key) }} AS row_key, m.{{ q(column) }} AS archive_value
+FROM {{ mart }} AS m
+WHERE m.{{ q(column) }} < :cutoff
+  AND NOT EXISTS (
+    SELECT 1 FROM {{ exceptions }} AS e
+    WHERE e.source_table = :source_table
+      AND e.row_key = m.{{ q(key) }}
+      AND e.resolved_at IS NULL)
+ORDER BY m.{{ q(column) }}

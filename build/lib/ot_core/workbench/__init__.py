@@ -1,0 +1,1 @@
+"""What analysts use in JupyterLab: read-only explorers and widgets over the marts."""

@@ -1,0 +1,210 @@
+"""ipywidgets front ends for the analyst notebooks, thin over ``explore.py``.
+
+``OrderLookup`` and ``PartnerDashboard`` live here; ``PipelineHealth`` and
+``ExceptionTriage`` in their own modules, re-exported here so a notebook imports one place.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import ipywidgets as w
+import pandas as pd
+
+from ot_core.contract import status_label
+from ot_core.workbench import charts, explore
+from ot_core.workbench.explore import Workbench
+from ot_core.workbench.health import PipelineHealth
+from ot_core.workbench.present import Message, count_text, hours_text, table, utc_text
+from ot_core.workbench.triage import ExceptionTriage
+from ot_core.workbench.view import View
+
+__all__ = ["ExceptionTriage", "OrderLookup", "PartnerDashboard", "PipelineHealth"]
+
+
+# -- order lookup -----------------------------------------------------------------------------
+def order_frames(view: explore.OrderView) -> dict[str, pd.DataFrame]:
+    """What the lookup shows: readable UTC times instead of epochs, status names, ids as text."""
+    e = view.ecs
+    fields = []
+    if len(e):
+        r = e.iloc[0]
+        fields = [("order_id", str(int(r["order_id"]))), ("order_sn", str(r["order_sn"])),
+                  ("partner_id", str(int(r["partner_id"]))),
+                  ("store_id", "" if pd.isna(r["store_id"]) else str(int(r["store_id"]))),
+                  ("created (UTC)", utc_text(r["add_time_at"])),
+                  ("shipping channel", r["shipping_channel"]),
+                  ("destination", r["consignee_country"]),
+                  ("weight (g)", "" if pd.isna(r["weight_grams"]) else f"{int(r['weight_grams']):,}"),
+                  ("declared value", f"{r['declared_value']} {r['currency'] or ''}".strip()),
+                  ("found in", r["found_in"])]
+    s = view.status
+    status = pd.DataFrame({
+        "status": [status_label(v) for v in s["status"]] if len(s) else [],
+        "latest event": s["latest_event"] if len(s) else [],
+        "updated (UTC)": [utc_text(v) for v in s["update_time_at"]] if len(s) else [],
+        "carrier": s["carrier_code"] if len(s) else [],
+        "tracking no": s["tracking_no"] if len(s) else [],
+        "found in": s["found_in"] if len(s) else [],
+    })
+    t = view.timeline
+    events = pd.DataFrame({
+        "event time (UTC)": [utc_text(v) for v in t["pathTime_at"]] if len(t) else [],
+        "code": t["path_code"] if len(t) else [],
+        "what": t["path_info"] if len(t) else [],
+        "where": t["path_location"] if len(t) else [],
+        "recorded (UTC)": [utc_text(v) for v in t["add_time_at"]] if len(t) else [],
+        "found in": t["found_in"] if len(t) else [],
+    })
+    return {"order": pd.DataFrame(fields, columns=["field", "value"]), "status": status,
+            "events": events}
+
+
+class OrderLookup(View):
+    """A box for an order_id or order_sn (looked up on Enter or the button, never per
+    keystroke) → ECS details, current status, path-event chart and table."""
+
+    name = "order"
+
+    def __init__(self, wb: Workbench, order_id: int | None = None, order_sn: str | None = None,
+                 export_dir: Path | str | None = None):
+        super().__init__(wb, export_dir)
+        self.query = w.Text(description="order", placeholder="order_id or order_sn, then Enter",
+                            continuous_update=False, layout=w.Layout(width="340px"))
+        self.button = w.Button(description="Look up", icon="search", button_style="primary")
+        self.controls = [self.query, self.button]
+        self.view: explore.OrderView | None = None
+        self.lookups = 0
+        found: list[int | None] = []
+        ready = True
+        if wb.ok and order_id is None and not order_sn:
+            ready = self.guarded(lambda: found.append(explore.sample_order_id(wb)))
+            order_id = found[0] if found else None
+        self.query.value = str(order_id) if order_id is not None else (order_sn or "")
+        self.query.observe(lambda _c: self.refresh(), names="value")  # Enter or leaving the box
+        self.button.on_click(lambda _b: self.refresh())
+        if ready:  # else the line saying why is already shown
+            self.refresh()
+
+    def export_prefix(self) -> str:
+        return f"order_{self.view.order_id}" if self.view and self.view.order_id else "order"
+
+    def refresh(self) -> None:
+        self.guarded(self._refresh)
+
+    def _refresh(self) -> None:
+        text = self.query.value.strip()
+        self.view, self.frames = None, {}
+        if not text:
+            self.show(Message("Type an order_id or order_sn and press Enter."))
+            return
+        self.lookups += 1
+        self.view = (explore.order_lookup(self.wb, order_id=int(text)) if text.isdigit()
+                     else explore.order_lookup(self.wb, order_sn=text))
+        if not self.view.found:
+            self.show(Message(f"No order `{text}` in the mart or any history table.", "warning"))
+            return
+        self.frames = order_frames(self.view)
+        v = self.view
+        now = status_label(v.status["status"].iloc[0]) if len(v.status) else "no tracking status yet"
+        sn = f" · order_sn `{v.ecs['order_sn'].iloc[0]}`" if len(v.ecs) else ""
+        head = Message(f"**Order {v.order_id}**{sn} · {len(v.timeline)} path events · now: **{now}**")
+        self.show(head, table(self.frames["order"], title="order"),
+                  table(self.frames["status"], title="current status", empty="no tracking status"),
+                  charts.timeline_figure(v),
+                  table(self.frames["events"], title="path events", empty="no path events"))
+
+
+# -- partner dashboard ------------------------------------------------------------------------
+class PartnerDashboard(View):
+    """Partner picker (type part of an id to narrow it; each entry shows its order count) +
+    date range → orders per day, current status mix, delivery latency percentiles."""
+
+    name = "partner"
+
+    def __init__(self, wb: Workbench, export_dir: Path | str | None = None):
+        super().__init__(wb, export_dir)
+        self.search = w.Text(description="search", placeholder="part of a partner id",
+                             layout=w.Layout(width="220px"))
+        self.partner = w.Dropdown(options=[], description="partner", layout=w.Layout(width="280px"))
+        narrow = {"description_width": "initial"}
+        self.start = w.DatePicker(description="from", style=narrow, layout=w.Layout(width="200px"))
+        self.end = w.DatePicker(description="to", style=narrow, layout=w.Layout(width="190px"))
+        self.controls = [self.search, self.partner, self.start, self.end]
+        self.choices = pd.DataFrame(columns=["partner_id", "orders"])
+        self.summary: dict[str, pd.DataFrame] = {}
+        if self.guarded(self._load):
+            for ctl in (self.partner, self.start, self.end):
+                ctl.observe(lambda _c: self.refresh(), names="value")
+            self.search.observe(lambda _c: self._filter(), names="value")
+            self.refresh()
+
+    def _load(self) -> None:
+        self.choices = explore.partner_choices(self.wb)
+        span = explore.order_dates(self.wb) or (date.today() - timedelta(days=30), date.today())
+        self.start.value, self.end.value = span
+        self.partner.options = self._options("")
+        self.partner.value = self.partner.options[0][1] if self.partner.options else None
+
+    def _options(self, text: str) -> list[tuple[str, int]]:
+        c = self.choices
+        if text.strip():
+            c = c[c["partner_id"].astype(str).str.contains(text.strip(), regex=False)]
+        return [(f"{int(p)} · {int(n):,} orders", int(p)) for p, n in zip(c["partner_id"], c["orders"],
+                                                                          strict=True)]
+
+    def _filter(self) -> None:
+        options = self._options(self.search.value)
+        keep = self.partner.value if any(v == self.partner.value for _, v in options) else None
+        with self.partner.hold_trait_notifications():
+            self.partner.options = options
+            self.partner.value = keep if keep is not None else (options[0][1] if options else None)
+        if not options:
+            self.frames = {}
+            self.show(Message(f"No partner id contains `{self.search.value.strip()}`.", "warning"))
+
+    def export_prefix(self) -> str:
+        return f"partner_{self.partner.value}"
+
+    def refresh(self) -> None:
+        self.guarded(self._refresh)
+
+    def _refresh(self) -> None:
+        pid, start, end = self.partner.value, self.start.value, self.end.value
+        self.frames, self.summary = {}, {}
+        if pid is None:
+            self.show(Message("No orders in the warehouse yet." if self.choices.empty
+                              else "Pick a partner."))
+            return
+        if start is None or end is None:
+            self.show(Message("Pick a date range."))
+            return
+        if end < start:
+            self.show(Message(f"The range ends ({end}) before it starts ({start}).", "warning"))
+            return
+        s = explore.partner_summary(self.wb, pid, start, end)
+        self.summary = s
+        d = s["per_day"]
+        total = int(d["orders"].sum())
+        partial = " Hatched bars are partial days (not fully extracted yet)." \
+            if d["partial"].any() else ""
+        delivered = int(s["delivered"]["delivered"].iloc[0])
+        head = Message(f"**Partner {pid}**: {total:,} orders created {start} → {end} (UTC days), "
+                       f"{delivered:,} delivered.{partial}")
+        self.frames = {
+            "orders_per_day": pd.DataFrame({
+                "day (UTC)": [str(x) for x in d["day"]],
+                "orders": [count_text(n) for n in d["orders"]],
+                "complete": ["partial day" if p else "yes" for p in d["partial"]]}),
+            "status_mix": pd.DataFrame({
+                "status": [status_label(x) for x in s["status_mix"]["status"]],
+                "orders": [count_text(n) for n in s["status_mix"]["orders"]]}),
+            "latency_hours": pd.DataFrame({
+                "percentile": s["latency"]["percentile"],
+                "hours (created → delivered)": [hours_text(h) for h in s["latency"]["hours"]]}),
+        }
+        self.show(head, charts.dashboard_figure(s),
+                  table(self.frames["status_mix"], title="current status"),
+                  table(self.frames["latency_hours"], title="delivery latency"),
+                  table(self.frames["orders_per_day"], title="orders per day"))

@@ -1,0 +1,75 @@
+"""The product as a user installs it: a wheel built from this checkout, installed (not
+editable, no extras) into a fresh venv, runs ``ot demo`` and ``ot run cycle`` from an empty
+folder, with the embedded files in the per-user data folder; and the pipeline commands
+import nothing of the notebook or plotting stack."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_STACK = {"nbformat", "papermill", "jsonschema", "matplotlib", "ipywidgets", "nbclient",
+                  "nbconvert", "IPython"}
+
+
+def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, **kw)
+    assert proc.returncode == 0, (cmd, proc.stdout[-3000:], proc.stderr[-3000:])
+    return proc
+
+
+@pytest.mark.slow
+def test_the_wheel_installs_and_runs_from_an_empty_folder(tmp_path):
+    dist = tmp_path / "dist"
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
+          "-w", str(dist), str(ROOT)])
+    wheel = next(dist.glob("ot_workbench-*.whl"))
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for shipped in ("ot_core/sql/merge/stage.sql", "ot_core/sql/compare/_scope.jinja",
+                    "ot_core/defaults/pipeline.yml", "ot_core/defaults/jobs.yml",
+                    "ot_core/jobs/notebooks/cycle.ipynb", "ot_core/py.typed"):
+        assert shipped in names, shipped
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    py = env_dir / "bin" / "python"
+    _run([str(py), "-m", "pip", "install", "-q", str(wheel)])
+    home, empty = tmp_path / "home", tmp_path / "empty"
+    home.mkdir()
+    empty.mkdir()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OT_", "XDG_", "VIRTUAL_ENV", "PYTHON"))}
+    env.update(HOME=str(home), PATH=f"{env_dir / 'bin'}{os.pathsep}{env.get('PATH', '')}")
+    ot = str(env_dir / "bin" / "ot")
+    demo = _run([ot, "demo", "--days", "2", "--orders-per-day", "80"], cwd=empty, env=env)
+    data = home / ".local" / "share" / "ot-workbench"  # the per-user data folder
+    assert (data / "warehouse.duckdb").exists() and (data / "source.sqlite").exists(), demo.stdout
+    assert str(data) in demo.stdout
+    _run([ot, "run", "cycle"], cwd=empty, env=env)
+    runs = json.loads(_run([ot, "runs", "--json"], cwd=empty, env=env).stdout)
+    assert [(r["job"], r["status"]) for r in runs] == [("cycle", "succeeded")]
+    assert Path(runs[0]["notebook_path"]).is_relative_to(data / "runs")
+    assert list(empty.iterdir()) == []  # nothing written where the user happened to be
+    _run([str(py), "-m", "ot_core", "--help"], cwd=empty, env=env)
+    # a server URL without its extra installed: one line naming the extra, no ImportError
+    bad = subprocess.run([ot, "cycle"], cwd=empty, capture_output=True, text=True, timeout=120,
+                         env={**env, "OT_SOURCE_URL": "mysql+pymysql://etl@127.0.0.1:1/ecs"})
+    assert bad.returncode == 2, bad.stderr
+    assert "pip install 'ot-workbench[mysql]'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_pipeline_commands_import_nothing_of_the_notebook_stack():
+    code = ("import ot_core.cli, ot_core.pipeline.cycle, ot_core.jobs.lock, ot_core.jobs.records,"
+            " ot_core.quality.compare, ot_core.pipeline.periods, ot_core.simulate")
+    proc = _run([sys.executable, "-X", "importtime", "-c", code])
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0]
+                for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert imported, proc.stderr[:500]
+    assert not imported & NOTEBOOK_STACK, sorted(imported & NOTEBOOK_STACK)
