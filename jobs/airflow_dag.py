@@ -105,9 +105,9 @@ def run_ot_job(job: str, pass_as_of: bool, **context) -> dict:
         raise AirflowSkipException(error)  # it names the job and the run holding its lock
     if proc.returncode == EXIT_TEMPFAIL:
         raise RuntimeError(f"job {job!r}: transient failure, retried: {error}")
+    kept = f"; executed notebook: {outcome['notebook']}" if outcome.get("notebook") else ""
     raise AirflowFailException(
-        f"job {job!r} {outcome.get('status', 'failed')} (exit {proc.returncode}): {error}; "
-        f"executed notebook: {outcome.get('notebook')}")
+        f"job {job!r} {outcome.get('status', 'failed')} (exit {proc.returncode}): {error}{kept}")
 
 
 def _job_task(job: str, *, timeout_seconds: int, pass_as_of: bool) -> PythonOperator:

@@ -314,7 +314,7 @@ def crontab_cmd(ot) -> None:
 
 @main.command("jobs")
 @click.option("--markdown", is_flag=True, help="The README's job table (Markdown).")
-@click.option("--airflow", is_flag=True, help="The example Airflow DAG file (jobs/airflow_dag.py).")
+@click.option("--airflow", is_flag=True, help="The Airflow 3 DAG file (jobs/airflow_dag.py).")
 @json_option
 @handle_errors
 def jobs_cmd(markdown, airflow, as_json) -> None:

@@ -312,6 +312,25 @@ def test_a_held_lock_skips_the_task_and_runs_nothing(deployment):
 
 
 @pytest.mark.airflow
+def test_a_failure_other_than_exit_75_fails_the_task_at_once(deployment):
+    """A configuration `ot run` cannot load exits 1: no retry (the task has retries=2)."""
+    now = int(time.time())
+    logical = datetime.fromtimestamp(now - now % 900, UTC) - timedelta(minutes=30)
+    missing = deployment.work / "no-such-pipeline.yml"
+    res, _ = deployment.run("dags-test-failing", [str(deployment.venv / "bin" / "airflow"),
+                                                  "dags", "test", "ot_cycle", logical.isoformat()],
+                            OT_CONFIG=str(missing))
+    assert res.returncode != 0 and "DagRun failed" in res.stdout + res.stderr
+    assert str(missing) in res.stdout + res.stderr  # `ot run`'s own one-line error is in the log
+    assert deployment.task_state("ot_cycle", "cycle") == (
+        logical.strftime("%Y-%m-%d %H:%M:%S.%f"), "failed")
+    with sqlite3.connect(deployment.home / "airflow.db") as db:
+        tries = db.execute("SELECT try_number FROM task_instance WHERE dag_id = 'ot_cycle' "
+                           "ORDER BY start_date DESC LIMIT 1").fetchone()
+    assert tries == (1,)
+
+
+@pytest.mark.airflow
 def test_a_triggered_run_without_logical_date_uses_its_run_time(deployment):
     """OT_BIN names the executable; `ot` is not on PATH."""
     script = deployment.work / "trigger_dag.py"
