@@ -2,10 +2,11 @@
 
 The fast tests check the generator. The ``airflow`` tests (deselected by default; run with
 ``pytest -m airflow``) build their own virtualenv with Airflow and this project installed
-(cached in the temp folder, keyed by the pins and pyproject.toml), migrate a SQLite metadata
-database in a temp AIRFLOW_HOME, put the generated file in its DAGs folder and run the cycle
-DAG from a folder outside the checkout against a seeded embedded warehouse. They check what
-the job's own audit says: the executed notebook, the ot_job_runs row and its ``as_of``.
+(cached in the temp folder, keyed by the pins and the project's dependencies), migrate a
+SQLite metadata database in a temp AIRFLOW_HOME, put the generated file in its DAGs folder
+and run the cycle DAG from a folder outside the checkout against a seeded embedded
+warehouse. They check what the job's own audit says: the executed notebook, the
+ot_job_runs row and its ``as_of``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import textwrap
 import time
+import tomllib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -70,10 +72,10 @@ def test_generator_follows_overlap_timeout_description_and_declared_parameters()
 
 # -- a real Airflow ------------------------------------------------------------------------------
 def _pins_key() -> str:
-    h = hashlib.sha256()
-    h.update(repr((AIRFLOW_PINS, sys.version_info[:2])).encode())
-    h.update((ROOT / "pyproject.toml").read_bytes())
-    return h.hexdigest()[:16]
+    """The pins, the Python and the project's own dependencies: what the venv is built from."""
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    key = repr((AIRFLOW_PINS, sys.version_info[:2], sorted(deps)))
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def _source_digest() -> str:
