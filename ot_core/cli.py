@@ -226,16 +226,32 @@ def demo(days, orders_per_day, step, config) -> None:
               help="A notebook parameter (repeatable), e.g. -p as_of 2026-11-26T06:15:00Z. "
                    "Checked against the notebook's parameters cell; merged over the catalogue's defaults.")
 @click.option("--html", is_flag=True, help="Also keep an HTML copy of the executed notebook.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the outcome as one JSON line: run_id, job, status, notebook, error, "
+                   "exit_code (status 'skipped' with exit 75: another run holds the lock).")
 @config_option
 @handle_errors
-def run_job(job, params, html, config) -> None:
+def run_job(job, params, html, config, as_json) -> None:
     """Run JOB's notebook (see `ot jobs`) with papermill under the job's lock. The executed
     notebook is kept under OT_RUNS_DIR (default: runs/ in the data folder)/JOB/YYYY/MM/DD whatever the outcome,
     and a row is written to the control schema's ot_job_runs table.
     Exit 0 succeeded, 1 failed, 75 skipped because a run of JOB is in progress."""
     from ot_core.jobs.runner import execute
 
-    run = execute(job, dict(params), html=html, config=config)
+    try:
+        run = execute(job, dict(params), html=html, config=config)
+    except errors.JobLocked as e:
+        if not as_json:
+            raise
+        echo_json({"run_id": None, "job": job, "status": "skipped", "notebook": None,
+                   "error": redact(str(e)), "exit_code": EXIT_TRANSIENT})
+        sys.exit(EXIT_TRANSIENT)
+    if as_json:
+        echo_json({"run_id": run.run_id, "job": run.job, "status": run.status,
+                   "notebook": str(run.notebook) if run.notebook else None,
+                   "error": redact(run.error) if run.error else None,
+                   "exit_code": run.exit_code})
+        sys.exit(run.exit_code)
     click.echo(f"{run.job} run {run.run_id} {run.status}: {run.notebook}")
     if run.error:
         click.echo(f"error: {redact(run.error)}", err=True)
@@ -298,7 +314,7 @@ def crontab_cmd(ot) -> None:
 
 @main.command("jobs")
 @click.option("--markdown", is_flag=True, help="The README's job table (Markdown).")
-@click.option("--airflow", is_flag=True, help="The example Airflow DAG file (jobs/airflow_dag.py).")
+@click.option("--airflow", is_flag=True, help="The Airflow 3 DAG file (jobs/airflow_dag.py).")
 @json_option
 @handle_errors
 def jobs_cmd(markdown, airflow, as_json) -> None:

@@ -1,58 +1,187 @@
-"""The example Airflow DAG (``jobs/airflow_dag.py``) generated from the catalogue.
+"""The Airflow 3 DAG file (``jobs/airflow_dag.py``) generated from the job catalogue.
 
-PapermillOperator runs the same notebooks with the same defaults; ``max_active_runs=1``
-is Airflow's no-overlap and ``catchup=False`` its run-a-missed-slot-once. A test checks the
-committed file equals this generator's output, so the two can never drift apart.
+Every task runs ``ot run JOB --json``, so a job run by Airflow keeps everything a job run by
+``ot schedule`` has: the parameter check, the job's lock, the ``ot_job_runs`` row and the
+secret scrubbing. The DAG adds only what Airflow knows: the run's logical date (or its run
+time, for a triggered run that has none) becomes ``as_of`` for the notebooks that declare
+it, which is read here from each notebook's parameters cell at generation time. A test
+checks the committed file equals this generator's output, so the two never drift apart.
 """
 
 from __future__ import annotations
 
-from ot_core.jobs.catalogue import Catalogue, load_catalogue
+from ot_core.jobs.catalogue import Catalogue, JobSpec, describe_schedule, load_catalogue
 
 DAG_FILE = "jobs/airflow_dag.py"
+RETRIES = 2  # only a transient failure (exit 75 that is not a held lock) is retried
+RETRY_DELAY_SECONDS = 60
 
-_HEAD = '''"""Airflow DAGs for the order-tracking jobs, GENERATED from jobs/jobs.yml.
+_HEAD = '''"""Airflow 3 DAGs for the order-tracking jobs, GENERATED from the job catalogue.
 
-Do not edit: regenerate with `ot jobs --airflow > jobs/airflow_dag.py`. Each job is one DAG
-with one PapermillOperator; the executed notebook is kept under runs/ like `ot run` does.
-Connections come from the workers' environment (OT_SOURCE_URL / OT_WAREHOUSE_URL), never
-from parameters.
+Do not edit: regenerate with `ot jobs --airflow > jobs/airflow_dag.py` (again whenever the
+catalogue or a notebook's parameters change). One DAG per job, one task that runs
+`ot run JOB --json`: the parameter check, the job's lock, the ot_job_runs row and secret
+handling are the project's own. The run's logical date (a triggered run has none: then its
+run time) is passed as `-p as_of` to the jobs whose notebook declares `as_of`.
+
+Workers need ot-workbench installed and the OT_* environment the jobs use (OT_SOURCE_URL,
+OT_WAREHOUSE_URL, OT_DATA_DIR, OT_RUNS_DIR, ...). The `ot` executable is resolved when this
+file is parsed: OT_BIN, else `ot` on PATH, else `python -m ot_core` with this interpreter.
+Exit 75 from `ot run` with status "skipped" (another run holds the job's lock) skips the
+task; any other exit 75 is retried; every other failure fails the task at once.
 """
 
-from datetime import datetime, timedelta
+from __future__ import annotations
 
-from airflow import DAG
-from airflow.providers.papermill.operators.papermill import PapermillOperator
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from importlib.util import find_spec
 
-JOBS = {
+from airflow.providers.standard.operators.python import PythonOperator
+from airflow.sdk import DAG, CronTriggerTimetable
+
+try:
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+except ImportError:  # Airflow 3.0 keeps them in airflow.exceptions
+    from airflow.exceptions import AirflowFailException, AirflowSkipException
+
+EXIT_TEMPFAIL = 75  # `ot run`: the job's lock is held, or a transient failure
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _resolve_ot() -> tuple[list[str], str]:
+    """The command that starts `ot`, as absolute paths so a task runs from any folder, or
+    an empty command and the reason."""
+    named = os.environ.get("OT_BIN")
+    if named:
+        found = shutil.which(named)
+        if found:
+            return [os.path.abspath(found)], ""
+        return [], f"OT_BIN={named!r} is not an executable file; point it at the ot executable"
+    found = shutil.which("ot")
+    if found:
+        return [os.path.abspath(found)], ""
+    if find_spec("ot_core") is not None:
+        return [sys.executable, "-m", "ot_core"], ""
+    return [], ("the ot executable is not on PATH and ot_core is not importable here: "
+                "install ot-workbench on the workers or set OT_BIN")
+
+
+OT, OT_PROBLEM = _resolve_ot()
+
+
+def as_of_for(context) -> str:
+    """The run's logical date; a triggered run has none (Airflow 3), then its run time."""
+    when = context.get("logical_date") or context["dag_run"].run_after
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _outcome(stdout: str) -> dict:
+    """The JSON line `ot run --json` prints last; {} when there is none."""
+    for line in reversed(stdout.strip().splitlines()):
+        try:
+            found = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(found, dict):
+            return found
+    return {}
+
+
+def run_ot_job(job: str, pass_as_of: bool, **context) -> dict:
+    """Run `ot run JOB --json`; skip on a held lock, retry only exit 75, else fail at once."""
+    if not OT:
+        raise AirflowFailException(f"job {job!r}: {OT_PROBLEM}")
+    cmd = [*OT, "run", job, "--json"]
+    if pass_as_of:
+        cmd += ["-p", "as_of", as_of_for(context)]
+    print("running:", " ".join(cmd), flush=True)
+    # A session of its own: when Airflow stops the task (execution_timeout), the run and its
+    # notebook kernel are stopped together.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate()
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    print(out.strip(), err.strip(), sep="\\n", flush=True)
+    outcome = _outcome(out)
+    error = outcome.get("error") or err.strip() or "no output"
+    if proc.returncode == 0:
+        return outcome
+    if proc.returncode == EXIT_TEMPFAIL and outcome.get("status") == "skipped":
+        raise AirflowSkipException(error)  # it names the job and the run holding its lock
+    if proc.returncode == EXIT_TEMPFAIL:
+        raise RuntimeError(f"job {job!r}: transient failure, retried: {error}")
+    kept = f"; executed notebook: {outcome['notebook']}" if outcome.get("notebook") else ""
+    raise AirflowFailException(
+        f"job {job!r} {outcome.get('status', 'failed')} (exit {proc.returncode}): {error}{kept}")
+
+
+def _job_task(job: str, *, timeout_seconds: int, pass_as_of: bool) -> PythonOperator:
+    return PythonOperator(
+        task_id=job,
+        python_callable=run_ot_job,
+        op_kwargs={"job": job, "pass_as_of": pass_as_of},
+        execution_timeout=timedelta(seconds=timeout_seconds),
+        retries=@RETRIES@,
+        retry_delay=timedelta(seconds=@RETRY_DELAY@),
+    )
 '''
 
-_TAIL = '''}
+_DAG = '''
 
-for _name, _job in JOBS.items():
-    with DAG(
-        dag_id=f"ot_{_name}",
-        schedule=_job["schedule"],
-        start_date=datetime(2026, 1, 1),
-        catchup=False,  # after downtime a missed slot runs once, not once per slot
-        max_active_runs=1,  # two runs of a job never overlap
-        tags=["order-tracking"],
-    ) as _dag:
-        PapermillOperator(
-            task_id=_name,
-            input_nb=_job["notebook"],
-            output_nb="runs/" + _name + "/{{ ds_nodash }}/" + _name + "-{{ ts_nodash }}.ipynb",
-            parameters=_job["parameters"],
-            execution_timeout=timedelta(seconds=_job["timeout_seconds"]),
-        )
-    globals()[f"ot_{_name}"] = _dag
+with DAG(
+    dag_id=%(dag_id)r,
+    description=%(description)r,
+    doc_md=%(doc_md)r,
+    schedule=CronTriggerTimetable(%(schedule)r, timezone="UTC"),
+    start_date=START,
+    catchup=False,  # after downtime a missed slot runs once, not once per slot
+%(overlap)s    tags=%(tags)r,
+) as %(dag_id)s:
+    _job_task(%(job)r, timeout_seconds=%(timeout)d, pass_as_of=%(as_of)r)
 '''
+
+
+def declares_as_of(spec: JobSpec) -> bool:
+    from ot_core.jobs.runner import notebook_parameters
+
+    return "as_of" in notebook_parameters(spec.notebook_path)
+
+
+def _doc_md(spec: JobSpec, as_of: bool) -> str:
+    run = f"`ot run {spec.name}" + (" -p as_of <logical date>`" if as_of else "`")
+    overlap = "allowed" if spec.overlap else "never (max_active_runs=1, and the job's lock)"
+    return (f"{spec.description or spec.name}\n\n"
+            f"Runs {run} on a worker. Schedule: {describe_schedule(spec.schedule)} "
+            f"(cron `{spec.schedule}`); timeout {spec.timeout_seconds} s; notebook "
+            f"`{spec.notebook}`; overlap: {overlap}. A held lock skips the task.")
 
 
 def airflow_dag(cat: Catalogue | None = None) -> str:
+    """The DAG file's text: the shared head, then one ``with DAG(...)`` block per job."""
     cat = cat or load_catalogue()
-    body = []
-    for name, j in cat.jobs.items():
-        body.append(f"    {name!r}: {{\"notebook\": {j.notebook!r}, \"schedule\": {j.schedule!r}, "
-                    f"\"timeout_seconds\": {j.timeout_seconds}, \"parameters\": {j.parameters!r}}},")
-    return _HEAD + "\n".join(body) + "\n" + _TAIL
+    parts = [_HEAD.replace("@RETRIES@", str(RETRIES))
+             .replace("@RETRY_DELAY@", str(RETRY_DELAY_SECONDS))]
+    for name, spec in cat.jobs.items():
+        as_of = declares_as_of(spec)
+        parts.append(_DAG % {
+            "dag_id": f"ot_{name}", "job": name, "description": spec.description or name,
+            "doc_md": _doc_md(spec, as_of), "schedule": spec.schedule,
+            "overlap": "" if spec.overlap else
+            "    max_active_runs=1,  # overlap: false in the catalogue\n",
+            "tags": ["order-tracking", f"job:{name}"], "timeout": spec.timeout_seconds,
+            "as_of": as_of,
+        })
+    return "".join(parts)
