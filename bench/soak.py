@@ -291,7 +291,31 @@ def run_step(runner: Runner, fig: Figures, cfg: Path, as_of: str, rng: random.Ra
         fig.outages.append(o.record)
 
 
-def final_check(runner: Runner, env: dict[str, str], cfg: Path, as_of: datetime) -> dict:
+def sabotage(wh, mart_schema: str) -> None:
+    """Lose, duplicate and alter one key each in the warehouse, so a run can show that the
+    final check finds exactly that (expected: lost 1, duplicated 1, wrong 1; exit 1)."""
+    import sqlalchemy as sa
+
+    q = f"{mart_schema}."
+    with wh.engine.begin() as c:
+        c.execute(sa.text(f"DELETE FROM {q}mart_uni_tracking_info WHERE order_id = "
+                          f"(SELECT MAX(order_id) FROM {q}mart_uni_tracking_info)"))
+        c.execute(sa.text(f"UPDATE {q}mart_ecs_order_info SET weight_grams = weight_grams + 1 "
+                          f"WHERE order_id = (SELECT MAX(order_id) FROM {q}mart_ecs_order_info)"))
+        hist = c.execute(sa.text(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = :s AND "
+            "table_name LIKE 'hist_uni_tracking_spath_%' ORDER BY table_name"),
+            {"s": mart_schema}).scalars().first()
+        cols = ", ".join(c.execute(sa.text(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = :s AND "
+            "table_name = :t ORDER BY ordinal_position"), {"s": mart_schema, "t": hist}).scalars())
+        c.execute(sa.text(f"INSERT INTO {q}{hist} ({cols}) SELECT {cols} FROM "
+                          f"{q}mart_uni_tracking_spath WHERE id = "
+                          f"(SELECT MAX(id) FROM {q}mart_uni_tracking_spath)"))
+
+
+def final_check(runner: Runner, env: dict[str, str], cfg: Path, as_of: datetime,
+                spoil: bool = False) -> dict:
     """Conservation (library) and ``ot compare --json`` (CLI), per table."""
     os.environ.update(env)
     config = importlib.import_module("ot_core.config")
@@ -300,6 +324,8 @@ def final_check(runner: Runner, env: dict[str, str], cfg: Path, as_of: datetime)
     pipeline_cfg = config.load_config(str(cfg))
     src, wh = connect.open_database("source"), connect.open_database("warehouse")
     try:
+        if spoil:
+            sabotage(wh, pipeline_cfg.schemas.mart)
         rep = cons.check_conservation(src, wh, pipeline_cfg, int(as_of.timestamp()))
     finally:
         src.dispose()
@@ -351,6 +377,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--retention-months", type=int, default=1)
     p.add_argument("--spawn", choices=("fork", "exec"), default="fork")
     p.add_argument("--keep", action="store_true", help="keep the soak's directory")
+    p.add_argument("--sabotage", action="store_true",
+                   help="lose, duplicate and alter one key each before the final check "
+                        "(shows the check finds them; exits 1)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     a = p.parse_args(argv)
     a.cycles = a.cycles or (30 if a.quick else 100 if a.servers else 1000)
@@ -414,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {i + 1}/{a.cycles} cycles, {fig.kills} kills, "
                       f"{len(fig.outages)} outages, {time.perf_counter() - wall0:.0f} s",
                       file=sys.stderr)
-        check = final_check(runner, env, cfg, as_of)
+        check = final_check(runner, env, cfg, as_of, a.sabotage)
     except Exception as e:  # the soak's own failure: report what ran so far
         failed = f"{type(e).__name__}: {e}"
         check = {}
