@@ -109,6 +109,7 @@ class Figures:
     lock_busy: int = 0
     transient_failures: int = 0
     other_failures: list[str] = field(default_factory=list)
+    kill_log: list[str] = field(default_factory=list)
     outages: list[dict] = field(default_factory=list)
     rows_merged: int = 0
     recovered_batches: int = 0
@@ -191,10 +192,11 @@ class Outage:
         self.server, self.delay, self.down, self.step = server, delay, down, step
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.record: dict = {}
+        self.crashed_at = float("inf")
 
     def _run(self) -> None:
         time.sleep(self.delay)
-        t0 = time.perf_counter()
+        t0 = self.crashed_at = time.perf_counter()
         self.server.crash()
         time.sleep(self.down)
         self.server.start()
@@ -247,12 +249,17 @@ def run_step(runner: Runner, fig: Figures, cfg: Path, as_of: str, rng: random.Ra
     for o in outages:
         o.thread.start()
     attempts = 0
+    first_end = None
     while True:
         run = runner.run(args, extra, kill_after)
+        first_end = first_end or time.perf_counter()
         fig.children += 1
         attempts += 1
         planned = kill if attempts == 1 else None
         if planned:
+            what = (f"timer {kill_after:.2f} s" if planned == "timer"
+                    else f"failpoint {extra['OT_FAILPOINT']}")
+            fig.kill_log.append(f"{as_of} {what}: {'killed' if run.killed else 'not killed'}")
             if run.killed:
                 fig.kills += 1
                 if planned == "timer":
@@ -288,7 +295,7 @@ def run_step(runner: Runner, fig: Figures, cfg: Path, as_of: str, rng: random.Ra
             time.sleep(1.0)
     for o in outages:
         o.thread.join()
-        fig.outages.append(o.record)
+        fig.outages.append({**o.record, "mid_cycle": o.crashed_at < first_end})
 
 
 def sabotage(wh, mart_schema: str) -> None:
@@ -472,6 +479,7 @@ def report(a, fig: Figures, check: dict, failed: str | None, base: Path, wall: f
         "timer_missed": fig.timer_missed, "failpoint_not_reached": fig.failpoint_not_reached,
         "reruns": fig.reruns, "lock_busy": fig.lock_busy,
         "transient_failures": fig.transient_failures, "other_failures": fig.other_failures,
+        "kill_log": fig.kill_log,
         "outages": fig.outages, "rows_merged": fig.rows_merged,
         "recovered_batches": fig.recovered_batches, "rows_archived": fig.rows_archived,
         "rows_trimmed": fig.rows_trimmed, "rows_reactivated": fig.rows_reactivated,
@@ -495,10 +503,14 @@ def report(a, fig: Figures, check: dict, failed: str | None, base: Path, wall: f
               f"cycle ended, {fig.failpoint_not_reached} failpoints not reached); reruns "
               f"{fig.reruns}, lock busy {fig.lock_busy}, transient failures "
               f"{fig.transient_failures}, other failures {len(fig.other_failures)}")
+        fps = [k.split()[2] for k in fig.kill_log if " failpoint " in k and k.endswith(": killed")]
+        if fps:
+            print("  failpoints hit: " + ", ".join(sorted(fps)))
         for f in fig.other_failures[:10]:
             print(f"  failure: {f}")
         print(f"outages {len(fig.outages)}: " + ", ".join(
-            f"{o['server']} at step {o['step']} (+{o['after_s']} s, down {o['down_s']} s)"
+            f"{o['server']} at step {o['step']} (+{o['after_s']} s, down {o['down_s']} s"
+            f"{', mid-cycle' if o['mid_cycle'] else ', between cycles'})"
             for o in fig.outages))
         print(f"rows merged {fig.rows_merged:,}, recovered batches {fig.recovered_batches}, "
               f"archived {fig.rows_archived:,}, trimmed {fig.rows_trimmed:,}, reactivated "
