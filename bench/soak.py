@@ -33,6 +33,7 @@ import importlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -88,11 +89,22 @@ class Run:
 
     @property
     def transient(self) -> bool:
-        return self.code == EXIT_BUSY or (self.code == 1 and "transient" in self.stderr)
+        """Exit 75, or exit 1 with the CLI's own 'ot: transient: ...' line."""
+        return self.code == EXIT_BUSY or (
+            self.code == 1 and self.last_line().startswith("ot: transient:"))
 
     def last_line(self) -> str:
+        """The CLI's error line, or a traceback's last exception (and its SQL)."""
         lines = [x for x in (self.stderr or self.stdout).strip().splitlines() if x.strip()]
-        return lines[-1][:300] if lines else f"exit {self.code}"
+        if not lines:
+            return f"exit {self.code}"
+        if lines[-1].startswith("ot: "):
+            return lines[-1][:300]
+        exc = [i for i, x in enumerate(lines) if re.match(r"^[\w.]+(Error|Exception)\b", x)]
+        if not exc:
+            return lines[-1][:300]
+        sql = [x for x in lines[exc[-1]:] if x.startswith("[SQL:")]
+        return (lines[exc[-1]] + (" " + sql[0] if sql else ""))[:300]
 
 
 @dataclass
@@ -503,7 +515,7 @@ def report(a, fig: Figures, check: dict, failed: str | None, base: Path, wall: f
               f"cycle ended, {fig.failpoint_not_reached} failpoints not reached); reruns "
               f"{fig.reruns}, lock busy {fig.lock_busy}, transient failures "
               f"{fig.transient_failures}, other failures {len(fig.other_failures)}")
-        fps = [k.split()[2] for k in fig.kill_log if " failpoint " in k and k.endswith(": killed")]
+        fps = [k.split()[2].rstrip(":") for k in fig.kill_log if " failpoint " in k and k.endswith(": killed")]
         if fps:
             print("  failpoints hit: " + ", ".join(sorted(fps)))
         for f in fig.other_failures[:10]:
