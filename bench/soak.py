@@ -56,7 +56,7 @@ from bench.soak_servers import start_servers  # noqa: E402
 FAILPOINTS = ("after_load", "after_merge", "lifecycle_after_archive", "lifecycle_before_trim")
 TABLES = ("ecs_order_info", "uni_tracking_info", "uni_tracking_spath")
 COMPARE = {"ecs": "ecs_order_info", "uti": "uni_tracking_info", "uts": "uni_tracking_spath"}
-EXIT_BUSY = 75
+EXIT_RETRY = 75
 
 
 def _module(*names: str):
@@ -88,9 +88,15 @@ class Run:
         return self.code == -signal.SIGKILL
 
     @property
+    def busy(self) -> bool:
+        """Another run holds the cycle's lock (exit 75 naming the running one)."""
+        return self.code == EXIT_RETRY and "already running" in self.last_line()
+
+    @property
     def transient(self) -> bool:
-        """Exit 75, or exit 1 with the CLI's own 'ot: transient: ...' line."""
-        return self.code == EXIT_BUSY or (
+        """A typed transient failure: exit 75, or exit 1 with 'ot: transient: ...' (the
+        CLI's code for it before exit codes followed the error model)."""
+        return self.code == EXIT_RETRY or (
             self.code == 1 and self.last_line().startswith("ot: transient:"))
 
     def last_line(self) -> str:
@@ -294,7 +300,7 @@ def run_step(runner: Runner, fig: Figures, cfg: Path, as_of: str, rng: random.Ra
             o.thread.join()  # a failed cycle is rerun once its server is back
         if run.killed and not planned and not outage_now:
             fig.other_failures.append(f"{as_of}: killed by the watchdog (hung)")
-        elif run.code == EXIT_BUSY:
+        elif run.busy:
             fig.lock_busy += 1
             time.sleep(0.5)
         elif run.transient:
