@@ -51,22 +51,11 @@ sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
 
+from bench.soak_check import TABLES, final_check, first_module  # noqa: E402
 from bench.soak_servers import start_servers  # noqa: E402
 
 FAILPOINTS = ("after_load", "after_merge", "lifecycle_after_archive", "lifecycle_before_trim")
-TABLES = ("ecs_order_info", "uni_tracking_info", "uni_tracking_spath")
-COMPARE = {"ecs": "ecs_order_info", "uti": "uni_tracking_info", "uts": "uni_tracking_spath"}
 EXIT_RETRY = 75
-
-
-def _module(*names: str):
-    """The first importable of ``names``: the package's modules are being regrouped."""
-    for n in names:
-        try:
-            return importlib.import_module(n)
-        except ModuleNotFoundError:
-            continue
-    raise ModuleNotFoundError(f"none of {names}")
 
 
 def iso(t: datetime) -> str:
@@ -147,8 +136,8 @@ class Runner:
         self.n = 0
         if spawn == "fork":
             importlib.import_module("ot_core.cli")  # what every cycle imports, once
-            _module("ot_core.jobs.lock")
-            _module("ot_core.cycle", "ot_core.pipeline.cycle")
+            first_module("ot_core.jobs.lock")
+            first_module("ot_core.cycle", "ot_core.pipeline.cycle")
 
     def run(self, args: list[str], extra_env: dict[str, str] | None = None,
             kill_after: float | None = None, timeout: float = 900.0) -> Run:
@@ -314,73 +303,6 @@ def run_step(runner: Runner, fig: Figures, cfg: Path, as_of: str, rng: random.Ra
     for o in outages:
         o.thread.join()
         fig.outages.append({**o.record, "mid_cycle": o.crashed_at < first_end})
-
-
-def sabotage(wh, mart_schema: str) -> None:
-    """Lose, duplicate and alter one key each in the warehouse, so a run can show that the
-    final check finds exactly that (expected: lost 1, duplicated 1, wrong 1; exit 1)."""
-    import sqlalchemy as sa
-
-    q = f"{mart_schema}."
-    with wh.engine.begin() as c:
-        c.execute(sa.text(f"DELETE FROM {q}mart_uni_tracking_info WHERE order_id = "
-                          f"(SELECT MAX(order_id) FROM {q}mart_uni_tracking_info)"))
-        c.execute(sa.text(f"UPDATE {q}mart_ecs_order_info SET weight_grams = weight_grams + 1 "
-                          f"WHERE order_id = (SELECT MAX(order_id) FROM {q}mart_ecs_order_info)"))
-        hist = c.execute(sa.text(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = :s AND "
-            "table_name LIKE 'hist_uni_tracking_spath_%' ORDER BY table_name"),
-            {"s": mart_schema}).scalars().first()
-        cols = ", ".join(c.execute(sa.text(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = :s AND "
-            "table_name = :t ORDER BY ordinal_position"), {"s": mart_schema, "t": hist}).scalars())
-        c.execute(sa.text(f"INSERT INTO {q}{hist} ({cols}) SELECT {cols} FROM "
-                          f"{q}mart_uni_tracking_spath WHERE id = "
-                          f"(SELECT MAX(id) FROM {q}mart_uni_tracking_spath)"))
-
-
-def final_check(runner: Runner, env: dict[str, str], cfg: Path, as_of: datetime,
-                spoil: bool = False) -> dict:
-    """Conservation (library) and ``ot compare --json`` (CLI), per table."""
-    os.environ.update(env)
-    config = importlib.import_module("ot_core.config")
-    connect = _module("ot_core.db.connect", "ot_core.connect")
-    cons = _module("ot_core.quality.conservation", "ot_core.conservation")
-    pipeline_cfg = config.load_config(str(cfg))
-    src, wh = connect.open_database("source"), connect.open_database("warehouse")
-    try:
-        if spoil:
-            sabotage(wh, pipeline_cfg.schemas.mart)
-        rep = cons.check_conservation(src, wh, pipeline_cfg, int(as_of.timestamp()))
-    finally:
-        src.dispose()
-        wh.dispose()
-    per = {t: {"checked": rep.checked.get(t, 0), "lost": 0, "duplicated": 0, "wrong": 0,
-               "not_in_source": 0, "unexcused_old": 0} for t in TABLES}
-    for v in rep.violations:
-        t = v.split(" ", 1)[0]
-        row = per.setdefault(t, {"lost": 0, "duplicated": 0, "wrong": 0, "not_in_source": 0,
-                                 "unexcused_old": 0})
-        if " is in 0 places" in v:
-            row["lost"] += 1
-        elif " places: " in v:
-            row["duplicated"] += 1
-        elif " differs from the source" in v:
-            row["wrong"] += 1
-        elif "not in the source" in v:
-            row["not_in_source"] += 1
-        else:
-            row["unexcused_old"] += 1
-    compares = {}
-    for short, table in COMPARE.items():
-        run = runner.run(["compare", "--table", short, "--json", "--config", str(cfg)])
-        try:
-            d = json.loads(run.stdout.strip().splitlines()[-1])
-            compares[table] = {k: d.get(k) for k in ("rows_source", "rows_target", "missing",
-                                                      "extra", "changed", "rows_transferred")}
-        except (ValueError, IndexError):
-            compares[table] = {"error": run.last_line()}
-    return {"conservation": per, "violations_sample": rep.violations[:10], "compare": compares}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
