@@ -108,7 +108,10 @@ def status_label(code: int | None) -> str:
 
 CONTRACTS: dict[str, TableContract] = {t.name: t for t in (ECS, UTI, SPATH)}
 
-# Columns every raw row carries besides the source columns (docs/contracts.md#raw-tables).
+# Columns every raw row carries besides the source columns (docs/contracts.md#raw-tables),
+# with their warehouse types; every other module takes them from here.
+META_TYPES: dict[str, type[sa.types.TypeEngine]] = {
+    "_raw_id": sa.BigInteger, "_batch_id": sa.BigInteger, "_extracted_at": sa.DateTime}
 RAW_META = ("_raw_id", "_batch_id", "_extracted_at")
 # Columns every mart and history row carries: which extracted version it is.
 MART_META = ("_raw_id", "_batch_id")

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateTable
 
 from ot_core.config import PipelineConfig
-from ot_core.contract import CONTRACTS, TableContract
+from ot_core.contract import CONTRACTS, MART_META, META_TYPES, RAW_META, TableContract
 from ot_core.engines import Backend
 from ot_core.errors import ConfigError, TerminalError
 from ot_core.timeutil import utcnow
@@ -79,9 +79,7 @@ def raw_table(contract: TableContract, md: sa.MetaData, schema: str, backend: Ba
     return sa.Table(
         raw_name(contract.name), md,
         *_data_columns(contract),
-        sa.Column("_raw_id", sa.BigInteger, nullable=False),
-        sa.Column("_batch_id", sa.BigInteger, nullable=False),
-        sa.Column("_extracted_at", sa.DateTime, nullable=False),
+        *[sa.Column(name, META_TYPES[name], nullable=False) for name in RAW_META],
         schema=schema, **backend.table_kwargs("raw", contract),
     )
 
@@ -91,8 +89,7 @@ def keyed_table(
 ) -> sa.Table:
     """A mart or a history table: the source columns, the version it holds, and its key."""
     cols = _data_columns(contract)
-    cols += [sa.Column("_raw_id", sa.BigInteger, nullable=False),
-             sa.Column("_batch_id", sa.BigInteger, nullable=False)]
+    cols += [sa.Column(name, META_TYPES[name], nullable=False) for name in MART_META]
     args: list = list(cols)
     if backend.declares_primary_keys:
         args.append(sa.PrimaryKeyConstraint(*contract.key, name=f"pk_{name}"[:63]))

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ot_core.config import PipelineConfig
-from ot_core.contract import CONTRACTS
+from ot_core.contract import CONTRACTS, RAW_META
 from ot_core.db.schema import names
 from ot_core.db.sql import Renderer
 from ot_core.engines import Backend
@@ -57,7 +57,7 @@ def land_batch(
     batch_id = control.next_batch_id(conn)
     next_raw = control.next_raw_id(conn, table)
     first_raw = next_raw
-    columns = contract.column_names + ["_raw_id", "_batch_id", "_extracted_at"]
+    columns = contract.column_names + list(RAW_META)
     extracted = 0
     for chunk in chunks:
         n = len(chunk)

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ot_core.config import PipelineConfig
-from ot_core.contract import CONTRACTS
+from ot_core.contract import CONTRACTS, MART_META
 from ot_core.db.catalog import HistoryTable
 from ot_core.db.schema import EXCEPTIONS_TABLE, Tables, mart_name, names
 from ot_core.db.sql import Renderer
@@ -161,7 +161,7 @@ class _Mart:
         self.ctx = dict(
             mart=backend.qualified(mart_schema, mart_name(table)),
             mart_table_q=self.r.q(mart_name(table)),
-            key=self.key, columns=contract.column_names + ["_raw_id", "_batch_id"],
+            key=self.key, columns=contract.column_names + list(MART_META),
             archive_column=cfg.table(table).archive_column,
             active_mart=(backend.qualified(mart_schema, mart_name(ACTIVE_TABLE))
                          if table == GATED_TABLE else None),

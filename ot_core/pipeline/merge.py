@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ot_core.config import PipelineConfig
-from ot_core.contract import CONTRACTS
+from ot_core.contract import CONTRACTS, MART_META
 from ot_core.db.schema import names
 from ot_core.db.sql import Renderer
 from ot_core.engines import Backend
@@ -30,7 +30,7 @@ def render_merge(cfg: PipelineConfig, backend: Backend, table: str) -> dict[str,
     r = Renderer(backend)
     ctx = dict(
         raw=nm.raw, mart=nm.mart, mart_table_q=r.q(nm.mart_table), stage=f"ot_stage_{table}",
-        columns=contract.column_names, key=list(contract.key),
+        columns=contract.column_names, meta=list(MART_META), key=list(contract.key),
         version_column=cfg.table(table).version_column,
     )
     return {step: r.render(step, **ctx) for step in STEPS}

@@ -1,4 +1,4 @@
 -- Insert the staged versions into the mart.
-INSERT INTO {{ mart }} ({{ cols(columns + ['_raw_id', '_batch_id']) }})
-SELECT {{ cols(columns + ['_raw_id', '_batch_id']) }}
+INSERT INTO {{ mart }} ({{ cols(columns + meta) }})
+SELECT {{ cols(columns + meta) }}
 FROM {{ q(stage) }}

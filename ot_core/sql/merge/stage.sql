@@ -3,9 +3,9 @@
 -- the later extraction wins
 -- (docs/legacy-defects.md#1-tie-break-missing-in-the-latest-state-ranking).
 CREATE TEMP TABLE {{ q(stage) }} AS
-SELECT {{ cols(columns + ['_raw_id', '_batch_id']) }}
+SELECT {{ cols(columns + meta) }}
 FROM (
-  SELECT {{ cols(columns + ['_raw_id', '_batch_id']) }},
+  SELECT {{ cols(columns + meta) }},
          ROW_NUMBER() OVER (
            PARTITION BY {{ cols(key) }}
            ORDER BY {% if version_column %}{{ q(version_column) }} DESC, {% endif %}_raw_id DESC
