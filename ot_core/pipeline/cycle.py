@@ -209,7 +209,8 @@ def _extract_and_land(cfg: PipelineConfig, src: Database, wh: Warehouse, conn, c
             result.tables[table].seconds += seconds
         return out
 
-    return with_retries(attempt, what=f"extracting from the source {src.display}",
+    return with_retries(attempt, what=f"extracting from the source {src.display} into the "
+                        f"warehouse {wh.display}",
                         retries=cfg.cycle.source_retries,
                         backoff=cfg.cycle.retry_backoff_seconds, error=SourceUnavailable)
 

@@ -1,1 +1,0 @@
-"""Connections, the warehouse handle, its tables, the catalog and the SQL renderer."""

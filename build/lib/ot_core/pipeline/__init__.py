@@ -1,1 +1,0 @@
-"""The pipeline stages: extract, land, merge, lifecycle (archive), periods, the cycle."""

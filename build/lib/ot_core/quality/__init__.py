@@ -1,1 +1,0 @@
-"""Checks of the data: daily monitoring, comparison with the source, checksums, conservation."""

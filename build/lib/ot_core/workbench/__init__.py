@@ -1,1 +1,0 @@
-"""What analysts use in JupyterLab: read-only explorers and widgets over the marts."""
