@@ -233,11 +233,10 @@ def test_an_older_job_runs_table_gets_the_new_columns(pair):
 
     from ot_core.config import load_config
     from ot_core.db.connect import open_database
+    from ot_core.db.schema import ddl
     from ot_core.engines import backend_for
     from ot_core.jobs import records
     from ot_core.timeutil import utcnow
-
-    from ot_core.db.schema import ddl
 
     cfg = load_config()
     eng = sa.create_engine(pair.warehouse_url)
