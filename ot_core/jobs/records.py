@@ -125,7 +125,7 @@ def _write(db: Database, cfg: PipelineConfig, fn, *, wait_seconds: float = 10.0)
 
 
 def start_run(db: Database, cfg: PipelineConfig, job: str, parameters: dict,
-              started: datetime, notebook_path: str, *, lock_held: bool = True) -> int:
+              started: datetime, notebook_path: str | None, *, lock_held: bool = True) -> int:
     """The 'running' row of a new run. Rows of ``job`` still 'running' are marked abandoned
     first: with the job's lock held none of them can be alive (``lock_held``); without it
     (jobs that may overlap), those whose process on this host is gone."""
@@ -176,7 +176,8 @@ def _abandon(conn: Connection, t: sa.Table, job: str, *, everyone: bool) -> list
 
 
 def _abandoned_notebook(path: str | None) -> str | None:
-    """A partial notebook left under the '-running' name is renamed '-abandoned'."""
+    """A partial notebook an older runner left under the '-running' name (it saved as it
+    ran) is renamed '-abandoned'; this runner writes none until the run ends."""
     if not path or not path.endswith("-running.ipynb"):
         return path
     new = path.removesuffix("-running.ipynb") + "-abandoned.ipynb"

@@ -319,13 +319,14 @@ def _execute_in_memory(spec: JobSpec, params: dict, cwd: Path) -> tuple[Any, str
 def _run_locked(spec: JobSpec, params, wh, cfg, lock, started, html, base, urls) -> JobRun:
     import nbformat
 
-    running = output_path(spec.name, started, "running", base)
-    running.parent.mkdir(parents=True, exist_ok=True)
-    run_id = records.start_run(wh, cfg, spec.name, params, started, str(running),
+    folder = output_path(spec.name, started, "running", base).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    # no notebook exists until the run ends (it is written once, with its outcome)
+    run_id = records.start_run(wh, cfg, spec.name, params, started, None,
                                lock_held=not spec.overlap)
     lock.set_holder(f"run {run_id}, pid {os.getpid()}, started {iso(started)}")
     log.info("job %s run %d started", spec.name, run_id)
-    nb, error, failed_cell = _execute_in_memory(spec, params, running.parent)
+    nb, error, failed_cell = _execute_in_memory(spec, params, folder)
     status = "failed" if error else "succeeded"
     error = redact(error) if error else None
     ended = utcnow()
