@@ -224,8 +224,10 @@ def demo(days, orders_per_day, step, config) -> None:
 @click.argument("job")
 @click.option("-p", "--parameter", "params", nargs=2, multiple=True, metavar="NAME VALUE",
               help="A notebook parameter (repeatable), e.g. -p as_of 2026-11-26T06:15:00Z. "
-                   "Checked against the notebook's parameters cell; merged over the catalogue's defaults.")
-@click.option("--html", is_flag=True, help="Also keep an HTML copy of the executed notebook.")
+                   "Checked against the notebook's parameters cell; merged over the catalogue's "
+                   "defaults. A list parameter takes uti, ecs,uti or a JSON list.")
+@click.option("--html", is_flag=True,
+              help="Also keep a self-contained HTML copy of the executed notebook.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the outcome as one JSON line: run_id, job, status, notebook, error, "
                    "exit_code (status 'skipped' with exit 75: another run holds the lock).")
@@ -233,24 +235,24 @@ def demo(days, orders_per_day, step, config) -> None:
 @handle_errors
 def run_job(job, params, html, config, as_json) -> None:
     """Run JOB's notebook (see `ot jobs`) with papermill under the job's lock. The executed
-    notebook is kept under OT_RUNS_DIR (default: runs/ in the data folder)/JOB/YYYY/MM/DD whatever the outcome,
-    and a row is written to the control schema's ot_job_runs table.
+    notebook opens with the run's header (id, parameters, times, outcome, code version) and is
+    kept under OT_RUNS_DIR (default: runs/ in the data folder)/JOB/YYYY/MM/DD whatever the
+    outcome; a row is written to the control schema's ot_job_runs table.
     Exit 0 succeeded, 1 failed, 75 skipped because a run of JOB is in progress."""
     from ot_core.jobs.runner import execute
 
     try:
         run = execute(job, dict(params), html=html, config=config)
-    except errors.JobLocked as e:
+    except errors.OTError as e:
         if not as_json:
             raise
-        echo_json({"run_id": None, "job": job, "status": "skipped", "notebook": None,
-                   "error": redact(str(e)), "exit_code": EXIT_TRANSIENT})
-        sys.exit(EXIT_TRANSIENT)
+        code = errors.exit_code(e)  # 75 for a held lock; nothing ran otherwise either
+        echo_json({"run_id": None, "job": job,
+                   "status": "skipped" if isinstance(e, errors.JobLocked) else "not run",
+                   "notebook": None, "error": redact(str(e)), "exit_code": code})
+        sys.exit(code)
     if as_json:
-        echo_json({"run_id": run.run_id, "job": run.job, "status": run.status,
-                   "notebook": str(run.notebook) if run.notebook else None,
-                   "error": redact(run.error) if run.error else None,
-                   "exit_code": run.exit_code})
+        echo_json(run.as_json())
         sys.exit(run.exit_code)
     click.echo(f"{run.job} run {run.run_id} {run.status}: {run.notebook}")
     if run.error:
@@ -282,10 +284,10 @@ json_option = click.option("--json", "as_json", is_flag=True,
 @handle_errors
 def list_runs(job, failed, limit, as_json, config) -> None:
     """List recent job runs (newest first) from the ot_job_runs table."""
-    from ot_core.jobs.records import format_runs, recent_runs
+    from ot_core.jobs.records import format_runs, listed_runs
 
     if as_json:
-        echo_json(frame_records(recent_runs(job, failed=failed, limit=limit, config=config)))
+        echo_json(frame_records(listed_runs(job, failed=failed, limit=limit, config=config)))
     else:
         click.echo(format_runs(job=job, failed=failed, limit=limit, config=config))
 

@@ -134,11 +134,13 @@ def test_two_concurrent_cycles_one_runs_the_other_exits_75(embedded):
                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     holder = Path(f"{embedded.tmp}/warehouse.duckdb.cycle.lock.json")
     assert _wait_for(lambda: holder.exists() and "run 1" in holder.read_text()), first.stderr
-    second = subprocess.run(OT + ["run", "cycle", "-p", "as_of", "2026-03-03"], env=env,
+    second = subprocess.run(OT + ["run", "cycle", "-p", "as_of", "2026-03-03", "--json"], env=env,
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
     out, err = first.communicate(timeout=120)
     assert second.returncode == 75, second.stderr
-    assert "already running" in second.stderr and "run 1" in second.stderr
+    told = json.loads(second.stdout)
+    assert (told["status"], told["exit_code"], told["run_id"], told["notebook"]) == ("skipped", 75, None, None)
+    assert "already running" in told["error"] and "run 1" in told["error"]
     assert first.returncode == 0, err
     runs = recent_runs("cycle", warehouse=embedded.warehouse_url).sort_values("run_id")
     assert sorted(runs.status) == ["skipped", "succeeded"]
@@ -242,6 +244,10 @@ def test_no_job_leaks_the_warehouse_password(servers, monkeypatch, caplog, capfd
         ran[name] = run.status
         assert run.notebook.exists() and run.html.exists()
         assert f"{name}-" in run.notebook.name and run.notebook.name.endswith(f"-{run.status}.ipynb")
+        header = nbformat.read(run.notebook, as_version=4).cells[0].source
+        assert f"| status | **{run.status}**" in header
+        assert f"| warehouse | `{url.render_as_string(hide_password=True)}` |" in header
+        assert ":***@" in header
     assert ran["cycle"] == "succeeded" and {"daily_monitoring", "maintenance"} <= set(ran)
     artifacts = [p.read_text(errors="replace") for p in (servers.tmp / "runs").rglob("*")
                  if p.is_file()]

@@ -4,6 +4,7 @@ its own kind (real DuckDB + SQLite files; the job fails only after all checks ra
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import sqlalchemy as sa
@@ -118,3 +119,36 @@ def test_checks_pass_clean_and_each_detects_its_fault(embedded):
     loose = run_checks(AS_OF, source=src, warehouse=wh, use_source=False,
                        limits=Thresholds(freshness_max_minutes=240, missing_spath_grace_hours=72))
     assert _by_key(loose)[("FRESHNESS_LAG", "uni_tracking_spath")].status == "ok"
+
+
+def test_routing_gap_counts_only_its_own_exceptions_and_the_chart_spans_its_days(embedded):
+    src, wh = embedded.source_url, embedded.warehouse_url
+    simulate("2026-03-06", start="2026-03-03", orders_per_day=20, seed=22, source=src)
+    catch_up(AS_OF, start="2026-03-04T00:00:00Z", step="12h", source=src, warehouse=wh)
+    mart = "settlement_ods"
+    _exec(wh, f"INSERT INTO {mart}.order_tracking_exceptions VALUES (902, 5, 'ecs_order_info', 78, "
+              "'ORDER_RESTORE_CONFLICT', TIMESTAMP '2026-03-05 10:00:00', NULL, 'another kind')")
+    limits = Thresholds(missing_spath_grace_hours=72)
+    other = _by_key(run_checks(AS_OF, warehouse=wh, use_source=False, limits=limits))
+    gap = other[("ARCHIVE_ROUTING_GAP", "order_tracking_exceptions")]
+    assert (gap.status, gap.count) == ("ok", 0)
+    _exec(wh, f"INSERT INTO {mart}.order_tracking_exceptions VALUES (903, 5, 'uni_tracking_spath', 79, "
+              "'ARCHIVE_ROUTING_GAP', TIMESTAMP '2026-03-05 11:00:00', NULL, 'seeded')")
+    report = run_checks(AS_OF, warehouse=wh, use_source=False, limits=limits)
+    gap = _by_key(report)[("ARCHIVE_ROUTING_GAP", "order_tracking_exceptions")]
+    assert (gap.status, gap.count) == ("fail", 1)
+    assert gap.sample.exception_id.tolist() == [903]
+
+    # one day of results: the x axis covers days around it, not years, labelled by date
+    import matplotlib.dates as mdates
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    assert report.history["as_of"].nunique() == 1
+    fig = report.chart()
+    FigureCanvasAgg(fig).draw()
+    ax = fig.axes[0]
+    lo, hi = (mdates.num2date(x) for x in ax.get_xlim())
+    assert (hi - lo).days <= 3 and lo.year == hi.year == 2026
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert "2026-03-06" in labels and all(re.fullmatch(r"\d{4}-\d\d-\d\d", t) for t in labels)
+    assert ax.get_ylim()[0] == 0 and ax.get_xlabel() and ax.get_ylabel() == "rows"

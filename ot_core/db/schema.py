@@ -151,6 +151,10 @@ class Tables:
             sa.Column("notebook_path", sa.String(TEXT)),
             sa.Column("error", sa.String(TEXT)),
             sa.Column("figures", sa.String(TEXT)),
+            # the runner's process: a row left 'running' by a killed one is found abandoned;
+            # added to older tables by jobs/records.py
+            sa.Column("pid", sa.BigInteger),
+            sa.Column("host", sa.String(255)),
             schema=ctl,
         )
         # the job lock of warehouses without advisory locks (Redshift): a row with an expiry

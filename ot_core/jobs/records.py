@@ -1,8 +1,13 @@
 """The audit records of job runs: the ``<control>.ot_job_runs`` table and figures.
 
 Columns are a contract other notebooks read (pipeline health): run_id, job, parameters
-(JSON, redacted), started_at, ended_at, status (running/succeeded/failed/skipped),
-notebook_path, error, figures (JSON). ``run_id`` is max+1: DuckDB has no SERIAL.
+(JSON, redacted), started_at, ended_at, status (running/succeeded/failed/skipped/abandoned),
+notebook_path, error, figures (JSON), pid and host of the runner. ``run_id`` is max+1:
+DuckDB has no SERIAL. Columns added since a table was created are added to it on first use.
+
+A run whose process died (killed, machine lost) cannot finish its row; the next run of the
+job, or ``ot runs``, marks such a row ``abandoned`` once the job's lock is free and the
+recorded process is gone.
 
 The runner never holds the warehouse open while a notebook's kernel runs (DuckDB admits
 one writing process per file): each write opens, writes and disposes. A row that cannot be
@@ -15,6 +20,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,17 +41,32 @@ from ot_core.secrets import redact
 log = logging.getLogger("ot.jobs")
 
 FIGURES_MIME = "application/vnd.ot.figures+json"
-STATUSES = ("running", "succeeded", "failed", "skipped")
+STATUSES = ("running", "succeeded", "failed", "skipped", "abandoned")
 
 
 def job_runs_table(cfg: PipelineConfig, backend: Backend) -> sa.Table:
     return Tables(cfg, backend).job_runs
 
 
+_ENSURED: set[tuple[str, str]] = set()
+
+
 def ensure_table(conn: Connection, cfg: PipelineConfig, backend: Backend) -> sa.Table:
-    """The job-runs table, after every missing table was created (with the others)."""
+    """The job-runs table, after every missing table was created (with the others); a
+    job-runs table made before a column existed gets it (once per process)."""
     ensure(conn, cfg, backend)
-    return job_runs_table(cfg, backend)
+    t = job_runs_table(cfg, backend)
+    key = (str(conn.engine.url), cfg.schemas.control)
+    if key in _ENSURED:
+        return t
+    have = {c.lower() for c in backend.list_columns(conn, cfg.schemas.control, JOB_RUNS_TABLE)}
+    for col in t.columns:
+        if col.name not in have:
+            kind = col.type.compile(dialect=backend.dialect)
+            conn.exec_driver_sql(f"ALTER TABLE {backend.qualified(t.schema, t.name)} "
+                                 f"ADD COLUMN {backend.quote(col.name)} {kind}")
+    _ENSURED.add(key)
+    return t
 
 
 def naive_utc(dt: datetime) -> datetime:
@@ -103,15 +125,98 @@ def _write(db: Database, cfg: PipelineConfig, fn, *, wait_seconds: float = 10.0)
 
 
 def start_run(db: Database, cfg: PipelineConfig, job: str, parameters: dict,
-              started: datetime, notebook_path: str) -> int:
+              started: datetime, notebook_path: str | None, *, lock_held: bool = True) -> int:
+    """The 'running' row of a new run. Rows of ``job`` still 'running' are marked abandoned
+    first: with the job's lock held none of them can be alive (``lock_held``); without it
+    (jobs that may overlap), those whose process on this host is gone."""
     def ins(conn, t):
+        _abandon(conn, t, job, everyone=lock_held)
         run_id = _next_id(conn, t)
         conn.execute(sa.insert(t).values(
             run_id=run_id, job=job, parameters=to_json(parameters),
-            started_at=naive_utc(started), status="running", notebook_path=notebook_path))
+            started_at=naive_utc(started), status="running", notebook_path=notebook_path,
+            pid=os.getpid(), host=socket.gethostname()))
         return run_id
 
     return _write(db, cfg, ins)
+
+
+def process_gone(pid: int | None, host: str | None) -> bool:
+    """True when the recorded runner is certainly not running any more; a process on
+    another host cannot be checked from here (False)."""
+    if pid is None or host != socket.gethostname():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _abandon(conn: Connection, t: sa.Table, job: str, *, everyone: bool) -> list[int]:
+    """Mark ``job``'s 'running' rows abandoned: all of them when the caller holds the job's
+    lock (no run of it can be alive), else those whose process is gone."""
+    rows = conn.execute(sa.select(t.c.run_id, t.c.pid, t.c.host, t.c.notebook_path)
+                        .where(t.c.job == job, t.c.status == "running")).fetchall()
+    found = iso_now()
+    marked = []
+    for run_id, pid, host, nb in rows:
+        if not everyone and not process_gone(pid, host):
+            continue
+        who = f"pid {pid} on {host}" if pid is not None else "its process"
+        conn.execute(sa.update(t).where(t.c.run_id == run_id, t.c.status == "running").values(
+            status="abandoned", notebook_path=_abandoned_notebook(nb),
+            error=f"abandoned: the run's process ({who}) ended without recording an outcome "
+                  f"(killed or its machine lost); found {found} with the job's lock free"))
+        marked.append(int(run_id))
+        log.warning("job %s run %d marked abandoned (%s gone)", job, run_id, who)
+    return marked
+
+
+def _abandoned_notebook(path: str | None) -> str | None:
+    """A partial notebook an older runner left under the '-running' name (it saved as it
+    ran) is renamed '-abandoned'; this runner writes none until the run ends."""
+    if not path or not path.endswith("-running.ipynb"):
+        return path
+    new = path.removesuffix("-running.ipynb") + "-abandoned.ipynb"
+    try:
+        Path(path).replace(new)
+    except OSError:
+        return None if not Path(path).exists() else path
+    return new
+
+
+def iso_now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def sweep_abandoned(db: Database, cfg: PipelineConfig) -> list[int]:
+    """For ``ot runs``: mark abandoned every 'running' row whose job's lock is free (taken
+    and released here) and whose process is gone. Returns the run ids marked."""
+    from ot_core.jobs.catalogue import load_catalogue
+    from ot_core.jobs.lock import lock_for
+
+    def running(conn, t):
+        return sorted({r[0] for r in conn.execute(
+            sa.select(t.c.job).where(t.c.status == "running")).fetchall()})
+
+    jobs = _write(db, cfg, running, wait_seconds=0.0)
+    catalogue = load_catalogue()
+    marked: list[int] = []
+    for job in jobs:
+        if job not in catalogue.jobs:
+            continue
+        lock = lock_for(db, cfg, catalogue.job(job))
+        if not lock.acquire():
+            continue
+        try:
+            marked += _write(db, cfg, lambda conn, t, job=job: _abandon(conn, t, job, everyone=False),
+                             wait_seconds=0.0)
+        finally:
+            lock.release()
+    return marked
 
 
 def finish_run(db: Database, cfg: PipelineConfig, run_id: int, *, status: str, ended: datetime,
@@ -146,17 +251,6 @@ def record_skipped(db: Database, cfg: PipelineConfig, job: str, parameters: dict
         with path.open("a") as f:
             f.write(json.dumps(row, default=lambda d: d.isoformat()) + "\n")
         log.info("warehouse file busy: skipped run of %s spooled to %s", job, path)
-
-
-def running_row(db: Database, cfg: PipelineConfig, job: str) -> dict | None:
-    """The newest 'running' row of ``job`` (None if none, or the file is busy)."""
-    try:
-        df = recent_runs(job=job, status="running", limit=1, warehouse=db, config=cfg)
-    except Exception as exc:  # noqa: BLE001
-        if is_transient(exc):
-            return None
-        raise
-    return None if df.empty else df.iloc[0].to_dict()
 
 
 def recent_runs(job: str | None = None, *, failed: bool = False, status: str | None = None,
@@ -194,14 +288,8 @@ def show_figures(figures: dict) -> None:
             raw=True)
 
 
-def read_figures(notebook: Path) -> dict | None:
-    """The last figures output of an executed notebook (None if it recorded none)."""
-    try:
-        import nbformat  # only here: the cycle's own imports stay free of the notebook stack
-
-        nb = nbformat.read(str(notebook), as_version=4)
-    except Exception:  # noqa: BLE001 - an unreadable notebook simply has no figures
-        return None
+def read_figures(nb) -> dict | None:
+    """The last figures output of an executed notebook node (None if it recorded none)."""
     found = None
     for cell in nb.cells:
         for out in cell.get("outputs", []):
@@ -211,10 +299,26 @@ def read_figures(notebook: Path) -> dict | None:
     return found
 
 
+def listed_runs(job: str | None = None, *, failed: bool = False, limit: int = 20,
+                config: PipelineConfig | str | None = None) -> pd.DataFrame:
+    """``ot runs``: rows a killed run left 'running' are marked abandoned first (when the
+    warehouse is free and writable), then the recent runs."""
+    cfg = config if isinstance(config, PipelineConfig) else load_config(config)
+    db = open_database("warehouse")
+    try:
+        sweep_abandoned(db, cfg)
+    except Exception as exc:  # noqa: BLE001 - busy file or a read-only user: list as is
+        if not (is_transient(exc) or db.backend.is_permission_denied(exc)):
+            raise
+        log.warning("runs left 'running' by a killed process not checked: %s",
+                    redact(str(exc).splitlines()[0]))
+    return recent_runs(job, failed=failed, limit=limit, config=cfg)
+
+
 def format_runs(job: str | None = None, *, failed: bool = False, limit: int = 20,
                 config: PipelineConfig | str | None = None) -> str:
     """``ot runs``: recent runs as a text table."""
-    df = recent_runs(job, failed=failed, limit=limit, config=config)
+    df = listed_runs(job, failed=failed, limit=limit, config=config)
     if df.empty:
         return "no job runs recorded"
     shown = df[["run_id", "job", "status", "started_at", "ended_at", "notebook_path", "error"]]

@@ -6,40 +6,66 @@ Connection URLs never become parameters: the kernel inherits ``OT_SOURCE_URL`` /
 executed notebook is still scrubbed of any known secret before it is kept.
 
 Order of a run: check parameters (nothing runs on a bad one) → take the job's lock (busy:
-a 'skipped' row and :class:`JobLocked`, exit 75) → 'running' row → papermill (the runner
-holds no warehouse connection meanwhile, except PostgreSQL's lock session) → figures read
-back from the notebook → final row → lock released.
+a 'skipped' row and :class:`JobLocked`, exit 75) → 'running' row (rows of the job a killed
+runner left 'running' become 'abandoned') → papermill executes the notebook in memory (the
+runner holds no warehouse connection meanwhile, except PostgreSQL's lock session) → a
+header cell with the run's identity and outcome is put on top → the notebook is scrubbed
+and written once → figures read from the in-memory notebook → final row → lock released.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import socket
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-import nbformat
-
+import ot_core
 from ot_core.config import PipelineConfig, resolve_config
-from ot_core.db.connect import remember_env_secrets
+from ot_core.db.connect import remember_env_secrets, url_from_env
 from ot_core.db.warehouse import Warehouse
 from ot_core.errors import JobError, JobLocked
 from ot_core.jobs import records
 from ot_core.jobs.catalogue import Catalogue, JobSpec, load_catalogue
 from ot_core.resources import runs_dir
-from ot_core.secrets import redact
+from ot_core.secrets import masked, redact
 from ot_core.timeutil import iso, utcnow
 
 log = logging.getLogger("ot.jobs")
 _TYPES = {"int": int, "float": float, "bool": bool, "str": str}
 
 
-def notebook_parameters(path: Path) -> dict[str, dict[str, Any]]:
-    import papermill
+HEADER_TAG = "ot-run-header"
 
-    return papermill.inspect_notebook(str(path))
+
+def papermill():
+    """papermill, imported without ``rfc3987_syntax``: when that package is installed,
+    jsonschema (imported by nbformat) compiles some 40 grammars at import to check IRI
+    formats notebook validation never uses — about 2 s of every run's start."""
+    if "papermill" not in sys.modules and "jsonschema" not in sys.modules:
+        blocked = "rfc3987_syntax" not in sys.modules
+        if blocked:
+            sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]
+        try:
+            import papermill as pm
+        finally:
+            if blocked:
+                del sys.modules["rfc3987_syntax"]
+        return pm
+    import papermill as pm
+
+    return pm
+
+
+def notebook_parameters(path: Path) -> dict[str, dict[str, Any]]:
+    return papermill().inspect_notebook(str(path))
 
 
 def output_path(job: str, started: datetime, status: str, base: Path | None = None) -> Path:
@@ -56,7 +82,29 @@ def _declared_type(info: dict[str, Any]) -> type | None:
     return None
 
 
+def _as_list(job: str, name: str, value: Any) -> list:
+    """A list parameter from the command line: ``uti``, ``ecs,uti`` or a JSON list."""
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    text = str(value).strip()
+    if text.startswith("["):
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            parsed = None
+        if not isinstance(parsed, list):
+            raise JobError(f"job {job!r}: parameter {name!r} expects a list (e.g. ecs,uti or "
+                           f'["ecs", "uti"]); got {value!r}. Nothing was run.')
+        return parsed
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 def _coerce(job: str, name: str, value: Any, info: dict[str, Any]) -> Any:
+    if str(info.get("inferred_type_name") or "").split("[")[0] in ("list", "List"):
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null")
+                             and str(info.get("default")) == "None"):
+            return None
+        return _as_list(job, name, value)
     typ = _declared_type(info)
     allows_none = str(info.get("default")) == "None"
     if isinstance(value, str) and value.strip().lower() in ("none", "null") and allows_none:
@@ -117,22 +165,102 @@ class JobRun:
     def exit_code(self) -> int:
         return 0 if self.status == "succeeded" else 1
 
-
-def scrub_notebook(path: Path) -> None:
-    """Redact known secrets from every output of an executed notebook (defence in depth)."""
-    text = path.read_text()
-    clean = redact(text)
-    if clean != text:
-        path.write_text(clean)
+    def as_json(self) -> dict[str, Any]:
+        """What ``ot run --json`` prints for schedulers."""
+        return {"run_id": self.run_id, "job": self.job, "status": self.status,
+                "notebook": str(self.notebook) if self.notebook else None,
+                "error": redact(self.error) if self.error else None, "exit_code": self.exit_code}
 
 
-def to_html(notebook: Path) -> Path:
+# The lab template without its scripts from the network (require.js, MathJax, mermaid, the
+# widget manager): the HTML copy must read the same offline, years later.
+_OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+
+
+def to_html(nb: Any, notebook: Path) -> Path:
+    """A self-contained HTML copy beside ``notebook``: images embedded, no remote script."""
+    from jinja2 import DictLoader
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(notebook), as_version=4))
+    exporter = HTMLExporter(template_name="lab", embed_images=True,
+                            extra_loaders=[DictLoader({"ot_offline.html.j2": _OFFLINE_TEMPLATE})])
+    exporter.template_file = "ot_offline.html.j2"
+    body, _ = exporter.from_notebook_node(nb)
     out = notebook.with_suffix(".html")
     out.write_text(redact(body))
     return out
+
+
+@cache
+def code_version() -> str:
+    """ot_core's version, with the git commit when it runs from a checkout (``+dirty`` when
+    tracked files differ from it), else the installed distribution's version."""
+    root = Path(ot_core.__file__).resolve().parent.parent
+    version = f"ot_core {ot_core.__version__}"
+    if (root / ".git").exists():
+        try:
+            commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short=12", "HEAD"],
+                                    capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+            dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
+                                    "--untracked-files=no"], capture_output=True, text=True,
+                                   timeout=10, check=True).stdout.strip()
+            return f"{version}, git commit {commit}{'+dirty' if dirty else ''} (checkout {root})"
+        except (OSError, subprocess.SubprocessError):
+            pass
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return f"{version}, installed ot-workbench {dist_version('ot-workbench')}"
+    except PackageNotFoundError:
+        return f"{version} (not installed, no checkout)"
+
+
+def _md(text: str) -> str:
+    """One table-cell-safe line."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def run_header(spec: JobSpec, run_id: int, params: dict, started: datetime, ended: datetime,
+               status: str, error: str | None, failed_cell: int | None, urls: dict[str, str]) -> str:
+    """The markdown an executed notebook opens with: who ran what, when, and how it ended."""
+    outcome = f"**{status}**"
+    if error:
+        where = f" (cell In [{failed_cell}])" if failed_cell is not None else ""
+        outcome += f" — `{_md(error.splitlines()[0] if error.strip() else error)[:500]}`{where}"
+    rows = [
+        ("run id", str(run_id)),
+        ("job", f"`{spec.name}` (notebook `{spec.notebook}`, cron `{spec.schedule}`, "
+                f"timeout {spec.timeout_seconds} s)"),
+        ("status", outcome),
+        ("parameters", f"`{_md(records.to_json(params))}`"),
+        ("started (UTC)", iso(started)),
+        ("ended (UTC)", iso(ended)),
+        ("duration", f"{(ended - started).total_seconds():.1f} s"),
+        ("code version", _md(code_version())),
+        ("source", f"`{_md(urls['source'])}`"),
+        ("warehouse", f"`{_md(urls['warehouse'])}`"),
+        ("runner", f"pid {os.getpid()} on {_md(socket.gethostname())}"),
+    ]
+    lines = [f"# Run {run_id} of job `{spec.name}`: {status.upper()}", "",
+             "| | |", "|---|---|", *[f"| {k} | {v} |" for k, v in rows]]
+    return redact("\n".join(lines))
+
+
+def notebook_error(nb: Any) -> tuple[str | None, int | None]:
+    """The first error output of an executed notebook: 'Name: value' and its cell's count."""
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                if out.get("ename") == "SystemExit" and str(out.get("evalue")) in ("", "0"):
+                    continue
+                return f"{out.get('ename')}: {out.get('evalue')}", cell.get("execution_count")
+    return None, None
 
 
 def execute(job: str, parameters: dict[str, Any] | None = None, *, html: bool = False,
@@ -145,6 +273,7 @@ def execute(job: str, parameters: dict[str, Any] | None = None, *, html: bool = 
     params = resolve_parameters(spec, parameters)
     cfg = resolve_config(config)
     remember_env_secrets()  # the kernel's connections: their passwords are scrubbed too
+    urls = {role: masked(url_from_env(role)) for role in ("source", "warehouse")}
     with Warehouse.open(cfg) as warehouse:
         wh = warehouse.db
         lock = warehouse.lock(spec)
@@ -155,40 +284,60 @@ def execute(job: str, parameters: dict[str, Any] | None = None, *, html: bool = 
                                    f"skipped: already running: {holder}")
             raise JobLocked(job, holder)
         try:
-            return _run_locked(spec, params, wh, cfg, lock, started, html, base)
+            return _run_locked(spec, params, wh, cfg, lock, started, html, base, urls)
         finally:
             lock.release()
 
 
-def _run_locked(spec: JobSpec, params, wh, cfg, lock, started, html, base) -> JobRun:
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
+def _execute_in_memory(spec: JobSpec, params: dict, cwd: Path) -> tuple[Any, str | None, int | None]:
+    """Execute the notebook with papermill without writing it anywhere (no per-cell saves):
+    the runner writes it once, with its header. Returns the notebook as far as it ran."""
+    papermill()
+    from papermill.engines import papermill_engines
+    from papermill.execute import prepare_notebook_metadata, remove_error_markers
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+    from papermill.utils import chdir
 
-    running = output_path(spec.name, started, "running", base)
-    running.parent.mkdir(parents=True, exist_ok=True)
-    run_id = records.start_run(wh, cfg, spec.name, params, started, str(running))
-    lock.set_holder(f"run {run_id}, pid {os.getpid()}, started {iso(started)}")
-    log.info("job %s run %d started: %s", spec.name, run_id, running)
-    status, error = "succeeded", None
+    nb = load_notebook_node(str(spec.notebook_path))
+    if params:
+        nb = parameterize_notebook(nb, params, kernel_name="python3")
+    nb = remove_error_markers(prepare_notebook_metadata(nb, str(spec.notebook_path), None))
+    error, failed_cell = None, None
     try:
-        papermill.execute_notebook(
-            str(spec.notebook_path), str(running), parameters=params, kernel_name="python3",
-            progress_bar=False, log_output=False, execution_timeout=spec.timeout_seconds,
-            cwd=str(running.parent),
-        )
-    except PapermillExecutionError as e:
-        status, error = "failed", f"{e.ename}: {e.evalue}"
+        with chdir(str(cwd)):
+            nb = papermill_engines.execute_notebook_with_engine(
+                None, nb, input_path=str(spec.notebook_path), output_path=None,
+                kernel_name="python3", progress_bar=False, log_output=False, start_timeout=60,
+                execution_timeout=spec.timeout_seconds)
     except Exception as e:  # noqa: BLE001 - kernel died, timeout: a failed run with its notebook
-        status, error = "failed", f"{type(e).__name__}: {e}"
-    final = output_path(spec.name, started, status, base)
-    figures = None
-    if running.exists():
-        scrub_notebook(running)
-        running.replace(final)
-        figures = records.read_figures(final)
+        error = f"{type(e).__name__}: {e}"
+    cell_error, failed_cell = notebook_error(nb)
+    return nb, cell_error or error, failed_cell
+
+
+def _run_locked(spec: JobSpec, params, wh, cfg, lock, started, html, base, urls) -> JobRun:
+    import nbformat
+
+    folder = output_path(spec.name, started, "running", base).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    # no notebook exists until the run ends (it is written once, with its outcome)
+    run_id = records.start_run(wh, cfg, spec.name, params, started, None,
+                               lock_held=not spec.overlap)
+    lock.set_holder(f"run {run_id}, pid {os.getpid()}, started {iso(started)}")
+    log.info("job %s run %d started", spec.name, run_id)
+    nb, error, failed_cell = _execute_in_memory(spec, params, folder)
+    status = "failed" if error else "succeeded"
     error = redact(error) if error else None
-    html_path = to_html(final) if html and final.exists() else None
     ended = utcnow()
+    header = nbformat.v4.new_markdown_cell(
+        run_header(spec, run_id, params, started, ended, status, error, failed_cell, urls))
+    header.metadata["tags"] = [HEADER_TAG]
+    nb.cells.insert(0, header)
+    final = output_path(spec.name, started, status, base)
+    final.write_text(redact(nbformat.writes(nb)))  # once, scrubbed in memory
+    figures = records.read_figures(nb)
+    html_path = to_html(nb, final) if html else None
     records.finish_run(wh, cfg, run_id, status=status, ended=ended, notebook_path=str(final),
                        error=error, figures=figures)
     log.info("job %s run %d %s", spec.name, run_id, status)

@@ -29,7 +29,7 @@ from ot_core.db.sql import Renderer
 from ot_core.db.warehouse import Warehouse, using
 from ot_core.errors import DataCheckFailed
 from ot_core.pipeline.control import LOADED, Control
-from ot_core.pipeline.exception_log import exceptions_frame
+from ot_core.pipeline.exception_log import ROUTING_GAP, exceptions_frame
 from ot_core.pipeline.periods import AHEAD, cutoff, periods_between
 from ot_core.timeutil import day_floor, from_epoch, iso, parse_as_of, to_epoch, utcnow
 
@@ -105,6 +105,7 @@ def order_missing_spath(c: Context) -> list[CheckResult]:
 
 def archive_routing_gap(c: Context) -> list[CheckResult]:
     df = exceptions_frame(c.conn, c.cfg, c.wh.backend)
+    df = df[df["exception_type"] == ROUTING_GAP]  # other exception types have their own checks
     return [_result("ARCHIVE_ROUTING_GAP", EXCEPTIONS_TABLE, len(df),
                     "open exceptions: rows past the cutoff whose period has no history table",
                     df.head(c.limits.sample_rows))]
@@ -266,7 +267,10 @@ class Report:
                 "failing": sorted({f"{r.check}:{r.subject}" for r in self.failed})}
 
     def chart(self):
-        """Failing rows per check per day over the last 30 days (matplotlib figure)."""
+        """Failing rows per check per day over the last 30 days (matplotlib figure). The x
+        axis spans the days there are (a day of padding), labelled by date: one day of
+        results must not be drawn across years."""
+        import matplotlib.dates as mdates
         from matplotlib.figure import Figure
 
         fig = Figure(figsize=(10, 3.5))
@@ -277,8 +281,17 @@ class Report:
         else:
             h = h.assign(day=pd.to_datetime(h["as_of"]).dt.floor("D"))
             pivot = h.pivot_table(index="day", columns="check_name", values="row_count",
-                                  aggfunc="sum").fillna(0)
-            pivot.plot(ax=ax, marker="o")
+                                  aggfunc="sum").fillna(0).sort_index()
+            days = [d.to_pydatetime() for d in pivot.index]
+            for i, check in enumerate(pivot.columns):
+                ax.plot(days, pivot[check].to_numpy(), marker="os^vDP*Xph"[i % 10], label=check,
+                        clip_on=False)
+            lo, hi = pivot.index.min(), pivot.index.max()
+            pad = pd.Timedelta(days=1) if hi - lo < pd.Timedelta(days=7) else (hi - lo) / 20
+            ax.set_xlim((lo - pad).to_pydatetime(), (hi + pad).to_pydatetime())
+            ax.xaxis.set_major_locator(mdates.DayLocator(interval=max(1, (hi - lo).days // 8)))
+            ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+            ax.set_ylim(bottom=0, top=max(1.0, float(pivot.to_numpy().max()) * 1.15))
             ax.legend(fontsize=7, loc="upper left", ncol=3)
         ax.set_title("failing rows per check, last 30 days")
         ax.set_xlabel("as_of day (UTC)")

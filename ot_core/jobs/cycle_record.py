@@ -1,0 +1,145 @@
+"""What the cycle job's executed notebook shows an auditor: one row per table with readable
+UTC bounds, the lifecycle's figures, and a bar chart of rows per table.
+
+The chart is plain SVG written here rather than matplotlib: the cycle runs every 15 minutes
+and importing and rendering with matplotlib would cost more than many cycles take, and the
+core install does not carry it. SVG also stays sharp and self-contained in the HTML copy.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+import pandas as pd
+
+from ot_core.timeutil import from_epoch, iso
+
+STAGES = ("extracted", "loaded", "merged", "archived")
+COLOURS = ("#4878d0", "#ee854a", "#6acc64", "#d65f5f", "#956cb4", "#8c613c")
+
+
+def _utc(epoch: int | None) -> str:
+    return "—" if epoch is None else iso(from_epoch(int(epoch))).replace("T", " ").replace("Z", " UTC")
+
+
+def table_frame(result: Any) -> pd.DataFrame:
+    """Rows per table and stage, the window read (UTC) and the seconds each table took."""
+    life = (result.lifecycle or {}).get("tables", {})
+    rows = []
+    for name, r in result.tables.items():
+        rows.append({
+            "table": name, "window from": _utc(r.lower), "window to": _utc(r.upper),
+            "extracted": r.rows_extracted, "loaded": r.rows_loaded, "merged": r.rows_merged,
+            "archived": int(life.get(name, {}).get("archived", 0)),
+            "raw trimmed": r.raw_trimmed, "recovered batches": r.recovered_batches,
+            "batch": "—" if r.batch_id is None else str(r.batch_id),
+            "seconds": round(float(r.seconds), 2),
+        })
+    return pd.DataFrame(rows).set_index("table")
+
+
+def lifecycle_frame(result: Any) -> pd.DataFrame:
+    """The lifecycle's totals as label/value rows (or why there are none)."""
+    f = result.lifecycle
+    if not f:
+        return pd.DataFrame({"value": ["disabled (lifecycle.enabled is false)"]},
+                            index=pd.Index(["lifecycle"], name="lifecycle"))
+    items = {
+        "cutoff (rows older are archived)": f.get("cutoff"),
+        "rows archived": f.get("rows_archived", 0),
+        "rows trimmed from the marts": f.get("rows_trimmed", 0),
+        "rows reactivated": f.get("rows_reactivated", 0),
+        "routing-gap exceptions opened": f.get("exceptions_opened", 0),
+        "exceptions resolved": f.get("exceptions_resolved", 0),
+        "history tables created": ", ".join(f.get("history_tables_created") or []) or "none",
+        "warnings": "; ".join(f.get("warnings") or []) or "none",
+        "seconds": f.get("seconds", 0),
+    }
+    return pd.DataFrame({"value": [str(v) for v in items.values()]},
+                        index=pd.Index(list(items), name="lifecycle"))
+
+
+def _readable(instant: str) -> str:
+    return instant.replace("T", " ").replace("Z", " UTC")
+
+
+def headline(result: Any) -> str:
+    merged = sum(r.rows_merged for r in result.tables.values())
+    archived = (result.lifecycle or {}).get("rows_archived", 0)
+    return (f"**Cycle as of {_readable(result.as_of)}**: "
+            f"{merged:,} rows merged into {len(result.tables)} marts, {archived:,} archived, "
+            f"in {result.seconds:.2f} s")
+
+
+def _ticks(top: float) -> list[float]:
+    """About five round steps from 0 to at least ``top``."""
+    if top <= 0:
+        return [0.0, 1.0]
+    raw = top / 5
+    mag = 10 ** (len(str(int(raw))) - 1) if raw >= 1 else 1
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    n = int(-(-top // step))
+    return [i * step for i in range(n + 1)]
+
+
+def bar_chart_svg(categories: list[str], series: dict[str, list[float]], *, title: str,
+                  xlabel: str, ylabel: str, width: int = 640, height: int = 300) -> str:
+    """Grouped bars: one group per category, one bar per series, labelled axes and legend."""
+    left, right, top, bottom = 64, 150, 34, 52
+    pw, ph = width - left - right, height - top - bottom
+    ticks = _ticks(max([v for vals in series.values() for v in vals] + [0]))
+    ymax = ticks[-1]
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">',
+           f'<title>{escape(title)}</title>',
+           f'<text x="{left + pw / 2}" y="18" text-anchor="middle" font-size="13">{escape(title)}</text>']
+    for t in ticks:
+        y = top + ph - ph * t / ymax
+        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>')
+        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{t:,.0f}</text>')
+    group = pw / max(len(categories), 1)
+    bar = group * 0.8 / max(len(series), 1)
+    for ci, cat in enumerate(categories):
+        x0 = left + ci * group + group * 0.1
+        for si, (name, vals) in enumerate(series.items()):
+            v = float(vals[ci])
+            h = ph * v / ymax
+            out.append(f'<rect x="{x0 + si * bar:.1f}" y="{top + ph - h:.1f}" width="{bar * 0.9:.1f}" '
+                       f'height="{h:.1f}" fill="{COLOURS[si % len(COLOURS)]}">'
+                       f'<title>{escape(cat)} {escape(name)}: {v:,.0f}</title></rect>')
+        out.append(f'<text x="{x0 + group * 0.4:.1f}" y="{top + ph + 16}" text-anchor="middle">'
+                   f'{escape(cat)}</text>')
+    out += [f'<line x1="{left}" x2="{left + pw}" y1="{top + ph}" y2="{top + ph}" stroke="#333"/>',
+            f'<line x1="{left}" x2="{left}" y1="{top}" y2="{top + ph}" stroke="#333"/>',
+            f'<text x="{left + pw / 2}" y="{height - 10}" text-anchor="middle">{escape(xlabel)}</text>',
+            f'<text transform="translate(16,{top + ph / 2}) rotate(-90)" text-anchor="middle">'
+            f'{escape(ylabel)}</text>']
+    for si, name in enumerate(series):
+        y = top + 8 + si * 18
+        out.append(f'<rect x="{left + pw + 16}" y="{y - 9}" width="12" height="12" '
+                   f'fill="{COLOURS[si % len(COLOURS)]}"/>')
+        out.append(f'<text x="{left + pw + 34}" y="{y + 1}">{escape(name)}</text>')
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def chart_svg(result: Any) -> str:
+    """Rows per table and stage of this cycle."""
+    frame = table_frame(result)
+    return bar_chart_svg(list(frame.index), {s: list(frame[s]) for s in STAGES},
+                         title=f"rows per table, cycle as of {_readable(result.as_of)}",
+                         xlabel="table", ylabel="rows")
+
+
+def show_cycle(result: Any) -> None:
+    """The cycle notebook's display: headline, table per table, lifecycle, chart, figures."""
+    from IPython.display import SVG, Markdown, display
+
+    from ot_core.jobs.records import show_figures
+
+    display(Markdown(headline(result)))
+    display(table_frame(result))
+    display(lifecycle_frame(result))
+    display(SVG(data=chart_svg(result)))
+    show_figures(result.rows())
