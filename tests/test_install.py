@@ -73,9 +73,10 @@ def test_the_wheel_installs_and_runs_from_an_empty_folder(tmp_path):
 
 def test_pipeline_commands_import_nothing_of_the_notebook_stack():
     code = ("import ot_core.cli, ot_core.pipeline.cycle, ot_core.jobs.lock, ot_core.jobs.records,"
-            " ot_core.quality.compare, ot_core.pipeline.periods, ot_core.simulate")
+            " ot_core.jobs.cycle_record, ot_core.quality.compare, ot_core.pipeline.periods,"
+            " ot_core.simulate")
     proc = _run([sys.executable, "-X", "importtime", "-c", code])
     imported = {line.rsplit("|", 1)[-1].strip().split(".")[0]
                 for line in proc.stderr.splitlines() if line.startswith("import time:")}
-    assert imported, proc.stderr[:500]
+    assert "sqlalchemy" in imported, proc.stderr[:500]  # the measurement sees imports at all
     assert not imported & NOTEBOOK_STACK, sorted(imported & NOTEBOOK_STACK)

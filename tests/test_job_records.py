@@ -214,19 +214,6 @@ def test_monthly_compare_and_rotate_record_figures(embedded):
     assert rotated["as_of"].startswith("2026-03-06")
 
 
-def test_the_cycle_path_imports_no_notebook_machinery():
-    """`ot` and the cycle import neither nbformat/papermill/jsonschema nor matplotlib/ipywidgets:
-    a 15-minute job must not pay for them (nbformat alone costs seconds with jsonschema)."""
-    res = subprocess.run([sys.executable, "-X", "importtime", "-c",
-                          "import ot_core.cli, ot_core.pipeline.cycle, ot_core.jobs.records, "
-                          "ot_core.jobs.cycle_record"], capture_output=True, text=True, cwd=ROOT)
-    assert res.returncode == 0, res.stderr
-    modules = {ln.split("|")[-1].strip().split(".")[0] for ln in res.stderr.splitlines()
-               if ln.startswith("import time:")}
-    assert "sqlalchemy" in modules  # the measurement sees imports at all
-    assert not modules & {"nbformat", "papermill", "jsonschema", "matplotlib", "ipywidgets"}
-
-
 def test_an_older_job_runs_table_gets_the_new_columns(pair):
     """A table created before pid/host existed gains them on first use, rows kept."""
     import sqlalchemy as sa
