@@ -433,3 +433,21 @@ def test_exception_triage_view(embedded, tmp_path):
     assert tri.select.options == () and "No open exceptions." in tri.message
     _matches_csv(tri.export(), tri.frames)
     wb.close()
+
+
+def test_compare_chart_draws_the_limit_and_tells_tables_apart():
+    from ot_core.workbench.charts import compare_figure
+
+    results = pd.DataFrame({
+        "table_name": ["ecs_order_info", "uni_tracking_info", "uni_tracking_spath"] * 2,
+        "month": ["2026-01"] * 3 + ["2026-02"] * 3,
+        "mismatch_rate": [0.0, 0.0, 0.0, 0.0, 0.002, 0.0],
+        "run_at": pd.to_datetime(["2026-02-02"] * 3 + ["2026-03-02"] * 3)})
+    ax = compare_figure(results, 0.001).axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    limit = next(v for k, v in lines.items() if k.startswith("limit"))
+    assert set(limit.get_ydata()) == {0.001} and "compare.max_mismatch_rate" in limit.get_label()
+    series = [lines[t] for t in ("ecs_order_info", "uni_tracking_info", "uni_tracking_spath")]
+    assert len({s.get_marker() for s in series}) == 3  # distinct markers
+    assert len({tuple(s.get_xdata()) for s in series}) == 3  # offset: none hides another
+    assert ax.get_ylim()[1] > 0.002  # the highest point and the limit are both in view

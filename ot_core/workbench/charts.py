@@ -178,8 +178,12 @@ def freshness_figure(fresh: pd.DataFrame, limit_minutes: float):
     return fig
 
 
-def compare_figure(results: pd.DataFrame):
-    """Mismatch rate per table and month (the latest run of each)."""
+def compare_figure(results: pd.DataFrame, max_rate: float | None = None):
+    """Mismatch rate per table and month (the latest run of each), with the limit the
+    monthly job fails above as a labelled line; tables are told apart by marker and a small
+    offset, so three tables at 0 do not hide each other."""
+    from matplotlib.ticker import PercentFormatter
+
     fig = _figure(9, 3)
     ax = fig.subplots()
     monthly = results.dropna(subset=["month"]) if len(results) else results
@@ -189,14 +193,31 @@ def compare_figure(results: pd.DataFrame):
         ax.set_axis_off()
     else:
         latest = monthly.sort_values("run_at").groupby(["table_name", "month"]).tail(1)
-        for table, g in latest.sort_values("month").groupby("table_name"):
-            ax.plot(g["month"].astype(str), g["mismatch_rate"].astype(float), marker="o",
-                    label=str(table))
+        months = sorted(latest["month"].astype(str).unique())
+        where = {m: i for i, m in enumerate(months)}
+        top = float(latest["mismatch_rate"].astype(float).max())
+        groups = list(latest.groupby("table_name"))
+        for i, (table, g) in enumerate(groups):
+            g = g.sort_values("month")
+            shift = (i - (len(groups) - 1) / 2) * 0.08
+            ax.plot([where[str(m)] + shift for m in g["month"]], g["mismatch_rate"].astype(float),
+                    marker=_MARKERS[i % len(_MARKERS)], linestyle="-", label=str(table))
+        if max_rate is not None:
+            ax.axhline(max_rate, color="tab:red", linestyle="--", linewidth=1,
+                       label=f"limit {max_rate:.2%} (compare.max_mismatch_rate)")
+            top = max(top, max_rate)
+        ax.set_xticks(range(len(months)), months)
+        ax.set_xlim(-0.5, len(months) - 0.5)
+        ax.set_ylim(0, top * 1.3 if top > 0 else 0.001)
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=2))
         ax.legend(fontsize=8)
         ax.set_xlabel("month")
         ax.set_ylabel("mismatch rate")
     ax.set_title("comparison with the source, per table and month")
     return fig
+
+
+_MARKERS = ("o", "s", "^", "D")
 
 
 # -- exceptions -------------------------------------------------------------------------------

@@ -410,8 +410,8 @@ def compare_results(wb: Workbench) -> pd.DataFrame:
     return load_results(wb.cfg, wb.wh)
 
 
-def compare_figure(results: pd.DataFrame):
+def compare_figure(results: pd.DataFrame, max_rate: float | None = None):
     """The comparison chart (the monthly job notebook draws it from here)."""
     from ot_core.workbench.charts import compare_figure as draw
 
-    return draw(results)
+    return draw(results, max_rate)
