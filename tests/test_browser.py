@@ -328,7 +328,9 @@ def test_voila_serves_read_only_views(lab, browser, name, tmp_path):
     page.set_default_timeout(60_000)
     try:
         wait_for(lambda: _alive(proc, tmp_path / "voila.log") and _listening(port), "voila to listen")
-        page.goto(f"{base}/?token={token}")
+        # voila runs the notebook before the page loads: on a busy 2-core machine that takes
+        # longer than a page load usually may
+        page.goto(f"{base}/?token={token}", timeout=240_000, wait_until="commit")
         wait_for(lambda: page.locator(".jupyter-widgets img").count() > 0, f"{name}: a chart in voila",
                  timeout=180)
         text = page.locator("body").inner_text()
