@@ -205,6 +205,9 @@ def _extract_and_land(cfg: PipelineConfig, src: Database, wh: Warehouse, conn, c
                 run.rows_extracted, run.rows_loaded = landed.rows_extracted, landed.rows_loaded
                 run.batch_id = out[table] = landed.batch_id
                 spent[table] = time.perf_counter() - t0
+                log.info("%s: %d rows read, %d landed in %.2f s (%.0f rows/s)", table,
+                         landed.rows_extracted, landed.rows_loaded, spent[table],
+                         landed.rows_extracted / max(spent[table], 1e-6))
         for table, seconds in spent.items():  # only the attempt that committed counts
             result.tables[table].seconds += seconds
         return out
