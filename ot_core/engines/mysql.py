@@ -144,10 +144,10 @@ def _page_plan(sql: str, params: dict[str, Any],
 
 def _after(names: list[str], last: list[int]) -> exp.Expression:
     """(a, b, c) > (va, vb, vc), spelled out so the index range is used."""
-    cond: exp.Expression | None = None
+    cond: exp.Condition | None = None
     for i in range(len(names) - 1, -1, -1):
         col = exp.column(names[i], quoted=True)
-        term: exp.Expression = exp.GT(this=col, expression=_int_literal(last[i]))
+        term: exp.Condition = exp.GT(this=col, expression=_int_literal(last[i]))
         if cond is not None:
             eq = exp.EQ(this=exp.column(names[i], quoted=True), expression=_int_literal(last[i]))
             term = exp.or_(term, exp.and_(eq, cond))

@@ -7,7 +7,7 @@ import re
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ot_core.engines import Backend, register
+from ot_core.engines import Backend, driver, register
 from ot_core.pipeline.source_contract import SourceColumn
 from ot_core.quality.checksum import ChecksumDialect, hash28_text
 
@@ -17,7 +17,7 @@ class SQLiteChecksum(ChecksumDialect):
     int_type = "INTEGER"
 
     def prepare(self, conn: Connection) -> None:
-        raw = conn.connection.driver_connection
+        raw = driver(conn)
         raw.create_function("ot_hash28", 1, hash28_text, deterministic=True)
 
     def hash28(self, text: str) -> str:

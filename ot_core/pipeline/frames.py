@@ -144,7 +144,7 @@ def _strings(values: pd.Series, col: Column) -> pd.Series:
 def typed_frame(frame: pd.DataFrame, contract: TableContract) -> pd.DataFrame:
     """Cast a chunk read from any source to the contract's column types, exactly, or raise
     ``ValueOutOfContract`` naming the first value that does not fit."""
-    out = {}
+    out: dict[str, pd.api.extensions.ExtensionArray | pd.Series] = {}
     for col in contract.columns:
         values = frame[col.name]
         try:
