@@ -194,7 +194,8 @@ _MYSQL_INT_BITS = {"tinyint": 8, "smallint": 16, "mediumint": 24, "int": 32, "in
 def _mysql_column(name: str, data_type: str, column_type: str, precision: Any, scale: Any,
                   length: Any, is_nullable: str) -> SourceColumn:
     kind_of = str(data_type).lower()
-    common = dict(name=name, declared=str(column_type), nullable=str(is_nullable) == "YES")
+    common: dict[str, Any] = dict(name=name, declared=str(column_type),
+                                  nullable=str(is_nullable) == "YES")
     if kind_of in _MYSQL_INT_BITS:
         bits = _MYSQL_INT_BITS[kind_of] + (1 if "unsigned" in str(column_type).lower() else 0)
         return SourceColumn(kind="integer", bits=bits, **common)

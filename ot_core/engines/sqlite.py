@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -79,7 +80,8 @@ def _sqlite_column(name: str, declared: str, notnull: bool) -> SourceColumn:
     base = (m.group(1) if m else declared).strip().upper()
     a = int(m.group(2)) if m and m.group(2) else None
     b = int(m.group(3)) if m and m.group(3) else None
-    common = dict(name=name, declared=declared or "(no type)", nullable=not notnull)
+    common: dict[str, Any] = dict(name=name, declared=declared or "(no type)",
+                                  nullable=not notnull)
     if base in _INT_BITS:
         return SourceColumn(kind="integer", bits=_INT_BITS[base], **common)
     if base in ("DECIMAL", "NUMERIC"):
