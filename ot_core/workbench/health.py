@@ -135,7 +135,7 @@ class PipelineHealth(View):
 
         cmp = explore.compare_results(wb)
         if len(cmp) and cmp["month"].notna().any():
-            items.append(charts.compare_figure(cmp, wb.cfg.compare.max_mismatch_rate))
+            items.append(charts.compare_figure(cmp, wb.config.compare.max_mismatch_rate))
         else:
             items.append(Message("No monthly comparison recorded yet (`ot run monthly_compare`)."))
         self.show(*items)
