@@ -34,7 +34,7 @@ def mart_counts(cfg: PipelineConfig, wh) -> dict[str, int]:
     with wh.engine.connect() as conn:
         for t in cfg.tables:
             q = wh.backend.qualified(cfg.schemas.mart, mart_name(t))
-            out[mart_name(t)] = int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {q}")).scalar())
+            out[mart_name(t)] = int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {q}")).scalar_one())
     return out
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ot_core.errors import ConfigError
+from ot_core.errors import ConfigError, TransientError
 from ot_core.quality.checksum import ChecksumDialect
 
 if TYPE_CHECKING:
@@ -27,6 +27,15 @@ if TYPE_CHECKING:
     from ot_core.pipeline.source_contract import SourceColumn
 
 _REGISTRY: dict[str, type[Backend]] = {}
+
+
+def driver(conn: Connection) -> Any:
+    """The DBAPI driver's own connection under ``conn``, for what SQLAlchemy does not wrap
+    (executemany, COPY, DuckDB's register)."""
+    raw = conn.connection.driver_connection
+    if raw is None:  # only once the pool has invalidated it after a disconnect
+        raise TransientError("the database connection was lost; run the command again")
+    return raw
 
 
 def register(cls: type[Backend]) -> type[Backend]:
@@ -164,7 +173,7 @@ class Backend:
         cols = ", ".join(self.quote(c) for c in columns)
         marks = ", ".join([mark] * len(columns))
         sql = f"INSERT INTO {self.qualified(schema, table)} ({cols}) VALUES ({marks})"
-        cur = conn.connection.driver_connection.cursor()
+        cur = driver(conn).cursor()
         try:
             cur.executemany(sql, rows)
         finally:
@@ -201,7 +210,7 @@ class Backend:
     clock_sql: ClassVar[str] = "SELECT CAST(EXTRACT(EPOCH FROM CURRENT_TIMESTAMP) AS BIGINT)"
 
     def clock(self, conn: Connection) -> int:
-        return int(conn.execute(sa.text(self.clock_sql)).scalar())
+        return int(conn.execute(sa.text(self.clock_sql)).scalar_one())
 
 
 def _like_prefix(prefix: str) -> str:
@@ -224,7 +233,8 @@ def _py(value: Any) -> Any:
 
 
 def backend_for(engine_or_dialect: Engine | Connection | sa.engine.Dialect, role: str | None = None) -> Backend:
-    dialect = getattr(engine_or_dialect, "dialect", engine_or_dialect)
+    dialect = (engine_or_dialect if isinstance(engine_or_dialect, sa.engine.Dialect)
+               else engine_or_dialect.dialect)
     _load_all()
     cls = _REGISTRY.get(dialect.name)
     if cls is None:

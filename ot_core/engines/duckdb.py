@@ -22,7 +22,7 @@ import pandas as pd
 from filelock import FileLock, Timeout
 from sqlalchemy.engine import Connection
 
-from ot_core.engines import Backend, register
+from ot_core.engines import Backend, driver, register
 from ot_core.jobs.lock import JobLock
 from ot_core.jobs.maintenance import Decision, Maintainer, Plan
 from ot_core.quality.checksum import ChecksumDialect
@@ -47,7 +47,7 @@ class DuckDBMaintainer(Maintainer):
     def run(self, decision: Decision) -> None:
         # duckdb-engine has no AUTOCOMMIT level: run it on the driver connection directly
         with self.db.engine.connect() as conn:
-            conn.connection.driver_connection.execute(decision.action)
+            driver(conn).execute(decision.action)
 
 
 class FileJobLock(JobLock):
@@ -109,7 +109,7 @@ class DuckDBBackend(Backend):
     ) -> int:
         if frame.empty:
             return 0
-        raw = conn.connection.driver_connection
+        raw = driver(conn)
         # DuckDB 2 refuses register() while an earlier result is unfinished (SQLAlchemy's
         # .scalar() reads one row and stops): finish it first. No-op when nothing is pending.
         raw.complete()

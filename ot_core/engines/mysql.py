@@ -144,10 +144,10 @@ def _page_plan(sql: str, params: dict[str, Any],
 
 def _after(names: list[str], last: list[int]) -> exp.Expression:
     """(a, b, c) > (va, vb, vc), spelled out so the index range is used."""
-    cond: exp.Expression | None = None
+    cond: exp.Condition | None = None
     for i in range(len(names) - 1, -1, -1):
         col = exp.column(names[i], quoted=True)
-        term: exp.Expression = exp.GT(this=col, expression=_int_literal(last[i]))
+        term: exp.Condition = exp.GT(this=col, expression=_int_literal(last[i]))
         if cond is not None:
             eq = exp.EQ(this=exp.column(names[i], quoted=True), expression=_int_literal(last[i]))
             term = exp.or_(term, exp.and_(eq, cond))
@@ -194,7 +194,8 @@ _MYSQL_INT_BITS = {"tinyint": 8, "smallint": 16, "mediumint": 24, "int": 32, "in
 def _mysql_column(name: str, data_type: str, column_type: str, precision: Any, scale: Any,
                   length: Any, is_nullable: str) -> SourceColumn:
     kind_of = str(data_type).lower()
-    common = dict(name=name, declared=str(column_type), nullable=str(is_nullable) == "YES")
+    common: dict[str, Any] = dict(name=name, declared=str(column_type),
+                                  nullable=str(is_nullable) == "YES")
     if kind_of in _MYSQL_INT_BITS:
         bits = _MYSQL_INT_BITS[kind_of] + (1 if "unsigned" in str(column_type).lower() else 0)
         return SourceColumn(kind="integer", bits=bits, **common)

@@ -22,7 +22,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ot_core.engines import Backend, register
+from ot_core.engines import Backend, driver, register
 from ot_core.jobs.lock import JobLock
 from ot_core.jobs.maintenance import Decision, Maintainer, Plan
 from ot_core.timeutil import iso, utcnow
@@ -125,7 +125,7 @@ class PostgresBackend(Backend):
             f"COPY {self.qualified(schema, table)} ({cols}) FROM STDIN "
             f"WITH (FORMAT csv, NULL '{NULL_MARK}')"
         )
-        with conn.connection.driver_connection.cursor() as cur:
+        with driver(conn).cursor() as cur:
             cur.copy_expert(sql, buf)
         return len(frame)
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ot_core.engines import Backend, register
+from ot_core.engines import Backend, driver, register
 from ot_core.pipeline.source_contract import SourceColumn
 from ot_core.quality.checksum import ChecksumDialect, hash28_text
 
@@ -17,7 +18,7 @@ class SQLiteChecksum(ChecksumDialect):
     int_type = "INTEGER"
 
     def prepare(self, conn: Connection) -> None:
-        raw = conn.connection.driver_connection
+        raw = driver(conn)
         raw.create_function("ot_hash28", 1, hash28_text, deterministic=True)
 
     def hash28(self, text: str) -> str:
@@ -79,7 +80,8 @@ def _sqlite_column(name: str, declared: str, notnull: bool) -> SourceColumn:
     base = (m.group(1) if m else declared).strip().upper()
     a = int(m.group(2)) if m and m.group(2) else None
     b = int(m.group(3)) if m and m.group(3) else None
-    common = dict(name=name, declared=declared or "(no type)", nullable=not notnull)
+    common: dict[str, Any] = dict(name=name, declared=declared or "(no type)",
+                                  nullable=not notnull)
     if base in _INT_BITS:
         return SourceColumn(kind="integer", bits=_INT_BITS[base], **common)
     if base in ("DECIMAL", "NUMERIC"):

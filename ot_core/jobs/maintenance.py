@@ -100,9 +100,9 @@ def estimate_unsorted(conn: Connection, cfg: PipelineConfig, backend: Backend,
             b.c.table_name == table, b.c.status == "merged")
         if mart in last_vacuum:
             q = q.where(b.c.merged_at > last_vacuum[mart])
-        merged = int(conn.execute(q).scalar())
+        merged = int(conn.execute(q).scalar_one())
         total = int(conn.execute(sa.text(
-            f"SELECT COUNT(*) FROM {backend.qualified(cfg.schemas.mart, mart)}")).scalar())
+            f"SELECT COUNT(*) FROM {backend.qualified(cfg.schemas.mart, mart)}")).scalar_one())
         pct = 100.0 * min(merged, total) / total if total else 0.0
         out[mart] = {"unsorted_pct": round(pct, 2), "rows": total, "rows_merged_since_vacuum": merged,
                      "last_vacuum": str(last_vacuum.get(mart, "never"))}

@@ -102,7 +102,7 @@ def _next_id(conn: Connection, t: sa.Table) -> int:
     from ot_core.engines import backend_for
 
     backend_for(conn).serialize_ids(conn, t.schema, t.name)  # two jobs starting at once
-    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(t.c.run_id), 0))).scalar()) + 1
+    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(t.c.run_id), 0))).scalar_one()) + 1
 
 
 def _write(db: Database, cfg: PipelineConfig, fn, *, wait_seconds: float = 10.0):

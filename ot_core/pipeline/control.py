@@ -50,13 +50,13 @@ class Control:
     # -- batches -------------------------------------------------------------------------
     def next_batch_id(self, conn: Connection) -> int:
         b = self.batches
-        return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(b.c.batch_id), 0))).scalar()) + 1
+        return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(b.c.batch_id), 0))).scalar_one()) + 1
 
     def next_raw_id(self, conn: Connection, table: str) -> int:
         b = self.batches
         top = conn.execute(
             sa.select(sa.func.coalesce(sa.func.max(b.c.raw_id_max), 0)).where(b.c.table_name == table)
-        ).scalar()
+        ).scalar_one()
         return int(top) + 1
 
     def record_batch(self, conn: Connection, **values) -> None:

@@ -152,10 +152,11 @@ def _run_cycle(at: datetime, cfg: PipelineConfig, src: Database, wh: Warehouse, 
         # 4. merge each batch (mart change + 'merged' flag in one transaction per table)
         for table in cfg.tables:
             t0 = time.perf_counter()
-            if landed.get(table) is not None:
+            landed_id = landed.get(table)
+            if landed_id is not None:
                 with conn.begin():
                     result.tables[table].rows_merged += merge_batch(
-                        conn, cfg, wh.backend, control, table, landed[table], utcnow())
+                        conn, cfg, wh.backend, control, table, landed_id, utcnow())
             failpoint("after_merge", table)
             result.tables[table].seconds += time.perf_counter() - t0
 

@@ -15,7 +15,7 @@ written (docs/contracts.md#checked-before-every-cycle).
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -100,18 +100,18 @@ def _decimals(values: pd.Series, scale: int, precision: int | None) -> np.ndarra
     return out
 
 
-_INT_BITS = {sa.SmallInteger: 16, sa.BigInteger: 64}
+_INT_BITS: dict[type[Any], int] = {sa.SmallInteger: 16, sa.BigInteger: 64}
 
 
 def _integers(values: pd.Series, col: Column) -> pd.arrays.IntegerArray:
     if values.dtype.kind in "iu":
         arr = pd.array(values.to_numpy(), dtype="Int64")
     elif str(values.dtype) in _NULLABLE_INTS:
-        arr = values.astype("Int64").array
+        arr = cast(pd.arrays.IntegerArray, values.astype("Int64").array)
     else:
         objs = values.astype("object").where(values.notna(), None)
         try:
-            arr = pd.array(objs, dtype="Int64")
+            arr = pd.array(objs.to_numpy(), dtype="Int64")
         except (TypeError, ValueError, OverflowError):
             for v in objs.tolist():
                 try:
@@ -124,7 +124,7 @@ def _integers(values: pd.Series, col: Column) -> pd.arrays.IntegerArray:
     else:
         bits = _INT_BITS.get(type(col.type), 32)
         lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    present = arr[~arr.isna()]
+    present = pd.Series(arr).dropna()
     if len(present) and (present.min() < lo or present.max() > hi):
         bad = next(int(v) for v in present if v < lo or v > hi)
         raise _Bad(bad, "does not fit the column")
@@ -144,7 +144,7 @@ def _strings(values: pd.Series, col: Column) -> pd.Series:
 def typed_frame(frame: pd.DataFrame, contract: TableContract) -> pd.DataFrame:
     """Cast a chunk read from any source to the contract's column types, exactly, or raise
     ``ValueOutOfContract`` naming the first value that does not fit."""
-    out = {}
+    out: dict[str, pd.api.extensions.ExtensionArray | pd.Series] = {}
     for col in contract.columns:
         values = frame[col.name]
         try:

@@ -12,6 +12,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -170,7 +171,7 @@ class _Mart:
         )
 
     def sql(self, step: str, hist: str | None = None, hists: list[str] | None = None) -> str:
-        extra = {}
+        extra: dict[str, Any] = {}
         if hist is not None:
             extra = dict(hist=self.backend.qualified(self.cfg.schemas.mart, hist),
                          hist_table_q=self.r.q(hist))
@@ -288,9 +289,9 @@ def _one_mart(conn: Connection, cfg: PipelineConfig, backend: Backend, table: st
     with conn.begin():
         backend.plan_lifecycle(conn)
         for h in old:
-            p = periods.Period(h.year, h.half)
+            span = periods.Period(h.year, h.half)
             f.archived += _count(conn.execute(sa.text(m.sql("archive", h.name)), {
-                "period_start": p.start, "period_end": p.end, "cutoff": cut,
+                "period_start": span.start, "period_end": span.end, "cutoff": cut,
                 **crossing.bounds()}))
     failpoint("lifecycle_after_archive", table)
     # 3. safety check: one open exception per old row not verified in history (none can be
@@ -313,9 +314,9 @@ def _one_mart(conn: Connection, cfg: PipelineConfig, backend: Backend, table: st
     with conn.begin():
         backend.plan_lifecycle(conn)
         for h in old:
-            p = periods.Period(h.year, h.half)
+            span = periods.Period(h.year, h.half)
             f.trimmed += _count(conn.execute(sa.text(m.sql("trim", h.name)), {
-                "period_start": p.start, "period_end": p.end, "cutoff": cut, "oldest": oldest}))
+                "period_start": span.start, "period_end": span.end, "cutoff": cut, "oldest": oldest}))
         if open_gaps:  # those opened by this cycle's safety check are still in the mart
             f.resolved = _count(conn.execute(sa.text(m.sql("resolve_exceptions")), {
                 "resolved_at": now, "source_table": table, "exception_type": ROUTING_GAP,

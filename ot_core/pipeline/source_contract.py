@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -39,6 +40,10 @@ class SourceColumn:
     nullable: bool = True
 
 
+_INT_NAMES: dict[type[Any], str] = {sa.SmallInteger: "SMALLINT", sa.BigInteger: "BIGINT"}
+_INT_BITS: dict[type[Any], int] = {sa.SmallInteger: 16, sa.BigInteger: 64}
+
+
 def expected(column: Column) -> str:
     """How the contract spells a column's type, for messages."""
     typ = column.type
@@ -48,14 +53,14 @@ def expected(column: Column) -> str:
         return f"DECIMAL({typ.precision},{typ.scale})"
     if isinstance(typ, sa.String):
         return f"{'CHAR' if isinstance(typ, sa.CHAR) else 'VARCHAR'}({typ.length})"
-    return {sa.SmallInteger: "SMALLINT", sa.BigInteger: "BIGINT"}.get(type(typ), "INT")
+    return _INT_NAMES.get(type(typ), "INT")
 
 
 def integer_bits(column: Column) -> int:
     """What the warehouse column holds (epoch seconds land as BIGINT)."""
     if column.epoch:
         return 64
-    return {sa.SmallInteger: 16, sa.BigInteger: 64}.get(type(column.type), 32)
+    return _INT_BITS.get(type(column.type), 32)
 
 
 def check_table(contract: TableContract, found: list[SourceColumn]) -> list[str]:

@@ -114,6 +114,13 @@ class CompareReport:
         return d
 
 
+def _bound(value: int | None, name: str) -> int:
+    """A scope bound the scope's column or key range needs."""
+    if value is None:
+        raise UsageError(f"compare scope: {name} is missing; give both ends of the range")
+    return int(value)
+
+
 class _Reader:
     """Renders and runs the compare templates for one side."""
 
@@ -133,9 +140,10 @@ class _Reader:
         )
         self.base_params: dict[str, int] = {}
         if scope.column:
-            self.base_params.update(scope_lo=int(scope.lower), scope_hi=int(scope.upper))
+            self.base_params.update(scope_lo=_bound(scope.lower, "lower"),
+                                    scope_hi=_bound(scope.upper, "upper"))
         if scope.cdc_column:
-            self.base_params["cdc_hi"] = int(scope.cdc_upper)
+            self.base_params["cdc_hi"] = _bound(scope.cdc_upper, "cdc_upper")
         self.scope = scope
 
     def bounds(self) -> tuple[int | None, int | None, int]:
@@ -143,7 +151,8 @@ class _Reader:
         sql = self.r.render("compare/bounds.sql", key_range=key_range, **self.base_ctx)
         params = dict(self.base_params)
         if key_range:
-            params.update(key_lo=int(self.scope.key_lo), key_hi=int(self.scope.key_hi))
+            params.update(key_lo=_bound(self.scope.key_lo, "key_lo"),
+                          key_hi=_bound(self.scope.key_hi, "key_hi"))
         lo, hi, n = self.conn.execute(sa.text(sql), params).one()
         return (None if lo is None else int(lo), None if hi is None else int(hi), int(n))
 
@@ -216,6 +225,7 @@ def compare_sides(contract: TableContract, source: Side, target: Side, scope: Sc
     """Compare ``source`` and ``target`` over ``scope``; see the module docstring."""
     started = time.perf_counter()
     report = CompareReport(contract.name, source.label, target.label, scope.describe())
+    by_column: Counter[int] = Counter()  # changed rows per column position
     with source.db.engine.connect() as sc, target.db.engine.connect() as tc:
         a = _Reader(source, contract, scope, sc)
         b = _Reader(target, contract, scope, tc)
@@ -228,10 +238,10 @@ def compare_sides(contract: TableContract, source: Side, target: Side, scope: Sc
             base = min(lows)
             top = max(x for x in (a_hi, b_hi) if x is not None) + 1
             _bisect(a, b, base, top, settings, report,
-                    max(report.rows_source, report.rows_target))
+                    max(report.rows_source, report.rows_target), by_column)
     names = contract.column_names
     report.changed_columns = dict(sorted(
-        ((names[i], n) for i, n in report.changed_columns.items()), key=lambda kv: -kv[1]))
+        ((names[i], n) for i, n in by_column.items()), key=lambda kv: -kv[1]))
     for kind in ("missing", "extra", "changed"):
         report.keys.setdefault(kind, [])
         report.keys[kind].sort()
@@ -252,14 +262,15 @@ def _both(f: Callable[..., Any], g: Callable[..., Any], *args: Any) -> tuple[Any
 
 
 def _bisect(a: _Reader, b: _Reader, base: int, top: int, settings: Settings,
-            report: CompareReport, rows: int) -> None:
+            report: CompareReport, rows: int, by_column: Counter[int]) -> None:
     width = first_width(top - base, settings, rows)
     pending = [(base, top)]
     while pending:
         ca, cb = _both(a.checksums, b.checksums, pending, base, width)
         report.checksum_queries += 2
         report.rows_transferred += len(ca) + len(cb)
-        leaves, split = [], []
+        leaves: list[tuple[int, int]] = []
+        split: list[tuple[int, int]] = []
         for bucket in sorted(set(ca) | set(cb)):
             sa_, sb_ = ca.get(bucket), cb.get(bucket)
             if sa_ == sb_:
@@ -269,7 +280,7 @@ def _bisect(a: _Reader, b: _Reader, base: int, top: int, settings: Settings,
             (leaves if rows <= settings.leaf_rows or width == 1 else split).append(seg)
         if leaves:
             report.leaf_segments += len(leaves)
-            _diff_rows(*_both(a.rows, b.rows, leaves), report)
+            _diff_rows(*_both(a.rows, b.rows, leaves), report, by_column)
         pending = split
         width = max(1, width // settings.fanout)
 
@@ -303,7 +314,8 @@ def set_aside_not_extracted(report: CompareReport, src: Database, contract: Tabl
         report.rows_source, report.rows_target, 1)
 
 
-def _diff_rows(left: list[tuple], right: list[tuple], report: CompareReport) -> None:
+def _diff_rows(left: list[tuple], right: list[tuple], report: CompareReport,
+               cols: Counter[int]) -> None:
     report.rows_transferred += len(left) + len(right)
     lmap: dict[int, list[tuple]] = defaultdict(list)
     rmap: dict[int, list[tuple]] = defaultdict(list)
@@ -311,7 +323,6 @@ def _diff_rows(left: list[tuple], right: list[tuple], report: CompareReport) -> 
         lmap[int(row[0])].append(row[1:])
     for row in right:
         rmap[int(row[0])].append(row[1:])
-    cols: Counter[int] = Counter(report.changed_columns)
     for key in set(lmap) | set(rmap):
         ls, rs = lmap.get(key, []), rmap.get(key, [])
         if not rs:
@@ -332,7 +343,6 @@ def _diff_rows(left: list[tuple], right: list[tuple], report: CompareReport) -> 
             for i, (x, y) in enumerate(zip(lrow, rrow, strict=True)):
                 if x != y:
                     cols[i] += 1
-    report.changed_columns = dict(cols)
 
 
 # -- the monthly job: sides from the config, results kept, failure above the rate ------------
@@ -434,13 +444,13 @@ def _run_compare(wh: Warehouse, src: Database | None, table: str, month: str | N
         if mark is not None and isinstance(tcfg.cdc, TimestampCDC):
             scope.update(cdc_column=tcfg.cdc.column, cdc_upper=mark)
     elif against == "legacy":
-        left = legacy_side(cfg, wh, table)
+        left = legacy_side(cfg, wh.db, table)
     else:
         raise UsageError(f"against={against!r}: use 'source' or 'legacy'")
     c = cfg.compare
     settings = Settings(c.first_segments, c.fanout, c.leaf_rows, c.sample_keys)
     report = compare_sides(CONTRACTS[table], left, target, Scope(**scope), settings)
-    if src is not None and scope.get("cdc_column"):
+    if src is not None and mark is not None and scope.get("cdc_column"):
         set_aside_not_extracted(report, src, CONTRACTS[table], scope["cdc_column"], mark)
     failed = report.mismatch_rate > c.max_mismatch_rate
     if record:

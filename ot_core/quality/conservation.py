@@ -40,7 +40,7 @@ class Report:
 
 
 def _norm(contract: TableContract, row: Iterable) -> tuple:
-    out = []
+    out: list[object] = []
     for col, v in zip(contract.columns, row, strict=True):
         if v is None:
             out.append(None)

@@ -142,11 +142,14 @@ def freshness_lag(c: Context) -> list[CheckResult]:
     out = []
     for table in c.cfg.tables:
         mark = marks.get(table)
-        lag = None if mark is None else c.as_of - int(mark)
-        late = mark is None or lag > limit
-        detail = ("no watermark: the table was never extracted" if mark is None else
-                  f"watermark {iso(from_epoch(mark))} is {lag / 60:.0f} min behind as_of "
-                  f"(limit {c.limits.freshness_max_minutes} min)")
+        lag: int | None = None
+        if mark is None:
+            late, detail = True, "no watermark: the table was never extracted"
+        else:
+            lag = c.as_of - int(mark)
+            late = lag > limit
+            detail = (f"watermark {iso(from_epoch(mark))} is {lag / 60:.0f} min behind as_of "
+                      f"(limit {c.limits.freshness_max_minutes} min)")
         sample = pd.DataFrame([{"table": table, "watermark": mark, "lag_seconds": lag}])
         out.append(_result("FRESHNESS_LAG", table, 1 if late else 0, detail, sample))
     return out
@@ -163,7 +166,7 @@ def raw_trim_overdue(c: Context) -> list[CheckResult]:
             first_kept = control.first_kept_batch(c.conn, table, int(last) - c.cfg.table(table).raw_trim_hours * 3600)
             if first_kept is not None:
                 sql = c.r.render("monitor/raw_trim_overdue.sql", raw=names(c.cfg, c.wh.backend, table).raw)
-                n = int(c.conn.execute(sa.text(sql), {"first_kept_batch": first_kept}).scalar())
+                n = int(c.conn.execute(sa.text(sql), {"first_kept_batch": first_kept}).scalar_one())
         out.append(_result("RAW_TRIM_OVERDUE", f"{table}_raw", n,
                            f"raw rows of merged batches older than {c.cfg.table(table).raw_trim_hours} h"))
     return out
@@ -217,18 +220,18 @@ def source_count_mismatch(c: Context) -> list[CheckResult]:
                 continue
             args = {"lo": lo, "hi": hi}
             src_sql = src_r.render("monitor/count_window.sql", relation=c.source.backend.qualified(None, table), column=column)
-            src_n = int(sconn.execute(sa.text(src_sql), args).scalar())
+            src_n = int(sconn.execute(sa.text(src_sql), args).scalar_one())
             wh_n = 0
             for rel in [names(c.cfg, c.wh.backend, table).mart, *c.hist(table)]:
                 sql = c.r.render("monitor/count_window.sql", relation=rel, column=column)
-                wh_n += int(c.conn.execute(sa.text(sql), args).scalar())
+                wh_n += int(c.conn.execute(sa.text(sql), args).scalar_one())
             # A row updated in place after the watermark has left the source's window but
             # is still in the warehouse's: the difference is bounded by those rows.
             moved = 0
             if tcfg.version_column:
                 since = src_r.render("monitor/count_since.sql", relation=c.source.backend.qualified(None, table),
                                      column=column)
-                moved = int(sconn.execute(sa.text(since), {"since": hi}).scalar())
+                moved = int(sconn.execute(sa.text(since), {"since": hi}).scalar_one())
             bad = not (0 <= wh_n - src_n <= moved)
             out.append(_result(
                 "SOURCE_COUNT_MISMATCH", table, abs(wh_n - src_n) if bad else 0,

@@ -232,10 +232,10 @@ def exceptions_figure(open_: pd.DataFrame):
         days = pd.to_datetime(open_["detected_at"]).dt.floor("D")
         pivot = open_.assign(day=days).pivot_table(index="day", columns="exception_type",
                                                    values="exception_id", aggfunc="count").fillna(0)
-        bottom = None
+        bottom = pd.Series(0.0, index=pivot.index)
         for col in pivot.columns:
             ax.bar(pivot.index, pivot[col], width=0.8, bottom=bottom, label=str(col))
-            bottom = pivot[col] if bottom is None else bottom + pivot[col]
+            bottom = bottom + pivot[col]
         _date_axis(ax, pivot.index, daily=True)
         ax.set_ylim(0, float(bottom.max()) * 1.25)
         ax.legend(fontsize=8)

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -69,10 +70,23 @@ class Workbench:
     def __repr__(self) -> str:
         return self.message().text
 
+    @property
+    def config(self) -> PipelineConfig:
+        """The config of a usable workbench (else the one line saying what to run)."""
+        if self.cfg is None or self.problem:
+            raise ConfigError(self.problem or "the workbench has no config")
+        return self.cfg
+
+    @property
+    def db(self) -> Database:
+        """The read-only warehouse of a usable workbench (else the one line saying what to run)."""
+        if self.wh is None or self.problem:
+            raise ConfigError(self.problem or f"the workbench has no warehouse: {FIX}")
+        return self.wh
+
     def writer(self) -> Database:
         """A short-lived read-write handle (resolve an exception); dispose it after use."""
-        assert self.wh is not None
-        return open_database("warehouse", self.wh.url.difference_update_query(["access_mode"]))
+        return open_database("warehouse", self.db.url.difference_update_query(["access_mode"]))
 
     def close(self) -> None:
         if self.wh is not None:
@@ -125,23 +139,23 @@ def open_workbench(config: PipelineConfig | str | None = None,
 
 # -- relations --------------------------------------------------------------------------------
 def _rel(schema: str, name: str, table: str) -> sa.TableClause:
-    cols = [sa.column(c) for c in CONTRACTS[table].column_names]
+    cols: list[sa.ColumnClause[Any]] = [sa.column(c) for c in CONTRACTS[table].column_names]
     return sa.table(name, *cols, schema=schema)
 
 
 def _mart(wb: Workbench, table: str) -> sa.TableClause:
-    return _rel(wb.cfg.schemas.mart, mart_name(table), table)
+    return _rel(wb.config.schemas.mart, mart_name(table), table)
 
 
 def _exists(wb: Workbench, conn: Connection, schema: str, name: str) -> bool:
-    return name in wb.wh.backend.list_tables(conn, schema, name)
+    return name in wb.db.backend.list_tables(conn, schema, name)
 
 
 def relations(wb: Workbench, conn: Connection, table: str) -> list[tuple[str, sa.TableClause]]:
     """(label, relation) for the mart and every history table of ``table``, newest first."""
-    mart = wb.cfg.schemas.mart
+    mart = wb.config.schemas.mart
     out = [("mart", _rel(mart, mart_name(table), table))]
-    for h in reversed(history_tables(conn, wb.cfg, wb.wh.backend, table)):
+    for h in reversed(history_tables(conn, wb.config, wb.db.backend, table)):
         out.append((h.period, _rel(mart, h.name, table)))
     return out
 
@@ -182,7 +196,7 @@ def sample_order_id(wb: Workbench) -> int | None:
     """A recent order worth showing: it has a current status and several path events
     (created in the last week of data; the newest such order, else the one with most events)."""
     s, u = _mart(wb, "uni_tracking_spath"), _mart(wb, "uni_tracking_info")
-    with wb.wh.engine.connect() as conn:
+    with wb.db.engine.connect() as conn:
         top = conn.execute(sa.select(sa.func.max(s.c.add_time))).scalar()
         if top is None:
             return None
@@ -192,7 +206,7 @@ def sample_order_id(wb: Workbench) -> int | None:
              .order_by(sa.case((n >= MIN_EVENTS, 1), else_=0).desc(), s.c.order_id.desc())
              .limit(1))
         value = conn.execute(q).scalar()
-    wb.wh.dispose()
+    wb.db.dispose()
     return None if value is None else int(value)
 
 
@@ -205,7 +219,7 @@ def order_lookup(wb: Workbench, order_id: int | None = None,
         order_id = sample_order_id(wb)
         if order_id is None:
             return OrderView(None, pd.DataFrame(), pd.DataFrame(), pd.DataFrame())
-    with wb.wh.engine.connect() as conn:
+    with wb.db.engine.connect() as conn:
         if order_id is not None:
             ecs = _frame(conn, sa.select(_union(wb, conn, "ecs_order_info",
                                                 lambda r: r.c.order_id == int(order_id))))
@@ -221,7 +235,7 @@ def order_lookup(wb: Workbench, order_id: int | None = None,
                                                lambda r: r.c.order_id == oid)))
         u = _union(wb, conn, "uni_tracking_spath", lambda r: r.c.order_id == oid)
         timeline = _frame(conn, sa.select(u).order_by(u.c.pathTime, u.c.id))
-    wb.wh.dispose()
+    wb.db.dispose()
     return OrderView(oid, _epoch_to_ts(ecs, "add_time"), _epoch_to_ts(status, "update_time"),
                      _epoch_to_ts(timeline, "pathTime", "add_time"))
 
@@ -231,10 +245,10 @@ def partner_choices(wb: Workbench) -> pd.DataFrame:
     """Partners with their order count in the mart, busiest first (the picker's list)."""
     r = _mart(wb, "ecs_order_info")
     n = sa.func.count().label("orders")
-    with wb.wh.engine.connect() as conn:
+    with wb.db.engine.connect() as conn:
         frame = _frame(conn, sa.select(r.c.partner_id, n).group_by(r.c.partner_id)
                        .order_by(n.desc(), r.c.partner_id))
-    wb.wh.dispose()
+    wb.db.dispose()
     return frame.astype({"partner_id": "int64", "orders": "int64"})
 
 
@@ -245,7 +259,7 @@ def partners(wb: Workbench) -> list[int]:
 def order_dates(wb: Workbench) -> tuple[date, date] | None:
     """First and last order day in the mart (the dashboard's default range)."""
     r = _mart(wb, "ecs_order_info")
-    with wb.wh.engine.connect() as conn:
+    with wb.db.engine.connect() as conn:
         lo, hi = conn.execute(sa.select(sa.func.min(r.c.add_time), sa.func.max(r.c.add_time))).one()
     if lo is None:
         return None
@@ -255,8 +269,8 @@ def order_dates(wb: Workbench) -> tuple[date, date] | None:
 def data_horizon(wb: Workbench) -> int | None:
     """Up to when ECS orders are extracted (its watermark; else the newest order): days
     ending after it are partial."""
-    with wb.wh.engine.connect() as conn:
-        ctl = wb.cfg.schemas.control
+    with wb.db.engine.connect() as conn:
+        ctl = wb.config.schemas.control
         if _exists(wb, conn, ctl, WATERMARKS_TABLE):
             t = sa.table(WATERMARKS_TABLE, sa.column("table_name"), sa.column("watermark"),
                          schema=ctl)
@@ -281,7 +295,7 @@ def partner_summary(wb: Workbench, partner_id: int, start: date, end: date) -> d
     days). Aggregation happens in the warehouse."""
     lo, hi = _day_bounds(start, end)
     horizon = data_horizon(wb)
-    with wb.wh.engine.connect() as conn:
+    with wb.db.engine.connect() as conn:
         e = _union(wb, conn, "ecs_order_info", lambda r: sa.and_(
             r.c.partner_id == int(partner_id), r.c.add_time >= lo, r.c.add_time < hi), "e")
         day = (e.c.add_time - e.c.add_time % DAY).label("day")
@@ -293,7 +307,7 @@ def partner_summary(wb: Workbench, partner_id: int, start: date, end: date) -> d
                      .select_from(joined).group_by(u.c.status).order_by(u.c.status))
         lat = _frame(conn, sa.select((u.c.update_time - e.c.add_time).label("seconds"))
                      .select_from(joined).where(u.c.status == DELIVERED))
-    wb.wh.dispose()
+    wb.db.dispose()
     starts = per_day["day"].astype("int64")
     per_day["partial"] = (starts + DAY > horizon) if horizon is not None else False
     per_day["day"] = pd.to_datetime(starts, unit="s", utc=True).dt.date
@@ -313,8 +327,8 @@ def partner_summary(wb: Workbench, partner_id: int, start: date, end: date) -> d
 def job_runs(wb: Workbench, limit: int = 50) -> pd.DataFrame | None:
     """Recent job runs with durations (``seconds``: none for skipped or running runs), or
     None when no job-runs table exists yet."""
-    schema = wb.cfg.schemas.control
-    with wb.wh.engine.connect() as conn:
+    schema = wb.config.schemas.control
+    with wb.db.engine.connect() as conn:
         if not _exists(wb, conn, schema, JOB_RUNS_TABLE):
             return None
         t = sa.table(JOB_RUNS_TABLE, *(sa.column(c) for c in (
@@ -322,7 +336,7 @@ def job_runs(wb: Workbench, limit: int = 50) -> pd.DataFrame | None:
             schema=schema)
         frame = _frame(conn, sa.select(t).order_by(t.c.started_at.desc(), t.c.run_id.desc())
                        .limit(int(limit)))
-    wb.wh.dispose()
+    wb.db.dispose()
     seconds = (pd.to_datetime(frame["ended_at"]) - pd.to_datetime(frame["started_at"])
                ).dt.total_seconds()
     frame["seconds"] = seconds.where(frame["status"].isin(["succeeded", "failed"]))
@@ -330,21 +344,21 @@ def job_runs(wb: Workbench, limit: int = 50) -> pd.DataFrame | None:
 
 
 def cycle_interval(wb: Workbench) -> int:
-    return parse_duration(wb.cfg.cycle.interval)
+    return parse_duration(wb.config.cycle.interval)
 
 
 def freshness(wb: Workbench, now: datetime | None = None) -> pd.DataFrame:
     """Per table: up to when it is extracted, how far behind ``now`` that is, and whether
     that is ``OK`` or ``late`` (late: more than two cycle intervals behind)."""
-    schema = wb.cfg.schemas.control
+    schema = wb.config.schemas.control
     cols = ["table_name", "extracted_until", "lag_minutes", "verdict"]
-    with wb.wh.engine.connect() as conn:
+    with wb.db.engine.connect() as conn:
         if not _exists(wb, conn, schema, WATERMARKS_TABLE):
             return pd.DataFrame(columns=cols)
         t = sa.table(WATERMARKS_TABLE, sa.column("table_name"), sa.column("watermark"),
                      schema=schema)
         frame = _frame(conn, sa.select(t).order_by(t.c.table_name))
-    wb.wh.dispose()
+    wb.db.dispose()
     now_s = to_epoch(now or utcnow())
     frame["extracted_until"] = pd.to_datetime(frame["watermark"].astype("Int64"), unit="s", utc=True)
     frame["lag_minutes"] = (now_s - frame["watermark"].astype("int64")) / 60
@@ -355,28 +369,28 @@ def freshness(wb: Workbench, now: datetime | None = None) -> pd.DataFrame:
 
 def check_results(wb: Workbench) -> pd.DataFrame:
     """The rows of the latest daily check run (``ot_check_results``), failing first."""
-    schema = wb.cfg.schemas.control
+    schema = wb.config.schemas.control
     cols = ["checked_at", "as_of", "check_name", "subject", "status", "row_count", "detail"]
-    with wb.wh.engine.connect() as conn:
+    with wb.db.engine.connect() as conn:
         if not _exists(wb, conn, schema, CHECK_RESULTS_TABLE):
             return pd.DataFrame(columns=cols)
         t = sa.table(CHECK_RESULTS_TABLE, *(sa.column(c) for c in cols), schema=schema)
         latest = sa.select(sa.func.max(t.c.checked_at)).scalar_subquery()
         frame = _frame(conn, sa.select(*(t.c[c] for c in cols)).where(t.c.checked_at == latest)
                        .order_by(t.c.check_name, t.c.subject))
-    wb.wh.dispose()
+    wb.db.dispose()
     order = frame["status"].map(lambda s: 0 if s == "fail" else 1 if s == "warn" else 2)
     return frame.assign(_o=order).sort_values(["_o", "check_name", "subject"]).drop(columns="_o")
 
 
 def _exceptions(wb: Workbench, resolved: bool) -> pd.DataFrame:
-    mart = wb.cfg.schemas.mart
-    with wb.wh.engine.connect() as conn:
+    mart = wb.config.schemas.mart
+    with wb.db.engine.connect() as conn:
         if not _exists(wb, conn, mart, EXCEPTIONS_TABLE):
-            t = Tables(wb.cfg, wb.wh.backend).exceptions
+            t = Tables(wb.config, wb.db.backend).exceptions
             return pd.DataFrame(columns=[c.name for c in t.columns])
-        frame = exception_log.exceptions_frame(conn, wb.cfg, wb.wh.backend, resolved)
-    wb.wh.dispose()
+        frame = exception_log.exceptions_frame(conn, wb.config, wb.db.backend, resolved)
+    wb.db.dispose()
     return frame
 
 
@@ -398,7 +412,7 @@ def resolve_exception(wb: Workbench, exception_id: int, note: str) -> dict:
     db = wb.writer()
     try:
         with db.engine.begin() as conn:
-            return exception_log.resolve_in(conn, wb.cfg, db.backend, int(exception_id), note)
+            return exception_log.resolve_in(conn, wb.config, db.backend, int(exception_id), note)
     finally:
         db.dispose()
 
@@ -407,7 +421,7 @@ def compare_results(wb: Workbench) -> pd.DataFrame:
     """Kept comparison results (``ot compare`` / the monthly job), oldest first."""
     from ot_core.quality.compare import load_results
 
-    return load_results(wb.cfg, wb.wh)
+    return load_results(wb.config, wb.db)
 
 
 def compare_figure(results: pd.DataFrame, max_rate: float | None = None):

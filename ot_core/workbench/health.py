@@ -51,8 +51,8 @@ def freshness_verdict(fresh: pd.DataFrame, interval_s: int) -> Message:
         worst = duration_text(float(fresh["lag_minutes"].max()) * 60)
         return Message(f"Freshness **OK**: every table is at most {worst} behind now "
                        f"(late means more than {limit}).")
-    names = ", ".join(f"{r.table_name} ({duration_text(r.lag_minutes * 60)} behind)"
-                      for r in late.itertuples())
+    names = ", ".join(f"{t} ({duration_text(float(m) * 60)} behind)"
+                      for t, m in zip(late["table_name"], late["lag_minutes"], strict=True))
     return Message(f"Freshness **late**: {names}; late means more than {limit}. "
                    "Check that the cycle job runs (`ot runs --job cycle`).", "warning")
 
@@ -135,7 +135,7 @@ class PipelineHealth(View):
 
         cmp = explore.compare_results(wb)
         if len(cmp) and cmp["month"].notna().any():
-            items.append(charts.compare_figure(cmp, wb.cfg.compare.max_mismatch_rate))
+            items.append(charts.compare_figure(cmp, wb.config.compare.max_mismatch_rate))
         else:
             items.append(Message("No monthly comparison recorded yet (`ot run monthly_compare`)."))
         self.show(*items)

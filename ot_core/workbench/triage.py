@@ -89,8 +89,9 @@ class ExceptionTriage(View):
         self.frame = explore.open_exceptions(self.wb)
         self.resolved = explore.resolved_exceptions(self.wb)
         with self.select.hold_trait_notifications():
-            self.select.options = [(describe(r) + f" ({r.source_table})", int(r.exception_id))
-                                   for r in self.frame.itertuples()]
+            self.select.options = [(describe(r) + f" ({r.source_table})", int(i))
+                                   for r, i in zip(self.frame.itertuples(),
+                                                   self.frame["exception_id"], strict=True)]
             self.select.value = None  # never pre-select: the analyst picks what to resolve
         self.frames = {"open": exceptions_shown(self.frame, False),
                        "recently_resolved": exceptions_shown(self.resolved, True)}
