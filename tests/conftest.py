@@ -88,6 +88,16 @@ class Pair:
     def env(self) -> dict[str, str]:
         return {"OT_SOURCE_URL": self.source_url, "OT_WAREHOUSE_URL": self.warehouse_url}
 
+    def process_env(self, **extra: str) -> dict[str, str]:
+        """The environment of an ``ot`` child process on this pair: none of the developer's
+        OT_* settings, the pair's URLs, data and runs folders in the test's temp folder."""
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("OT_") or k.startswith("OT_TEST_")}
+        env.update(self.env(), OT_RUNS_DIR=str(self.tmp / "runs"),
+                   OT_DATA_DIR=str(self.tmp / "data"))
+        env.update(extra)
+        return env
+
 
 def _pair(kind: str, tmp: Path) -> Iterator[Pair]:
     if kind == "embedded":

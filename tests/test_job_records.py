@@ -33,12 +33,7 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 
 def _env(pair, **extra) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OT_") or k.startswith("OT_TEST_")}
-    env.update(pair.env())
-    env["OT_RUNS_DIR"] = str(pair.tmp / "runs")
-    env["OT_DATA_DIR"] = str(pair.tmp / "data")
-    env.update(extra)
-    return env
+    return pair.process_env(**extra)
 
 
 def _ot(pair, *args, **extra) -> subprocess.CompletedProcess:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -35,12 +34,7 @@ OT = [sys.executable, "-m", "ot_core.cli"]
 
 
 def _env(pair, **extra) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OT_") or k.startswith("OT_TEST_")}
-    env.update(pair.env())
-    env["OT_RUNS_DIR"] = str(pair.tmp / "runs")
-    env["OT_DATA_DIR"] = str(pair.tmp / "data")
-    env.update(extra)
-    return env
+    return pair.process_env(**extra)
 
 
 # -- catalogue ---------------------------------------------------------------------------------
