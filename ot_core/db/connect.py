@@ -201,7 +201,7 @@ def _log_retry(what: str, retries: int) -> Callable[[RetryCallState], None]:
     def before_sleep(state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
         delay = state.next_action.sleep if state.next_action else 0.0
-        log.warning("%s: transient failure, retry %d/%d in %.1fs: %s", what,
+        log.info("%s: transient failure, retry %d/%d in %.1fs: %s", what,
                     state.attempt_number, retries, delay, redact(first_line(exc)) if exc else "")
     return before_sleep
 

@@ -22,6 +22,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ot_core.db.connect import connect_with_retries
 from ot_core.engines import Backend, driver, register
 from ot_core.jobs.lock import JobLock
 from ot_core.jobs.maintenance import Decision, Maintainer, Plan
@@ -67,7 +68,9 @@ class AdvisoryJobLock(JobLock):
         self._conn: sa.Connection | None = None
 
     def acquire(self) -> bool:
-        conn = self.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        conn = connect_with_retries(self.db, retries=self.cfg.cycle.source_retries,
+                                    backoff=self.cfg.cycle.retry_backoff_seconds)
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
         got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar()
         if not got:
             conn.close()

@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from ot_core.config import PipelineConfig, load_config
-from ot_core.db.connect import Database, open_database
+from ot_core.db.connect import Database, connect_with_retries, open_database
 from ot_core.db.schema import JOB_RUNS_TABLE, Tables, ensure
 from ot_core.engines import Backend
 from ot_core.errors import is_transient
@@ -262,7 +262,8 @@ def recent_runs(job: str | None = None, *, failed: bool = False, status: str | N
     t = job_runs_table(cfg, db.backend)
     cols = [c.name for c in t.columns]
     try:
-        with db.engine.connect() as conn:
+        with connect_with_retries(db, retries=cfg.cycle.source_retries,
+                                  backoff=cfg.cycle.retry_backoff_seconds) as conn:
             if JOB_RUNS_TABLE not in db.backend.list_tables(conn, cfg.schemas.control, JOB_RUNS_TABLE):
                 return pd.DataFrame(columns=cols)
             q = sa.select(t).order_by(t.c.run_id.desc()).limit(int(limit))
@@ -304,15 +305,15 @@ def listed_runs(job: str | None = None, *, failed: bool = False, limit: int = 20
     """``ot runs``: rows a killed run left 'running' are marked abandoned first (when the
     warehouse is free and writable), then the recent runs."""
     cfg = config if isinstance(config, PipelineConfig) else load_config(config)
-    db = open_database("warehouse")
-    try:
-        sweep_abandoned(db, cfg)
-    except Exception as exc:  # noqa: BLE001 - busy file or a read-only user: list as is
-        if not (is_transient(exc) or db.backend.is_permission_denied(exc)):
-            raise
-        log.warning("runs left 'running' by a killed process not checked: %s",
-                    redact(str(exc).splitlines()[0]))
-    return recent_runs(job, failed=failed, limit=limit, config=cfg)
+    with open_database("warehouse") as db:
+        try:
+            sweep_abandoned(db, cfg)
+        except Exception as exc:  # noqa: BLE001 - busy file or a read-only user: list as is
+            if not (is_transient(exc) or db.backend.is_permission_denied(exc)):
+                raise
+            log.info("runs left 'running' by a killed process not checked: %s",
+                     redact(str(exc).splitlines()[0]))
+        return recent_runs(job, failed=failed, limit=limit, config=cfg, warehouse=db)
 
 
 def format_runs(job: str | None = None, *, failed: bool = False, limit: int = 20,
