@@ -68,6 +68,8 @@ def handle_errors(fn):
                 text = str(e)
             else:
                 text = f"{type(e).__name__}: {errors.first_line(e)}"
+                hint = errors.advice(e)
+                text += f" — {hint}" if hint else ""
                 text += " (run with -v for the traceback)" if not _verbose() else ""
             prefix = "transient: " if code == EXIT_TRANSIENT else "error: "
             click.echo(f"ot: {prefix}{redact(text)}", err=True)

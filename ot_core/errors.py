@@ -117,6 +117,22 @@ def first_line(exc: BaseException) -> str:
     return text[0] if text else type(inner).__name__
 
 
+ADVICE = (
+    ("no space left on device", "free space where the warehouse lives, then rerun: what was "
+                                "not committed was rolled back"),
+    ("read-only file system", "the folder is read-only: point OT_DATA_DIR or OT_WAREHOUSE_URL "
+                              "at a writable place"),
+    ("not a valid duckdb database file", "the file is not a DuckDB database: restore it from a "
+                                         "backup or point OT_WAREHOUSE_URL at the right file"),
+)
+
+
+def advice(exc: BaseException) -> str | None:
+    """What to do about an unexpected failure the operator can fix, when its text says it."""
+    text = str(exc).lower()
+    return next((what for hint, what in ADVICE if hint in text), None)
+
+
 def exit_code(exc: BaseException) -> int:
     """The documented exit code for an exception that reached the command line."""
     if isinstance(exc, DataCheckFailed):
