@@ -52,6 +52,25 @@ def _need(condition: bool, why: str) -> None:
         pytest.skip(why)
 
 
+def _appears(page, selector: str, seconds: float) -> bool:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            if page.locator(selector).count() > 0:
+                return True
+        except Exception:  # noqa: BLE001 - the page is still loading
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def _text(page) -> str:
+    try:
+        return page.locator("body").inner_text()
+    except Exception as e:  # noqa: BLE001 - only for a failure message
+        return f"(no text: {e})"
+
+
 def wait_for(check: Callable[[], object], what: str, timeout: float = 120.0,
              every: float = 0.25):
     """Poll ``check`` until it returns something truthy; fail naming ``what``."""
@@ -331,8 +350,14 @@ def test_voila_serves_read_only_views(lab, browser, name, tmp_path):
         # voila runs the notebook before the page loads: on a busy 2-core machine that takes
         # longer than a page load usually may
         page.goto(f"{base}/?token={token}", timeout=240_000, wait_until="commit")
-        wait_for(lambda: page.locator(".jupyter-widgets img").count() > 0, f"{name}: a chart in voila",
-                 timeout=180)
+        if not _appears(page, ".jupyter-widgets img", 120):
+            # a page whose kernel was starved of CPU: voila runs the notebook again on reload
+            page.screenshot(path=str(tmp_path / f"voila-{name}-first.png"), full_page=True)
+            page.reload(timeout=240_000, wait_until="commit")
+        if not _appears(page, ".jupyter-widgets img", 240):
+            page.screenshot(path=str(tmp_path / f"voila-{name}-failed.png"), full_page=True)
+            pytest.fail(f"{name}: no chart in voila, even after a reload; the page shows "
+                        f"{_text(page)[:500]!r}; voila's log: {tmp_path / 'voila.log'}")
         text = page.locator("body").inner_text()
         assert "open_workbench" not in text and "import" not in text  # no code is served
         for bad in ("Traceback", "VBox(children=", "Output()"):
