@@ -8,10 +8,9 @@ maintenance). The rest of the code asks the entry — never ``if dialect == ...`
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -19,6 +18,8 @@ from ot_core.errors import ConfigError, TransientError
 from ot_core.quality.checksum import ChecksumDialect
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from ot_core.config import PipelineConfig
     from ot_core.db.connect import Database
     from ot_core.jobs.catalogue import JobSpec
@@ -152,16 +153,23 @@ class Backend:
         return [r[0] for r in rows]
 
     # -- data movement -----------------------------------------------------------------
-    def bulk_insert(
-        self, conn: Connection, schema: str | None, table: str, columns: Sequence[str],
-        frame: pd.DataFrame,
-    ) -> int:
-        """Insert a chunk with bound parameters (executemany). Fast backends override."""
-        if frame.empty:
+    # connectorx reads this source (its URL scheme), and sqlglot spells its SQL (dialect)
+    connectorx_scheme: ClassVar[str | None] = None
+    sqlglot_dialect: ClassVar[str] = "postgres"
+
+    def connectorx_url(self, url: sa.engine.URL) -> str | None:
+        """The source's URL as connectorx spells it, or None where it cannot read it."""
+        return None
+
+    def load_arrow(self, conn: Connection, schema: str | None, table: str,
+                   data: pa.Table) -> int:
+        """Append a typed Arrow table (columns named as the target's), in the caller's
+        transaction. Default: an INSERT with bound parameters through the driver's
+        executemany, exact Python values (``to_pylist``); fast engines override."""
+        if data.num_rows == 0:
             return 0
-        rows = [tuple(_py(v) for v in row)
-                for row in frame[list(columns)].itertuples(index=False, name=None)]
-        return self.executemany(conn, schema, table, columns, rows)
+        rows = list(zip(*(c.to_pylist() for c in data.columns), strict=True))
+        return self.executemany(conn, schema, table, data.column_names, rows)
 
     def executemany(self, conn: Connection, schema: str | None, table: str,
                     columns: Sequence[str], rows: list[tuple]) -> int:
@@ -179,17 +187,6 @@ class Backend:
         finally:
             cur.close()
         return len(rows)
-
-    def stream_query(
-        self, conn: Connection, sql: str, params: dict[str, Any], chunk_rows: int
-    ) -> Iterator[pd.DataFrame]:
-        """Yield the result in DataFrames of at most ``chunk_rows`` rows (flat memory)."""
-        result = conn.execution_options(stream_results=True, max_row_buffer=chunk_rows).execute(
-            sa.text(sql), params
-        )
-        columns = list(result.keys())
-        for part in result.partitions(chunk_rows):
-            yield pd.DataFrame.from_records(part, columns=columns)
 
     def engine_kwargs(self) -> dict[str, Any]:
         return {}
@@ -218,45 +215,39 @@ def _like_prefix(prefix: str) -> str:
     return prefix + "%"
 
 
-def _py(value: Any) -> Any:
-    """numpy/pandas scalars → plain Python for DBAPI drivers; NA → None."""
-    if value is None:
-        return None
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
-    if hasattr(value, "item"):
-        return value.item()
-    return value
-
-
 def backend_for(engine_or_dialect: Engine | Connection | sa.engine.Dialect, role: str | None = None) -> Backend:
     dialect = (engine_or_dialect if isinstance(engine_or_dialect, sa.engine.Dialect)
                else engine_or_dialect.dialect)
-    _load_all()
-    cls = _REGISTRY.get(dialect.name)
+    cls = _entry(dialect.name)
     if cls is None:
         raise ConfigError(
-            f"database dialect {dialect.name!r} is not supported; supported: {', '.join(sorted(_REGISTRY))}"
+            f"database dialect {dialect.name!r} is not supported; supported: "
+            f"{', '.join(sorted(registered()))}"
         )
     if role and role not in cls.roles:
-        allowed = sorted(n for n, c in _REGISTRY.items() if role in c.roles)
+        allowed = sorted(n for n, c in registered().items() if role in c.roles)
         raise ConfigError(
             f"a {dialect.name} database cannot be the {role}; use one of: {', '.join(allowed)}"
         )
     return cls(dialect)
 
 
+# dialect name -> the module that registers its entry; only the engines a command uses are
+# imported (a cycle on the embedded default never imports the server engines)
+_MODULES = {"duckdb": "duckdb", "mysql": "mysql", "postgresql": "postgres",
+            "redshift": "redshift", "sqlite": "sqlite"}
+
+
+def _entry(name: str) -> type[Backend] | None:
+    if name not in _REGISTRY and name in _MODULES:
+        import importlib
+
+        importlib.import_module(f"ot_core.engines.{_MODULES[name]}")
+    return _REGISTRY.get(name)
+
 
 def registered() -> dict[str, type[Backend]]:
     """Every engine entry, by dialect name."""
-    _load_all()
+    for name in _MODULES:
+        _entry(name)
     return dict(_REGISTRY)
-
-
-def _load_all() -> None:
-    # Import every entry module (each registers itself). Checking for a non-empty registry
-    # instead would stop after whichever module happened to be imported first.
-    from ot_core.engines import duckdb, mysql, postgres, redshift, sqlite  # noqa: F401

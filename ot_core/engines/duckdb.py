@@ -1,7 +1,7 @@
 """DuckDB: the embedded warehouse, and everything it does differently.
 
-Bulk loads hand a DataFrame to DuckDB directly (a registered view, then INSERT ... SELECT),
-inside the caller's transaction. No declared primary keys (see ``Backend``); no SQLAlchemy
+Bulk loads hand an Arrow table to DuckDB, which scans it in place (a registered view, then
+INSERT ... SELECT), inside the caller's transaction. No declared primary keys (see ``Backend``); no SQLAlchemy
 reflection (duckdb-engine's breaks on SQLAlchemy >= 2.0.55): the catalog is read with
 ``information_schema`` queries like every other warehouse. The job lock is an OS file lock
 beside the file; maintenance is a CHECKPOINT; checksums use DuckDB's ``concat`` and ``//``.
@@ -14,11 +14,9 @@ import json
 import os
 import socket
 from collections.abc import Sequence
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pandas as pd
 from filelock import FileLock, Timeout
 from sqlalchemy.engine import Connection
 
@@ -29,6 +27,8 @@ from ot_core.quality.checksum import ChecksumDialect
 from ot_core.timeutil import iso, utcnow
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from ot_core.config import PipelineConfig
     from ot_core.db.connect import Database
     from ot_core.jobs.catalogue import JobSpec
@@ -103,45 +103,21 @@ class DuckDBBackend(Backend):
     lock_class = FileJobLock
     maintainer_class = DuckDBMaintainer
 
-    def bulk_insert(
-        self, conn: Connection, schema: str | None, table: str, columns: Sequence[str],
-        frame: pd.DataFrame,
-    ) -> int:
-        if frame.empty:
+    def load_arrow(self, conn: Connection, schema: str | None, table: str,
+                   data: pa.Table) -> int:
+        if data.num_rows == 0:
             return 0
         raw = driver(conn)
         # DuckDB 2 refuses register() while an earlier result is unfinished (SQLAlchemy's
         # .scalar() reads one row and stops): finish it first. No-op when nothing is pending.
         raw.complete()
         view = f"ot_chunk_{next(_names)}"
-        raw.register(view, _decimals_as_text(frame[list(columns)]))
+        raw.register(view, data)  # scanned in place: no copy, exact Arrow types
         try:
-            cols = ", ".join(self.quote(c) for c in columns)
+            cols = ", ".join(self.quote(c) for c in data.column_names)
             raw.execute(
                 f"INSERT INTO {self.qualified(schema, table)} ({cols}) SELECT {cols} FROM {view}"
             )
         finally:
             raw.unregister(view)
-        return len(frame)
-
-
-def _decimals_as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """Hand DECIMAL columns to DuckDB as exact text.
-
-    DuckDB infers an object column of Decimals from a sample of its values (DECIMAL(4,2) for
-    a chunk starting with small prices), and the first wider value then fails the insert.
-    Text is cast to the target column's own DECIMAL(p, s) by the INSERT, exactly.
-    """
-    out = frame
-    for name in frame.columns:
-        col = frame[name]
-        if col.dtype != object:
-            continue
-        present = col.dropna()
-        if len(present) and isinstance(present.iloc[0], Decimal):
-            if out is frame:
-                out = frame.copy()
-            out[name] = pd.Series(
-                [format(v, "f") if isinstance(v, Decimal) else None for v in col.tolist()],
-                dtype=object, index=col.index)
-    return out
+        return data.num_rows

@@ -3,8 +3,8 @@
 The job lock is a session advisory lock; maintenance vacuums by the dead-tuple ratio; the
 checksum spelling is the ANSI/PostgreSQL default of ``ot_core.quality.checksum``.
 
-Bulk loads use COPY FROM STDIN (CSV with an explicit NULL marker, so an empty string stays
-an empty string). Staging temp tables are ANALYZEd so the merge's key lookups use the
+Bulk loads stream text COPY FROM STDIN from the Arrow batch (CSV: NULL unquoted and empty, every
+string quoted, so an empty string stays an empty string). Staging temp tables are ANALYZEd so the merge's key lookups use the
 mart's primary-key index: cost follows the batch, not the mart.
 """
 
@@ -15,10 +15,8 @@ import logging
 import os
 import socket
 import zlib
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -29,11 +27,12 @@ from ot_core.jobs.maintenance import Decision, Maintainer, Plan
 from ot_core.timeutil import iso, utcnow
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from ot_core.config import PipelineConfig
     from ot_core.db.connect import Database
     from ot_core.jobs.catalogue import JobSpec
 
-NULL_MARK = "\\N"
 # Staged batches up to this size are merged by key-index lookups (a backfill is not).
 KEY_LOOKUP_MAX_ROWS = 200_000
 
@@ -114,23 +113,24 @@ class PostgresBackend(Backend):
     lock_class = AdvisoryJobLock
     maintainer_class = PostgresMaintainer
 
-    def bulk_insert(
-        self, conn: Connection, schema: str | None, table: str, columns: Sequence[str],
-        frame: pd.DataFrame,
-    ) -> int:
-        if frame.empty:
+    def load_arrow(self, conn: Connection, schema: str | None, table: str,
+                   data: pa.Table) -> int:
+        """Text COPY streamed from the Arrow table: Arrow's CSV writer quotes every string
+        and leaves NULL unquoted and empty, which is COPY's CSV default (so an empty string
+        stays an empty string); DECIMALs are written exactly, as text."""
+        if data.num_rows == 0:
             return 0
-        buf = io.StringIO()
-        frame[list(columns)].to_csv(buf, index=False, header=False, na_rep=NULL_MARK)
+        import pyarrow.csv as pacsv
+
+        buf = io.BytesIO()
+        pacsv.write_csv(data, buf, pacsv.WriteOptions(include_header=False,
+                                                      quoting_style="needed"))
         buf.seek(0)
-        cols = ", ".join(self.quote(c) for c in columns)
-        sql = (
-            f"COPY {self.qualified(schema, table)} ({cols}) FROM STDIN "
-            f"WITH (FORMAT csv, NULL '{NULL_MARK}')"
-        )
+        cols = ", ".join(self.quote(c) for c in data.column_names)
+        sql = f"COPY {self.qualified(schema, table)} ({cols}) FROM STDIN WITH (FORMAT csv)"
         with driver(conn).cursor() as cur:
             cur.copy_expert(sql, buf)
-        return len(frame)
+        return data.num_rows
 
     def raw_indexes(self, schema: str, table: str) -> list[str]:
         name = self.quote(f"ix_{table}_batch")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -32,6 +34,8 @@ class SQLiteBackend(Backend):
     roles = frozenset({"source"})
     has_schemas = False
     clock_sql = "SELECT CAST(strftime('%s', 'now') AS INTEGER)"
+    connectorx_scheme = "sqlite"
+    sqlglot_dialect = "sqlite"
 
     def list_tables(self, conn: Connection, schema: str | None, prefix: str = "") -> list[str]:
         rows = conn.execute(
@@ -54,17 +58,11 @@ class SQLiteBackend(Backend):
         conn.exec_driver_sql("PRAGMA cache_size = -524288")  # KiB: 512 MiB
         conn.exec_driver_sql("PRAGMA temp_store = MEMORY")
 
-    def stream_query(self, conn, sql, params, chunk_rows):
-        # pysqlite iterates its cursor lazily; stream_results is not needed (nor supported).
-        import pandas as pd
-
-        result = conn.execute(sa.text(sql), params)
-        columns = list(result.keys())
-        while True:
-            rows = result.fetchmany(chunk_rows)
-            if not rows:
-                break
-            yield pd.DataFrame.from_records(rows, columns=columns)
+    def connectorx_url(self, url: sa.engine.URL) -> str | None:
+        path = url.database
+        if not path or path == ":memory:" or path.startswith("file:"):
+            return None
+        return "sqlite://" + quote(os.path.abspath(path))
 
 
 _DECLARED = re.compile(r"^\s*([A-Za-z ]+?)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?\s*$")

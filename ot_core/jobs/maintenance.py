@@ -21,8 +21,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -35,6 +35,9 @@ from ot_core.errors import PermissionMissing
 from ot_core.pipeline.control import Control
 from ot_core.secrets import redact
 from ot_core.timeutil import utcnow
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("ot.maintenance")
 
@@ -62,6 +65,8 @@ class Plan:
     decisions: list[Decision]
 
     def frame(self) -> pd.DataFrame:
+        import pandas as pd
+
         return pd.DataFrame([{**{k: v for k, v in asdict(d).items() if k != "figures"},
                               **d.figures} for d in self.decisions])
 

@@ -24,9 +24,8 @@ import os
 import socket
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
@@ -37,6 +36,9 @@ from ot_core.db.schema import JOB_RUNS_TABLE, Tables, ensure
 from ot_core.engines import Backend
 from ot_core.errors import is_transient
 from ot_core.secrets import redact
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("ot.jobs")
 
@@ -257,6 +259,8 @@ def recent_runs(job: str | None = None, *, failed: bool = False, status: str | N
                 limit: int = 20, warehouse: Database | str | None = None,
                 config: PipelineConfig | str | None = None) -> pd.DataFrame:
     """Recent job runs, newest first: the library call behind ``ot runs`` and dashboards."""
+    import pandas as pd
+
     cfg = config if isinstance(config, PipelineConfig) else load_config(config)
     db = warehouse if isinstance(warehouse, Database) else open_database("warehouse", warehouse)
     t = job_runs_table(cfg, db.backend)
@@ -319,6 +323,8 @@ def listed_runs(job: str | None = None, *, failed: bool = False, limit: int = 20
 def format_runs(job: str | None = None, *, failed: bool = False, limit: int = 20,
                 config: PipelineConfig | str | None = None) -> str:
     """``ot runs``: recent runs as a text table."""
+    import pandas as pd
+
     df = listed_runs(job, failed=failed, limit=limit, config=config)
     if df.empty:
         return "no job runs recorded"

@@ -10,7 +10,8 @@ Redshift IDENTITY values are not consecutive) and only the one running cycle wri
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -21,6 +22,9 @@ from ot_core.db.warehouse import Warehouse, using
 from ot_core.engines import Backend
 from ot_core.errors import UsageError
 from ot_core.timeutil import utcnow
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ROUTING_GAP = "ARCHIVE_ROUTING_GAP"
 
@@ -47,6 +51,8 @@ def exception_state(conn: Connection, cfg: PipelineConfig, backend: Backend,
 def exceptions_frame(conn: Connection, cfg: PipelineConfig, backend: Backend,
                      include_resolved: bool = False) -> pd.DataFrame:
     """Open exceptions (or all of them), oldest first."""
+    import pandas as pd
+
     t = _table(cfg, backend)
     q = sa.select(t).order_by(t.c.exception_id)
     if not include_resolved:

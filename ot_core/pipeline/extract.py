@@ -16,10 +16,11 @@ nothing new, which is what makes reruns reproducible.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -29,9 +30,12 @@ from ot_core.db.connect import Database, with_retries
 from ot_core.db.sql import Renderer
 from ot_core.engines import Backend
 from ot_core.errors import SourceUnavailable, TerminalError
-from ot_core.pipeline.frames import typed_frame
+from ot_core.pipeline.readers import read_tables
 from ot_core.pipeline.source_contract import check_table
 from ot_core.secrets import redact
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -97,25 +101,79 @@ def check_source(cfg: PipelineConfig, src: Database) -> int:
         ) from None
 
 
-def render_extract(renderer: Renderer, contract: TableContract, tcfg: TableConfig,
-                   window: Window) -> tuple[str, dict[str, int]]:
-    cdc_column = tcfg.cdc.column  # None: a full refresh of the whole table
-    sql = renderer.render(
-        window.template,
-        source=renderer.backend.qualified(None, contract.name),
-        columns=contract.column_names,
-        key=list(contract.key),
-        cdc_column=cdc_column,
-    )
+_BIND = re.compile(r":([a-z_]+)\b")
+
+
+@dataclass(frozen=True)
+class ExtractQuery:
+    """One window's extract statement, and the narrower pages a paging reader asks for.
+
+    ``sql()`` keeps the window bounds as bound parameters (the DB-API reader);
+    ``literal()`` inlines them for a reader that takes no parameters (connectorx). Every
+    inlined value is an integer through ``int()``: the window bounds, a page's key range
+    ends and the last row's ORDER BY values (epoch seconds and BIGINT keys).
+    """
+
+    renderer: Renderer
+    contract: TableContract
+    cdc_column: str | None
+    window: Window
+    params: dict[str, int]
+
+    @property
+    def order(self) -> list[str]:
+        """The ORDER BY columns: the keyset a page continues after."""
+        key = list(self.contract.key)
+        return key if self.window.lower is None else [str(self.cdc_column), *key]
+
+    def sql(self, page: Sequence[str] = (), limit: int | None = None) -> str:
+        return self.renderer.render(
+            self.window.template,
+            source=self.renderer.backend.qualified(None, self.contract.name),
+            columns=self.contract.column_names, key=list(self.contract.key),
+            cdc_column=self.cdc_column, page=list(page),
+            limit=None if limit is None else int(limit))
+
+    def literal(self, page: Sequence[str] = (), limit: int | None = None) -> str:
+        values = {k: str(int(v)) for k, v in self.params.items()}
+        return _BIND.sub(lambda m: values[m.group(1)], self.sql(page, limit))
+
+    def after(self, last: Sequence[int]) -> str:
+        """(a, b, c) > (va, vb, vc), spelled out so the index range is used."""
+        names = self.order
+        cond = ""
+        for i in range(len(names) - 1, -1, -1):
+            col, value = self.renderer.q(names[i]), int(last[i])
+            term = f"{col} > {value}"
+            cond = term if not cond else f"({term} OR ({col} = {value} AND {cond}))"
+        return f"({cond})"
+
+    def key_range(self, key: str, lo: int, hi: int) -> str:
+        """lo <= key < hi."""
+        col = self.renderer.q(key)
+        return f"({col} >= {int(lo)} AND {col} < {int(hi)})"
+
+    def key_bounds(self, key: str) -> str:
+        """The table's key range: a superset of the window's (each range still applies
+        the window's bounds) that the source answers from its primary key, not a scan."""
+        col = self.renderer.q(key)
+        source = self.renderer.backend.qualified(None, self.contract.name)
+        # one aggregate per subquery: SQLite answers a lone MIN or MAX from the index
+        return f"SELECT (SELECT MIN({col}) FROM {source}), (SELECT MAX({col}) FROM {source})"
+
+
+def extract_query(backend: Backend, contract: TableContract, tcfg: TableConfig,
+                  window: Window) -> ExtractQuery:
     params: dict[str, int] = {"upper": window.upper}
     if window.lower is not None:
         params["lower"] = window.lower
-    return sql, params
+    return ExtractQuery(Renderer(backend), contract, tcfg.cdc.column, window, params)
 
 
 def read_window(conn: Connection, backend: Backend, contract: TableContract, tcfg: TableConfig,
-                window: Window, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """Yield typed chunks of at most ``chunk_rows`` rows in extraction order."""
-    sql, params = render_extract(Renderer(backend), contract, tcfg, window)
-    for chunk in backend.stream_query(conn, sql, params, chunk_rows):
-        yield typed_frame(chunk, contract)
+                window: Window, chunk_rows: int) -> Iterator[pa.Table]:
+    """Yield the window's rows as typed Arrow tables, in chunks that keep memory flat (a
+    first extraction reads key ranges in parallel where the reader can)."""
+    query = extract_query(backend, contract, tcfg, window)
+    yield from read_tables(conn, backend, query, chunk_rows,
+                           backfill=window.lower is None and window.overlap_end is None)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -23,6 +23,9 @@ from ot_core.db.sql import Renderer
 from ot_core.engines import Backend
 from ot_core.pipeline.control import LOADED, Control
 from ot_core.pipeline.extract import Window
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @dataclass
@@ -49,26 +52,20 @@ def render_drop_unchanged_overlap(cfg: PipelineConfig, backend: Backend, table: 
 
 def land_batch(
     conn: Connection, cfg: PipelineConfig, backend: Backend, control: Control, window: Window,
-    chunks: Iterable[pd.DataFrame], *, as_of: int, now: datetime,
+    chunks: Iterable[pa.Table], *, as_of: int, now: datetime,
 ) -> Landed:
     table = window.table
-    contract = CONTRACTS[table]
     nm = names(cfg, backend, table)
     batch_id = control.next_batch_id(conn)
     next_raw = control.next_raw_id(conn, table)
     first_raw = next_raw
-    columns = contract.column_names + list(RAW_META)
     extracted = 0
     for chunk in chunks:
-        n = len(chunk)
+        n = chunk.num_rows
         if n == 0:
             continue
-        chunk = chunk.assign(
-            _raw_id=pd.array(range(next_raw, next_raw + n), dtype="Int64"),
-            _batch_id=batch_id,
-            _extracted_at=now.replace(tzinfo=None),
-        )
-        backend.bulk_insert(conn, cfg.schemas.raw, nm.raw_table, columns, chunk)
+        backend.load_arrow(conn, cfg.schemas.raw, nm.raw_table,
+                           with_raw_meta(chunk, next_raw, batch_id, now))
         next_raw += n
         extracted += n
 
@@ -89,3 +86,21 @@ def land_batch(
     control.set_watermark(conn, table, window.upper, batch_id if loaded else None,
                           now.replace(tzinfo=None))
     return Landed(batch_id if loaded else None, extracted, loaded)
+
+
+def with_raw_meta(chunk: pa.Table, first_raw: int, batch_id: int, now: datetime) -> pa.Table:
+    """The chunk with ``_raw_id`` (extraction order), ``_batch_id`` and ``_extracted_at``."""
+    import numpy as np
+    import pyarrow as pa
+
+    from ot_core.pipeline.batches import from_numpy
+
+    n = chunk.num_rows
+    stamp = np.datetime64(now.replace(tzinfo=None), "us").astype(np.int64)
+    return (chunk
+            .append_column(RAW_META[0], from_numpy(
+                np.arange(first_raw, first_raw + n, dtype=np.int64), pa.int64()))
+            .append_column(RAW_META[1], from_numpy(np.full(n, batch_id, dtype=np.int64),
+                                                   pa.int64()))
+            .append_column(RAW_META[2], from_numpy(np.full(n, stamp, dtype=np.int64),
+                                                   pa.timestamp("us"))))

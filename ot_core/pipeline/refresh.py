@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import pandas as pd
+import pyarrow as pa
 import sqlalchemy as sa
 
 from ot_core.config import PipelineConfig
@@ -25,9 +25,9 @@ from ot_core.db.connect import Database, opened
 from ot_core.db.schema import mart_name
 from ot_core.db.warehouse import Warehouse, using
 from ot_core.errors import TerminalError
+from ot_core.pipeline.batches import typed_rows
 from ot_core.pipeline.control import Control
 from ot_core.pipeline.extract import Window
-from ot_core.pipeline.frames import typed_frame
 from ot_core.pipeline.land import land_batch
 from ot_core.pipeline.merge import merge_batch
 from ot_core.quality.compare import Scope, Settings, Side, compare_sides, warehouse_side
@@ -64,7 +64,7 @@ def active_orders(wh: Database, cfg: PipelineConfig, keys: list[int]) -> list[in
     return sorted(out)
 
 
-def read_source_rows(src: Database, keys: list[int]) -> Iterator[pd.DataFrame]:
+def read_source_rows(src: Database, keys: list[int]) -> Iterator[pa.Table]:
     cols = ", ".join(src.backend.quote(c) for c in ECS.column_names)
     rel = src.backend.qualified(None, TABLE)
     stmt = sa.text(f"SELECT {cols} FROM {rel} WHERE order_id IN :keys ORDER BY order_id"
@@ -72,7 +72,7 @@ def read_source_rows(src: Database, keys: list[int]) -> Iterator[pd.DataFrame]:
     with src.engine.connect() as conn:
         for part in _in_chunks(keys):
             rows = conn.execute(stmt, {"keys": part}).all()
-            yield typed_frame(pd.DataFrame.from_records(rows, columns=ECS.column_names), ECS)
+            yield typed_rows(rows, ECS.column_names, ECS)
 
 
 def refresh_ecs(since: str | datetime | None = None, *, config: PipelineConfig | str | None = None,
