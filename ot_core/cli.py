@@ -164,7 +164,7 @@ def cycle(as_of, catch_up, step, allow_past, new_schemas, as_json, config) -> No
                                "tables": res.rows(), "lifecycle": res.lifecycle}, indent=2))
     else:
         click.echo(f"cycle as_of {res.as_of} in {res.seconds:.2f} s")
-        click.echo(res.to_frame().to_string())
+        click.echo(res.to_text())
         if res.lifecycle:
             lc = res.lifecycle
             click.echo(f"lifecycle (cutoff {lc['cutoff']}, {lc['seconds']:.2f} s): "
@@ -214,6 +214,9 @@ def demo(days, orders_per_day, step, config) -> None:
 
     def tick(res, i, n):
         bar.total = n
+        rows = sum(t.rows_extracted for t in res.tables.values())
+        bar.set_postfix_str(f"last: {rows:,} rows, {rows / max(res.seconds, 1e-6):,.0f} rows/s",
+                            refresh=False)
         bar.update(1)
 
     res = run_demo(days=days, orders_per_day=orders_per_day, step=step, config=config,

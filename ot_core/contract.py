@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
 
 
 @dataclass(frozen=True)
@@ -123,6 +122,8 @@ def source_table(contract: TableContract, metadata: sa.MetaData, dialect: str) -
     for c in contract.columns:
         typ = c.type
         if c.epoch and dialect == "mysql":
+            from sqlalchemy.dialects import mysql  # only where a MySQL source is made
+
             typ = mysql.INTEGER(unsigned=True)
         if contract.autoincrement_key and c.name in contract.key:
             # SQLite only auto-assigns for INTEGER PRIMARY KEY, MySQL for AUTO_INCREMENT.

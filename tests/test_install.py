@@ -80,3 +80,24 @@ def test_pipeline_commands_import_nothing_of_the_notebook_stack():
                 for line in proc.stderr.splitlines() if line.startswith("import time:")}
     assert "sqlalchemy" in imported, proc.stderr[:500]  # the measurement sees imports at all
     assert not imported & NOTEBOOK_STACK, sorted(imported & NOTEBOOK_STACK)
+
+
+def test_a_cycle_process_reads_and_lands_without_pandas(tmp_path):
+    """The cycle's data path is Arrow from the source reader to the warehouse: a steady
+    ``ot cycle`` process never imports pandas (about half a second of its start-up)."""
+    from ot_core.simulate import simulate
+
+    src = f"sqlite:///{tmp_path / 'src.sqlite'}"
+    simulate("2026-03-03T00:00:00Z", start="2026-03-01", orders_per_day=50, seed=3, source=src)
+    env = {**os.environ, "OT_SOURCE_URL": src,
+           "OT_WAREHOUSE_URL": f"duckdb:///{tmp_path / 'wh.duckdb'}",
+           "OT_RUNS_DIR": str(tmp_path / "runs")}
+    for as_of in ("2026-03-02T12:00:00Z", "2026-03-03T00:00:00Z"):
+        proc = _run([sys.executable, "-X", "importtime", "-m", "ot_core", "cycle", "--as-of",
+                     as_of, "--json"], env=env, cwd=tmp_path)
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0]
+                for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    figures = json.loads(proc.stdout[proc.stdout.index("{"):])
+    assert sum(t["rows_merged"] for t in figures["tables"].values()) > 0  # it moved rows
+    assert "pyarrow" in imported, sorted(imported)
+    assert "pandas" not in imported and not imported & NOTEBOOK_STACK

@@ -237,12 +237,25 @@ class Tables:
         return list(self.metadata.tables.values())
 
 
+_TABLES: dict[tuple, Tables] = {}
+
+
+def tables_for(cfg: PipelineConfig, backend: Backend) -> Tables:
+    """``Tables`` for a config and engine, built once per process: they are descriptions
+    (names, columns), and a cycle asks for them a dozen times."""
+    key = (type(backend), cfg.schemas.raw, cfg.schemas.mart, cfg.schemas.control,
+           tuple(cfg.tables))
+    if key not in _TABLES:
+        _TABLES[key] = Tables(cfg, backend)
+    return _TABLES[key]
+
+
 def ddl(table: sa.Table, backend: Backend) -> str:
     return str(CreateTable(table, if_not_exists=True).compile(dialect=backend.dialect)).strip()
 
 
 def all_tables(cfg: PipelineConfig, backend: Backend) -> list[sa.Table]:
-    return Tables(cfg, backend).all()
+    return tables_for(cfg, backend).all()
 
 
 def _recorded_schemas(conn: Connection, cfg: PipelineConfig, backend: Backend,
@@ -269,7 +282,7 @@ def ensure(conn: Connection, cfg: PipelineConfig, backend: Backend, *,
     Refuses (ConfigError) a config whose schema names differ from the ones the warehouse's
     data was written under, unless ``new_schemas`` confirms the move.
     """
-    tables = Tables(cfg, backend)
+    tables = tables_for(cfg, backend)
     wanted = (cfg.schemas.raw, cfg.schemas.mart, cfg.schemas.control)
     recorded = _recorded_schemas(conn, cfg, backend, tables)
     if recorded is not None and recorded != wanted and not new_schemas:

@@ -15,16 +15,35 @@ from typing import Any
 import jinja2
 
 from ot_core.engines import Backend
-from ot_core.resources import package_path
+from ot_core.resources import APP_NAME, package_path
 
 SQL_DIR = package_path("sql")
 _SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates kept in the per-user cache folder (a cycle would otherwise parse
+    a dozen templates in every process); none where that folder cannot be written."""
+    import os
+    import tempfile
+
+    from platformdirs import user_cache_dir
+
+    try:
+        folder = os.path.join(user_cache_dir(APP_NAME, appauthor=False), "sql-templates")
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(folder)
 
 
 @lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(SQL_DIR)),
+        bytecode_cache=_bytecode_cache(),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -35,7 +35,7 @@ class Warehouse:
         self.cfg = cfg
         self.db = db
         self.new_schemas = new_schemas
-        self.tables = schema.Tables(cfg, db.backend)
+        self.tables = schema.tables_for(cfg, db.backend)
         self._ensured = False
 
     # -- opening and closing ----------------------------------------------------------------

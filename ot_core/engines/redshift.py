@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ot_core.db.schema import Tables, ensure
+from ot_core.db.schema import ensure, tables_for
 from ot_core.db.sql import Renderer
 from ot_core.engines import Backend, register
 from ot_core.jobs.lock import JobLock
@@ -60,7 +60,7 @@ class RowJobLock(JobLock):
     def __init__(self, db: Database, cfg: PipelineConfig, spec: JobSpec):
         super().__init__(db, cfg, spec)
         self.token = uuid.uuid4().hex
-        self.table = Tables(cfg, db.backend).job_locks
+        self.table = tables_for(cfg, db.backend).job_locks
         self.name = db.backend.qualified(cfg.schemas.control, self.table.name)
         self._held = False
 

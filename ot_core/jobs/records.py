@@ -32,7 +32,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from ot_core.config import PipelineConfig, load_config
 from ot_core.db.connect import Database, connect_with_retries, open_database
-from ot_core.db.schema import JOB_RUNS_TABLE, Tables, ensure
+from ot_core.db.schema import JOB_RUNS_TABLE, ensure, tables_for
 from ot_core.engines import Backend
 from ot_core.errors import is_transient
 from ot_core.secrets import redact
@@ -47,7 +47,7 @@ STATUSES = ("running", "succeeded", "failed", "skipped", "abandoned")
 
 
 def job_runs_table(cfg: PipelineConfig, backend: Backend) -> sa.Table:
-    return Tables(cfg, backend).job_runs
+    return tables_for(cfg, backend).job_runs
 
 
 _ENSURED: set[tuple[str, str]] = set()

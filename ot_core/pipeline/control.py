@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ot_core.config import PipelineConfig
-from ot_core.db.schema import Tables
+from ot_core.db.schema import tables_for
 from ot_core.engines import Backend
 
 LOADED = "loaded"
@@ -28,7 +28,7 @@ class Control:
 
     @classmethod
     def for_config(cls, cfg: PipelineConfig, backend: Backend) -> Control:
-        t = Tables(cfg, backend)
+        t = tables_for(cfg, backend)
         return cls(batches=t.batches, watermarks=t.watermarks)
 
     # -- watermarks ----------------------------------------------------------------------

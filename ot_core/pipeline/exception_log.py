@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from ot_core.config import PipelineConfig
 from ot_core.db.connect import Database
-from ot_core.db.schema import Tables
+from ot_core.db.schema import tables_for
 from ot_core.db.warehouse import Warehouse, using
 from ot_core.engines import Backend
 from ot_core.errors import UsageError
@@ -30,7 +30,7 @@ ROUTING_GAP = "ARCHIVE_ROUTING_GAP"
 
 
 def _table(cfg: PipelineConfig, backend: Backend) -> sa.Table:
-    return Tables(cfg, backend).exceptions
+    return tables_for(cfg, backend).exceptions
 
 
 def exception_state(conn: Connection, cfg: PipelineConfig, backend: Backend,

@@ -8,7 +8,7 @@ watermark moves to the window's upper bound. A crash before the commit leaves no
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -53,6 +53,7 @@ def render_drop_unchanged_overlap(cfg: PipelineConfig, backend: Backend, table: 
 def land_batch(
     conn: Connection, cfg: PipelineConfig, backend: Backend, control: Control, window: Window,
     chunks: Iterable[pa.Table], *, as_of: int, now: datetime,
+    on_chunk: Callable[[int], None] | None = None,
 ) -> Landed:
     table = window.table
     nm = names(cfg, backend, table)
@@ -68,6 +69,8 @@ def land_batch(
                            with_raw_meta(chunk, next_raw, batch_id, now))
         next_raw += n
         extracted += n
+        if on_chunk is not None:
+            on_chunk(extracted)
 
     loaded = extracted
     if extracted and window.overlap_end is not None:

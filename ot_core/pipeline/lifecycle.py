@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from ot_core.config import PipelineConfig
 from ot_core.contract import CONTRACTS, MART_META
 from ot_core.db.catalog import HistoryTable
-from ot_core.db.schema import EXCEPTIONS_TABLE, Tables, mart_name, names
+from ot_core.db.schema import EXCEPTIONS_TABLE, mart_name, names, tables_for
 from ot_core.db.sql import Renderer
 from ot_core.engines import Backend
 from ot_core.failpoints import failpoint
@@ -71,7 +71,7 @@ GATED_TABLE = "ecs_order_info"  # archived only for orders no longer active
 
 def marks_table(cfg: PipelineConfig, backend: Backend) -> sa.Table:
     """Per table: the highest batch whose merged keys reactivation has looked at."""
-    return Tables(cfg, backend).marks
+    return tables_for(cfg, backend).marks
 
 
 @dataclass(frozen=True)

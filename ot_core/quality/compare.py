@@ -34,7 +34,7 @@ from ot_core.config import PipelineConfig, TimestampCDC
 from ot_core.contract import CONTRACTS, TableContract
 from ot_core.db.catalog import history_tables
 from ot_core.db.connect import Database, opened
-from ot_core.db.schema import WATERMARKS_TABLE, Tables, mart_name
+from ot_core.db.schema import WATERMARKS_TABLE, mart_name, tables_for
 from ot_core.db.sql import Renderer
 from ot_core.db.warehouse import Warehouse, using
 from ot_core.errors import DataCheckFailed, UsageError
@@ -469,7 +469,7 @@ def _run_compare(wh: Warehouse, src: Database | None, table: str, month: str | N
 
 def record_result(cfg: PipelineConfig, wh: Database, report: CompareReport, *,
                   month: str | None, against: str, status: str) -> None:
-    t = Tables(cfg, wh.backend).compare_results
+    t = tables_for(cfg, wh.backend).compare_results
     with wh.engine.begin() as conn:
         conn.execute(sa.insert(t).values(
             run_id=uuid.uuid4().hex, run_at=utcnow().replace(tzinfo=None, microsecond=0),
@@ -483,7 +483,7 @@ def record_result(cfg: PipelineConfig, wh: Database, report: CompareReport, *,
 
 def load_results(cfg: PipelineConfig, wh: Database) -> pd.DataFrame:
     """Every kept comparison, oldest first (empty when none was recorded yet)."""
-    t = Tables(cfg, wh.backend).compare_results
+    t = tables_for(cfg, wh.backend).compare_results
     with wh.engine.connect() as conn:
         if t.name not in wh.backend.list_tables(conn, cfg.schemas.control, t.name):
             return pd.DataFrame(columns=[c.name for c in t.columns])

@@ -28,8 +28,8 @@ from ot_core.db.schema import (
     EXCEPTIONS_TABLE,
     JOB_RUNS_TABLE,
     WATERMARKS_TABLE,
-    Tables,
     mart_name,
+    tables_for,
 )
 from ot_core.errors import ConfigError, is_transient
 from ot_core.pipeline import exception_log
@@ -387,7 +387,7 @@ def _exceptions(wb: Workbench, resolved: bool) -> pd.DataFrame:
     mart = wb.config.schemas.mart
     with wb.db.engine.connect() as conn:
         if not _exists(wb, conn, mart, EXCEPTIONS_TABLE):
-            t = Tables(wb.config, wb.db.backend).exceptions
+            t = tables_for(wb.config, wb.db.backend).exceptions
             return pd.DataFrame(columns=[c.name for c in t.columns])
         frame = exception_log.exceptions_frame(conn, wb.config, wb.db.backend, resolved)
     wb.db.dispose()
