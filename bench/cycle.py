@@ -369,13 +369,19 @@ def backfill(args, scratch: Scratch, report: dict) -> None:
                 continue
             wh_url = scratch.warehouse(kind, f"backfill_{reader}")
             env = dict(os.environ, OT_SOURCE_READER=reader)
+            started = time.perf_counter()
             proc = subprocess.run(
                 [sys.executable, __file__, "--backfill-child", src_url, wh_url],
                 env=env, capture_output=True, text=True, check=False)
+            process_s = time.perf_counter() - started
             if proc.returncode != 0:
                 out[f"{kind}/{reader}"] = "failed: " + proc.stderr.strip().splitlines()[-1]
             else:
-                out[f"{kind}/{reader}"] = json.loads(proc.stdout.strip().splitlines()[-1])
+                fig = json.loads(proc.stdout.strip().splitlines()[-1])
+                # the whole child process: interpreter start, imports, cycle, exit
+                fig["process_s"] = round(process_s, 1)
+                fig["process_rows_per_s"] = int(fig["rows"] / process_s)
+                out[f"{kind}/{reader}"] = fig
             _say(f"[backfill] {kind} via {reader}: {out[f'{kind}/{reader}']}")
 
 
@@ -386,10 +392,8 @@ def backfill_child(src_url: str, wh_url: str) -> None:
     res = run_cycle(from_epoch(T0), config=cfg, source=src_url, warehouse=wh_url)
     seconds = time.perf_counter() - t
     rows = sum(r.rows_extracted for r in res.tables.values())
-    from ot_core.engines.mysql import reader_name
-
     print(json.dumps({
-        "reader": reader_name(), "rows": rows, "seconds": round(seconds, 1),
+        "reader": os.environ.get("OT_SOURCE_READER", "connectorx"), "rows": rows, "seconds": round(seconds, 1),
         "rows_per_s": int(rows / seconds), "chunk_rows": cfg.cycle.chunk_rows,
         "per_table_s": {t: round(r.seconds, 1) for t, r in res.tables.items()},
         "peak_rss_mib": _peak_rss_mib(),

@@ -18,6 +18,7 @@ from ot_core.quality.checksum import ChecksumDialect, hash28_text
 class SQLiteChecksum(ChecksumDialect):
     text_type = "TEXT"
     int_type = "INTEGER"
+    hashes_in_python = True
 
     def prepare(self, conn: Connection) -> None:
         raw = driver(conn)

@@ -145,6 +145,10 @@ class _Reader:
         if scope.cdc_column:
             self.base_params["cdc_hi"] = _bound(scope.cdc_upper, "cdc_upper")
         self.scope = scope
+        self.key_bounds: tuple[int, int] | None = None  # the side's keys in scope, once read
+        from ot_core.quality.arrow_segments import ArrowSegments
+
+        self.fast = ArrowSegments.for_reader(self)
 
     def bounds(self) -> tuple[int | None, int | None, int]:
         key_range = self.scope.key_lo is not None
@@ -154,6 +158,8 @@ class _Reader:
             params.update(key_lo=_bound(self.scope.key_lo, "key_lo"),
                           key_hi=_bound(self.scope.key_hi, "key_hi"))
         lo, hi, n = self.conn.execute(sa.text(sql), params).one()
+        if lo is not None:
+            self.key_bounds = (int(lo), int(hi))
         return (None if lo is None else int(lo), None if hi is None else int(hi), int(n))
 
     def _range_params(self, ranges: Sequence[tuple[int, int]]) -> dict[str, int]:
@@ -164,6 +170,10 @@ class _Reader:
 
     def checksums(self, ranges: Sequence[tuple[int, int]], base: int,
                   width: int) -> dict[int, tuple[int, int]]:
+        if self.fast is not None:
+            got = self.fast.checksums(ranges, base, width)
+            if got is not None:
+                return got
         out: dict[int, tuple[int, int]] = {}
         key_ref = f"t.{self.backend.quote(self.key)}"
         bucket = self.cs.intdiv(f"{key_ref} - {int(base)}", str(int(width)))
