@@ -103,6 +103,13 @@ class DuckDBBackend(Backend):
     lock_class = FileJobLock
     maintainer_class = DuckDBMaintainer
 
+    def engine_kwargs(self) -> dict:
+        # DuckDB's buffer pool defaults to 80% of RAM and keeps what it touched: a 5M-row
+        # backfill held 1.2 GiB. A bound keeps a process's memory flat; bigger work spills to
+        # the temp directory beside the file. The URL's own ?memory_limit= wins.
+        limit = os.environ.get("OT_DUCKDB_MEMORY_LIMIT", "").strip() or "512MB"
+        return {"connect_args": {"config": {"memory_limit": limit}}}
+
     def load_arrow(self, conn: Connection, schema: str | None, table: str,
                    data: pa.Table) -> int:
         if data.num_rows == 0:
