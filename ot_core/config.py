@@ -106,7 +106,7 @@ class CompareConfig(Strict):
     """``ot compare``: when a run fails, how it bisects, and named legacy relations."""
 
     max_mismatch_rate: float = Field(0.001, ge=0, le=1)
-    first_segments: int = Field(1024, ge=2, le=65536)
+    first_segments: int = Field(65536, ge=2, le=65536)
     fanout: int = Field(16, ge=2, le=256)
     leaf_rows: int = Field(256, ge=1, le=100_000)
     sample_keys: int = Field(10, ge=0, le=1000)

@@ -19,6 +19,7 @@ class SQLiteChecksum(ChecksumDialect):
     text_type = "TEXT"
     int_type = "INTEGER"
     hashes_in_python = True
+    scope_ref_prefix = "+"
 
     def prepare(self, conn: Connection) -> None:
         raw = driver(conn)

@@ -111,12 +111,13 @@ class ArrowSegments:
         (schema, name), = r.side.relations
         cols = ", ".join(f"t.{q(c)}" for c in r.contract.column_names)
         scope = []
+        plus = r.cs.scope_ref_prefix  # key ranges by the primary key, not the scope's index
         if r.scope.column:
-            col = f"t.{q(r.scope.column)}"
+            col = f"{plus}t.{q(r.scope.column)}"
             scope.append(f"{col} >= {int(r.base_params['scope_lo'])} AND "
                          f"{col} < {int(r.base_params['scope_hi'])}")
         if r.scope.cdc_column:
-            scope.append(f"t.{q(r.scope.cdc_column)} < {int(r.base_params['cdc_hi'])}")
+            scope.append(f"{plus}t.{q(r.scope.cdc_column)} < {int(r.base_params['cdc_hi'])}")
         key = f"t.{q(r.key)}"
         for part in parts:
             ranges = " OR ".join(f"({key} >= {int(lo)} AND {key} < {int(hi)})"

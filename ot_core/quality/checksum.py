@@ -45,6 +45,9 @@ class ChecksumDialect:
     # the engine hashes through a Python function, row by row (compare reads it as Arrow
     # and hashes in DuckDB instead: ``arrow_segments.py``)
     hashes_in_python: ClassVar[bool] = False
+    # written before the scope's column references, so the planner reads key ranges by the
+    # primary key rather than the scope column's index ('+' on SQLite)
+    scope_ref_prefix: ClassVar[str] = ""
 
     def __init__(self, backend: Backend):
         self.backend = backend

@@ -80,7 +80,7 @@ class Scope:
 
 @dataclass(frozen=True)
 class Settings:
-    first_segments: int = 1024
+    first_segments: int = 65536
     fanout: int = 16
     leaf_rows: int = 256
     sample_keys: int = 10
@@ -137,6 +137,7 @@ class _Reader:
             relations=[self.backend.qualified(s, t) for s, t in side.relations],
             columns=contract.column_names, key=self.key,
             scope_column=scope.column, cdc_column=scope.cdc_column,
+            scope_ref_prefix=self.cs.scope_ref_prefix,
         )
         self.base_params: dict[str, int] = {}
         if scope.column:
