@@ -107,7 +107,8 @@ def _buffer_values(arr: pa.Array, dtype: type) -> np.ndarray:
     """A fixed-width array's values as numpy, NULL slots included (whatever they hold).
     Read from the buffer: ``to_numpy`` and ``pa.scalar`` import pandas."""
     data = arr.buffers()[1]
-    values = np.frombuffer(data, dtype=dtype) if data is not None else np.zeros(0, dtype)
+    values: np.ndarray = (np.frombuffer(data, dtype=dtype) if data is not None
+                          else np.zeros(0, dtype))
     return values[arr.offset:arr.offset + len(arr)].copy()
 
 
@@ -204,5 +205,6 @@ def _exact(values: list[Any], contract: TableContract, col: Column,
     typed = typed_frame(pd.DataFrame({col.name: pd.Series(values, dtype=object)}), one)
     series = typed[col.name]
     if isinstance(col.type, sa.Integer):
-        return pa.array(series.to_numpy(dtype=object, na_value=None).tolist(), type=target)
+        # nullable Int64: NA → None, values as Python ints
+        return pa.array([None if pd.isna(v) else int(v) for v in series.tolist()], type=target)
     return pa.array(series.tolist(), type=target)
