@@ -70,7 +70,7 @@ def _read(url, table, watermark, chunk, monkeypatch, reader) -> list[pa.Table]:
     monkeypatch.setenv("OT_SOURCE_READER", reader)
     cfg = load_config()
     db = open_database("source", url)
-    assert reader_name(db.backend) == reader
+    assert reader_name(db.backend, db.url) == reader
     window = plan_window(table, cfg.table(table), watermark, to_epoch(parse_as_of(AS_OF)))
     try:
         with db.engine.connect() as conn:

@@ -153,10 +153,6 @@ class Backend:
         return [r[0] for r in rows]
 
     # -- data movement -----------------------------------------------------------------
-    # connectorx reads this source (its URL scheme), and sqlglot spells its SQL (dialect)
-    connectorx_scheme: ClassVar[str | None] = None
-    sqlglot_dialect: ClassVar[str] = "postgres"
-
     def connectorx_url(self, url: sa.engine.URL) -> str | None:
         """The source's URL as connectorx spells it, or None where it cannot read it."""
         return None

@@ -39,8 +39,6 @@ class MySQLBackend(Backend):
     roles = frozenset({"source"})
     has_schemas = False
     clock_sql = "SELECT UNIX_TIMESTAMP()"
-    connectorx_scheme = "mysql"
-    sqlglot_dialect = "mysql"
 
     def list_tables(self, conn: Connection, schema: str | None, prefix: str = "") -> list[str]:
         rows = conn.execute(

@@ -36,8 +36,6 @@ class SQLiteBackend(Backend):
     roles = frozenset({"source"})
     has_schemas = False
     clock_sql = "SELECT CAST(strftime('%s', 'now') AS INTEGER)"
-    connectorx_scheme = "sqlite"
-    sqlglot_dialect = "sqlite"
 
     def list_tables(self, conn: Connection, schema: str | None, prefix: str = "") -> list[str]:
         rows = conn.execute(

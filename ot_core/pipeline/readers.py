@@ -52,12 +52,12 @@ class SourceReadError(TerminalError):
     """The source could not be read for a reason retrying cannot fix."""
 
 
-def reader_name(backend: Backend | None = None) -> str:
+def reader_name(backend: Backend, url: sa.engine.URL) -> str:
     """'connectorx' when installed, wanted and able to read this source, else 'dbapi'."""
     wanted = os.environ.get(READER_ENV, "").strip().lower()
     if wanted in ("dbapi", "pymysql", "sqlite3"):
         return "dbapi"
-    if backend is not None and backend.connectorx_scheme is None:
+    if backend.connectorx_url(url) is None:
         return "dbapi"
     if importlib.util.find_spec("connectorx") is None:
         return "dbapi"
@@ -68,8 +68,8 @@ def read_tables(conn: Connection, backend: Backend, query: ExtractQuery, chunk_r
                 backfill: bool = False) -> Iterator[pa.Table]:
     """Yield the query's rows as typed tables of at most ``chunk_rows`` rows (key ranges
     of a first extraction: at most ``chunk_rows`` per partition)."""
-    url = backend.connectorx_url(conn.engine.url)
-    if reader_name(backend) == "connectorx" and url is not None:
+    if reader_name(backend, conn.engine.url) == "connectorx":
+        url = str(backend.connectorx_url(conn.engine.url))
         reader = _Connectorx(conn, backend, query, url, chunk_rows)
         if backfill and len(query.contract.key) == 1:
             yield from reader.key_ranges(query.contract.key[0])

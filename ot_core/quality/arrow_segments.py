@@ -41,17 +41,16 @@ class ArrowSegments:
 
     @classmethod
     def for_reader(cls, reader: _Reader) -> ArrowSegments | None:
-        import importlib.util
-        import os
+        from ot_core.pipeline.readers import reader_name
 
-        if not reader.cs.hashes_in_python or importlib.util.find_spec("connectorx") is None:
+        if not reader.cs.hashes_in_python:
             return None
         if len(reader.side.relations) != 1 or reader.scope.key_lo is not None:
             return None  # one table read as is (a key-range scope: the side's own SQL)
-        if os.environ.get("OT_SOURCE_READER", "").strip().lower() in ("dbapi", "sqlite3"):
+        url = reader.conn.engine.url
+        if reader_name(reader.backend, url) != "connectorx":
             return None
-        url = reader.backend.connectorx_url(reader.conn.engine.url)
-        return None if url is None else cls(reader, url)
+        return cls(reader, str(reader.backend.connectorx_url(url)))
 
     def checksums(self, ranges: Sequence[tuple[int, int]], base: int,
                   width: int) -> dict[int, tuple[int, int]] | None:
