@@ -82,6 +82,24 @@ def test_pipeline_commands_import_nothing_of_the_notebook_stack():
     assert not imported & NOTEBOOK_STACK, sorted(imported & NOTEBOOK_STACK)
 
 
+def test_the_cycle_jobs_kernel_imports_no_pandas():
+    """The cycle notebook's imports (its first code cell after the parameters) leave pandas
+    out: every 15-minute run's kernel would otherwise pay about 0.4 s for two small tables."""
+    import nbformat
+
+    from ot_core.resources import job_notebooks_dir
+
+    nb = nbformat.read(job_notebooks_dir() / "cycle.ipynb", as_version=4)
+    code = [c.source for c in nb.cells
+            if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", [])]
+    assert "import" in code[0]
+    proc = _run([sys.executable, "-X", "importtime", "-c", code[0]])
+    imported = {line.rsplit("|", 1)[-1].strip().split(".")[0]
+                for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert "ot_core" in imported, proc.stderr[:500]
+    assert "pandas" not in imported
+
+
 def test_a_cycle_process_reads_and_lands_without_pandas(tmp_path):
     """The cycle's data path is Arrow from the source reader to the warehouse: a steady
     ``ot cycle`` process never imports pandas (about half a second of its start-up)."""

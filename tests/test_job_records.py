@@ -21,7 +21,7 @@ import pytest
 import ot_core
 from ot_core.errors import JobError
 from ot_core.jobs.catalogue import load_catalogue
-from ot_core.jobs.cycle_record import STAGES, chart_svg, table_frame
+from ot_core.jobs.cycle_record import STAGES, Grid, chart_svg, lifecycle_frame, table_frame
 from ot_core.jobs.records import recent_runs
 from ot_core.jobs.runner import HEADER_TAG, resolve_parameters
 from ot_core.pipeline.cycle import catch_up
@@ -118,18 +118,23 @@ def test_cycle_record_table_and_chart(embedded):
     frame = table_frame(result)
     assert list(frame.index) == list(result.tables)
     for name, run in result.tables.items():
-        assert frame.loc[name, "merged"] == run.rows_merged
-        assert frame.loc[name, "window to"] == "2026-03-03 00:00:00 UTC"
-        assert frame.loc[name, "window from"].endswith(" UTC")
-    assert frame["archived"].tolist() == [
+        assert frame.cell(name, "merged") == run.rows_merged
+        assert frame.cell(name, "window to") == "2026-03-03 00:00:00 UTC"
+        assert frame.cell(name, "window from").endswith(" UTC")
+    assert frame.column("archived") == [
         result.lifecycle["tables"][t]["archived"] for t in result.tables]
     root = ET.fromstring(chart_svg(result))
     texts = [t.text for t in root.iter(f"{SVG}text")]
     assert "table" in texts and "rows" in texts and set(result.tables) <= set(texts)
     bars = [r for r in root.iter(f"{SVG}rect") if r.find(f"{SVG}title") is not None]
     assert len(bars) == len(result.tables) * len(STAGES)
+    html = frame._repr_html_()
+    assert all(f"<th>{name}</th>" in html for name in result.tables)
+    assert "<th>window from</th>" in html and str(result.tables[name].rows_merged) in html
+    assert lifecycle_frame(result).index[0].startswith("cutoff")
+    assert Grid("t", ("v",), {"<b>": ("a&b",)})._repr_html_().count("&lt;b&gt;") == 1
     tallest = max(bars, key=lambda r: float(r.get("height")))
-    assert str(max(frame[list(STAGES)].max())) in tallest.find(f"{SVG}title").text.replace(",", "")
+    assert str(max(max(frame.column(s)) for s in STAGES)) in tallest.find(f"{SVG}title").text.replace(",", "")
 
 
 def _children(pid: int) -> list[int]:
