@@ -129,8 +129,10 @@ def test_cycle_record_table_and_chart(embedded):
     bars = [r for r in root.iter(f"{SVG}rect") if r.find(f"{SVG}title") is not None]
     assert len(bars) == len(result.tables) * len(STAGES)
     html = frame._repr_html_()
-    assert all(f"<th>{name}</th>" in html for name in result.tables)
-    assert "<th>window from</th>" in html and str(result.tables[name].rows_merged) in html
+    assert "<th>window from</th>" in html
+    for name, run in result.tables.items():  # each table's row: its label, then its window
+        assert f"<tr><th>{name}</th><td>{frame.cell(name, 'window from')}</td>" in html
+        assert f"<td>{run.rows_merged}</td>" in html
     assert lifecycle_frame(result).index[0].startswith("cutoff")
     assert Grid("t", ("v",), {"<b>": ("a&b",)})._repr_html_().count("&lt;b&gt;") == 1
     tallest = max(bars, key=lambda r: float(r.get("height")))

@@ -52,24 +52,27 @@ class SourceReadError(TerminalError):
     """The source could not be read for a reason retrying cannot fix."""
 
 
-def reader_name(backend: Backend, url: sa.engine.URL) -> str:
-    """'connectorx' when installed, wanted and able to read this source, else 'dbapi'."""
-    wanted = os.environ.get(READER_ENV, "").strip().lower()
-    if wanted in ("dbapi", "pymysql", "sqlite3"):
-        return "dbapi"
-    if backend.connectorx_url(url) is None:
-        return "dbapi"
+def connectorx_source(backend: Backend, url: sa.engine.URL) -> str | None:
+    """The source's connectorx URL when connectorx is installed, wanted and able to read
+    this source; None means the DB-API path."""
+    if os.environ.get(READER_ENV, "").strip().lower() in ("dbapi", "pymysql", "sqlite3"):
+        return None
     if importlib.util.find_spec("connectorx") is None:
-        return "dbapi"
-    return "connectorx"
+        return None
+    return backend.connectorx_url(url)
+
+
+def reader_name(backend: Backend, url: sa.engine.URL) -> str:
+    """'connectorx' or 'dbapi': which path reads this source (see ``connectorx_source``)."""
+    return "dbapi" if connectorx_source(backend, url) is None else "connectorx"
 
 
 def read_tables(conn: Connection, backend: Backend, query: ExtractQuery, chunk_rows: int, *,
                 backfill: bool = False) -> Iterator[pa.Table]:
     """Yield the query's rows as typed tables of at most ``chunk_rows`` rows (key ranges
     of a first extraction: at most ``chunk_rows`` per partition)."""
-    if reader_name(backend, conn.engine.url) == "connectorx":
-        url = str(backend.connectorx_url(conn.engine.url))
+    url = connectorx_source(backend, conn.engine.url)
+    if url is not None:
         reader = _Connectorx(conn, backend, query, url, chunk_rows)
         if backfill and len(query.contract.key) == 1:
             yield from reader.key_ranges(query.contract.key[0])

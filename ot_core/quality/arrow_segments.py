@@ -41,16 +41,14 @@ class ArrowSegments:
 
     @classmethod
     def for_reader(cls, reader: _Reader) -> ArrowSegments | None:
-        from ot_core.pipeline.readers import reader_name
+        from ot_core.pipeline.readers import connectorx_source
 
         if not reader.cs.hashes_in_python:
             return None
         if len(reader.side.relations) != 1 or reader.scope.key_lo is not None:
             return None  # one table read as is (a key-range scope: the side's own SQL)
-        url = reader.conn.engine.url
-        if reader_name(reader.backend, url) != "connectorx":
-            return None
-        return cls(reader, str(reader.backend.connectorx_url(url)))
+        url = connectorx_source(reader.backend, reader.conn.engine.url)
+        return None if url is None else cls(reader, url)
 
     def checksums(self, ranges: Sequence[tuple[int, int]], base: int,
                   width: int) -> dict[int, tuple[int, int]] | None:
