@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -329,35 +330,89 @@ def _listening(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
+# Each voila kernel writes every thread's stack to a file on SIGUSR1: a page stuck at
+# "Executing N of M" then says where its kernel is.
+STACKS_ON_SIGNAL = """import faulthandler as _fh, os as _os, signal as _signal
+_ot_test_stacks = open(_os.path.join(_os.environ["OT_TEST_STACKS"], f"kernel-{_os.getpid()}.txt"), "w")
+_fh.register(_signal.SIGUSR1, file=_ot_test_stacks, all_threads=True)
+"""
+
+
+def _kernel_stacks(proc: subprocess.Popen, where: Path) -> str:
+    import psutil
+
+    try:
+        children = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return "(voila has exited)"
+    for child in children:
+        try:
+            child.send_signal(signal.SIGUSR1)
+        except psutil.NoSuchProcess:
+            pass
+    time.sleep(2)
+    return "\n".join(f"{p.name}:\n{p.read_text()}" for p in sorted(where.glob("kernel-*.txt"))
+                     ) or "(no kernel wrote its stacks)"
+
+
+def _voila_page(lab, browser, name: str, tmp: Path):
+    """Start voila on one notebook and load its page until a chart is drawn; on a page that
+    stalls, fail with what the page, voila's log and its kernels' stacks show."""
+    notebook = ROOT / "notebooks" / "explore" / f"{name}.ipynb"
+    startup = tmp / "ipython" / "profile_default" / "startup"
+    startup.mkdir(parents=True)
+    (startup / "00-stacks.py").write_text(STACKS_ON_SIGNAL)
+    env = {**lab["env"], "IPYTHONDIR": str(tmp / "ipython"), "OT_TEST_STACKS": str(tmp)}
+    port, token = _free_port(), secrets.token_hex(16)
+    log = (tmp / "voila.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}",
+         "--Voila.ip=127.0.0.1", f"--Voila.token={token}"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    page = browser.new_page()
+    page.set_default_timeout(60_000)
+    try:
+        wait_for(lambda: _alive(proc, tmp / "voila.log") and _listening(port), "voila to listen")
+        # voila runs the notebook before the page loads: on a busy 2-core machine that takes
+        # longer than a page load usually may
+        page.goto(f"{base}/?token={token}", timeout=240_000, wait_until="commit")
+        if not _appears(page, ".jupyter-widgets img", 180):
+            page.screenshot(path=str(tmp / f"voila-{name}-stalled.png"), full_page=True)
+            stacks = _kernel_stacks(proc, tmp)
+            log.flush()
+            raise VoilaStalled(
+                f"{name}: no chart in voila after 180 s; the page shows {_text(page)[:300]!r}; "
+                f"voila's log ends: {(tmp / 'voila.log').read_text()[-2000:]}\n"
+                f"its kernels' stacks: {stacks[-6000:]}")
+    except BaseException:
+        page.close()
+        _stop(proc)
+        log.close()
+        raise
+    return proc, page, log, base, token
+
+
+class VoilaStalled(Exception):
+    """A voila page that never finished running its notebook."""
+
+
 @pytest.mark.parametrize("name", VOILA_NOTEBOOKS)
 def test_voila_serves_read_only_views(lab, browser, name, tmp_path):
     import importlib.util
     import urllib.error
 
     _need(importlib.util.find_spec("voila") is not None, "voila is missing: pip install -e '.[dev]'")
-    notebook = ROOT / "notebooks" / "explore" / f"{name}.ipynb"
-    port, token = _free_port(), secrets.token_hex(16)
-    log = (tmp_path / "voila.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "voila", str(notebook), "--no-browser", f"--port={port}",
-         "--Voila.ip=127.0.0.1", f"--Voila.token={token}"],
-        env=lab["env"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    page = browser.new_page()
-    page.set_default_timeout(60_000)
     try:
-        wait_for(lambda: _alive(proc, tmp_path / "voila.log") and _listening(port), "voila to listen")
-        # voila runs the notebook before the page loads: on a busy 2-core machine that takes
-        # longer than a page load usually may
-        page.goto(f"{base}/?token={token}", timeout=240_000, wait_until="commit")
-        if not _appears(page, ".jupyter-widgets img", 120):
-            # a page whose kernel was starved of CPU: voila runs the notebook again on reload
-            page.screenshot(path=str(tmp_path / f"voila-{name}-first.png"), full_page=True)
-            page.reload(timeout=240_000, wait_until="commit")
-        if not _appears(page, ".jupyter-widgets img", 240):
-            page.screenshot(path=str(tmp_path / f"voila-{name}-failed.png"), full_page=True)
-            pytest.fail(f"{name}: no chart in voila, even after a reload; the page shows "
-                        f"{_text(page)[:500]!r}; voila's log: {tmp_path / 'voila.log'}")
+        proc, page, log, base, token = _voila_page(lab, browser, name, tmp_path / "first")
+    except VoilaStalled as stalled:
+        # Seen in CI right after the full suite (never in runs of this file alone): a page
+        # stuck at "Executing 3 of 6" through a reload. A second voila, fresh kernel and all,
+        # must draw the page; what the first showed is kept as a warning with its kernels'
+        # stacks.
+        warnings.warn(str(stalled), stacklevel=1)
+        proc, page, log, base, token = _voila_page(lab, browser, name, tmp_path / "second")
+    try:
         text = page.locator("body").inner_text()
         assert "open_workbench" not in text and "import" not in text  # no code is served
         for bad in ("Traceback", "VBox(children=", "Output()"):
