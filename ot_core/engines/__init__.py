@@ -8,7 +8,8 @@ maintenance). The rest of the code asks the entry — never ``if dialect == ...`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
@@ -107,6 +108,13 @@ class Backend:
     def after_stage(self, conn: Connection, temp_table: str, rows: int) -> None:
         """Hook after a staging temp table of ``rows`` rows is filled, in the merge's
         transaction (PostgreSQL analyzes it and plans the merge as key lookups)."""
+
+    @contextmanager
+    def filling(self, conn: Connection, target: str, rows: int) -> Iterator[None]:
+        """Around inserting ``rows`` staged rows into the table ``target`` (qualified), in
+        the caller's transaction. A backend may build the table's indexes once, after the
+        insert, when the table is empty and the rows many. Default: indexes as rows come."""
+        yield
 
     def mart_indexes(self, schema: str, table: str, archive_column: str) -> list[str]:
         """Secondary indexes on a mart so the lifecycle's cost follows the rows crossing the

@@ -47,7 +47,8 @@ def merge_batch(conn: Connection, cfg: PipelineConfig, backend: Backend, control
     # force a scan of the whole mart).
     conn.execute(sa.text(stmts["merge/drop_superseded.sql"]))
     conn.execute(sa.text(stmts["merge/delete_replaced.sql"]))
-    merged = conn.execute(sa.text(stmts["merge/insert.sql"])).rowcount
+    with backend.filling(conn, names(cfg, backend, table).mart, -1 if staged is None else staged):
+        merged = conn.execute(sa.text(stmts["merge/insert.sql"])).rowcount
     conn.execute(sa.text(stmts["merge/drop_stage.sql"]))
     control.mark_merged(conn, batch_id, max(merged or 0, 0), now.replace(tzinfo=None))
     return max(merged or 0, 0)

@@ -1,0 +1,84 @@
+"""PostgreSQL backfill: an empty mart taking a large batch gets its indexes built once after
+the insert. The tables must end with exactly the indexes they started with, the rows must be
+the source's, a mart that already holds rows keeps its indexes throughout, and a failed
+insert leaves the indexes in place (the drop rolls back with it)."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from dbutil import run_sql, scalar
+
+from ot_core.engines import backend_for
+from ot_core.engines import postgres as pg
+from ot_core.pipeline.cycle import run_cycle
+from ot_core.simulate import simulate
+
+pytestmark = pytest.mark.servers
+
+INDEXES = ("SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+           "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid "
+           "JOIN pg_namespace n ON n.oid = t.relnamespace "
+           "WHERE n.nspname = 'settlement_ods' AND t.relname LIKE 'mart_%' ORDER BY 1")
+ROWS = "SELECT COUNT(*), COALESCE(SUM(id), 0) FROM {}"
+
+
+def test_backfill_builds_mart_indexes_after_the_insert(servers, monkeypatch):
+    simulate("2026-03-01", start="2026-02-20", orders_per_day=60, seed=5, source=servers.source_url)
+    # an empty warehouse: the schema alone, so the indexes a mart is created with are known
+    run_cycle("2026-02-01T00:00:00Z", source=servers.source_url, warehouse=servers.warehouse_url)
+    created = run_sql(servers.warehouse_url, INDEXES)
+    assert {name for name, _ in created} >= {
+        "pk_mart_uni_tracking_spath", "ix_mart_uni_tracking_spath_archive",
+        "ix_mart_uni_tracking_spath_batch"}
+    assert scalar(servers.warehouse_url, "SELECT COUNT(*) FROM settlement_ods.mart_ecs_order_info") == 0
+
+    dropped: list[str] = []
+    real = pg.PostgresBackend.filling
+
+    def watched(self, conn, target, rows):
+        with real(self, conn, target, rows):
+            left = len(conn.execute(sa.text(INDEXES)).fetchall())
+            dropped.append(f"{target}: {left} indexes left")
+            yield
+
+    monkeypatch.setattr(pg, "KEY_LOOKUP_MAX_ROWS", 10)  # the demo's batches count as a backfill
+    monkeypatch.setattr(pg.PostgresBackend, "filling", pg.contextmanager(watched))
+    run_cycle("2026-02-28T12:00:00Z", source=servers.source_url, warehouse=servers.warehouse_url)
+
+    # while each empty mart was filled its indexes were gone (the other marts' stayed)
+    assert len(dropped) == 3 and all(d.endswith(": 6 indexes left") for d in dropped), dropped
+    # ...and afterwards every mart has exactly the indexes it was created with
+    assert run_sql(servers.warehouse_url, INDEXES) == created
+
+    # a mart that holds rows keeps its indexes while the next batch goes in
+    dropped.clear()
+    run_cycle("2026-03-01T00:00:00Z", source=servers.source_url, warehouse=servers.warehouse_url)
+    assert all(d.endswith(": 9 indexes left") for d in dropped), dropped
+    assert run_sql(servers.warehouse_url, INDEXES) == created
+    # ...and the rows are the source's
+    src = run_sql(servers.source_url, ROWS.format("uni_tracking_spath"))
+    assert src == run_sql(servers.warehouse_url, ROWS.format("settlement_ods.mart_uni_tracking_spath"))
+    assert src[0][0] > 10
+
+
+def test_a_failed_fill_keeps_the_indexes(pg_url):
+    eng = sa.create_engine(pg_url)
+    try:
+        with eng.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (id BIGINT PRIMARY KEY, v INT NOT NULL)")
+            conn.exec_driver_sql("CREATE INDEX ix_t_v ON t (v)")
+        backend = backend_for(eng, "warehouse")
+        before = run_sql(pg_url, "SELECT indexname, indexdef FROM pg_indexes "
+                                 "WHERE tablename = 't' ORDER BY 1")
+        with pytest.raises(sa.exc.IntegrityError), eng.begin() as conn:
+            with backend.filling(conn, '"t"', pg.KEY_LOOKUP_MAX_ROWS + 1):
+                assert conn.exec_driver_sql(
+                    "SELECT COUNT(*) FROM pg_indexes WHERE tablename = 't'").scalar() == 0
+                conn.exec_driver_sql("INSERT INTO t SELECT g, g FROM generate_series(1, 5) g")
+                conn.exec_driver_sql("INSERT INTO t VALUES (1, 1)")  # a duplicate key
+        assert run_sql(pg_url, "SELECT indexname, indexdef FROM pg_indexes "
+                               "WHERE tablename = 't' ORDER BY 1") == before
+        assert scalar(pg_url, "SELECT COUNT(*) FROM t") == 0
+    finally:
+        eng.dispose()
