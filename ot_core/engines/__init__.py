@@ -110,6 +110,12 @@ class Backend:
         transaction (PostgreSQL analyzes it and plans the merge as key lookups)."""
 
     @contextmanager
+    def first_load(self, conn: Connection) -> Iterator[None]:
+        """Around a cycle's landing, merges and lifecycle when some table is read for the
+        first time (a backfill of the whole source in one process). Default: nothing."""
+        yield
+
+    @contextmanager
     def filling(self, conn: Connection, target: str, rows: int) -> Iterator[None]:
         """Around inserting ``rows`` staged rows into the table ``target`` (qualified), in
         the caller's transaction. A backend may build the table's indexes once, after the

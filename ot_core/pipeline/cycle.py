@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
@@ -29,7 +30,7 @@ from ot_core.errors import ClockError, SourceUnavailable
 from ot_core.failpoints import failpoint
 from ot_core.pipeline import lifecycle
 from ot_core.pipeline.control import Control
-from ot_core.pipeline.extract import check_source, plan_window, read_window
+from ot_core.pipeline.extract import Window, check_source, plan_window, read_window
 from ot_core.pipeline.land import land_batch
 from ot_core.pipeline.merge import merge_batch
 from ot_core.timeutil import from_epoch, iso, parse_as_of, parse_duration, to_epoch, utcnow
@@ -153,28 +154,31 @@ def _run_cycle(at: datetime, cfg: PipelineConfig, src: Database, wh: Warehouse, 
                                                    batch_id, utcnow())
                 run.recovered_batches += 1
             run.seconds += time.perf_counter() - t0
-        # 2-3. extract every table's window and land each as one batch, all in ONE
-        #      transaction: a value that breaks the contract in the last table leaves no
-        #      table written and no watermark moved
-        landed = _extract_and_land(cfg, src, wh, conn, control, read_until, result)
-        for table in cfg.tables:
-            failpoint("after_load", table)
-        # 4. merge each batch (mart change + 'merged' flag in one transaction per table)
-        for table in cfg.tables:
-            t0 = time.perf_counter()
-            landed_id = landed.get(table)
-            if landed_id is not None:
-                with conn.begin():
-                    result.tables[table].rows_merged += merge_batch(
-                        conn, cfg, wh.backend, control, table, landed_id, utcnow())
-            failpoint("after_merge", table)
-            result.tables[table].seconds += time.perf_counter() - t0
+        windows = _plan_windows(cfg, conn, control, read_until, result)
+        first = any(w.first for w in windows.values())
+        with wh.backend.first_load(conn) if first else nullcontext():
+            # 2-3. extract every table's window and land each as one batch, all in ONE
+            #      transaction: a value that breaks the contract in the last table leaves
+            #      no table written and no watermark moved
+            landed = _extract_and_land(cfg, src, wh, conn, control, windows, read_until, result)
+            for table in cfg.tables:
+                failpoint("after_load", table)
+            # 4. merge each batch (mart change + 'merged' flag in one transaction per table)
+            for table in cfg.tables:
+                t0 = time.perf_counter()
+                landed_id = landed.get(table)
+                if landed_id is not None:
+                    with conn.begin():
+                        result.tables[table].rows_merged += merge_batch(
+                            conn, cfg, wh.backend, control, table, landed_id, utcnow())
+                failpoint("after_merge", table)
+                result.tables[table].seconds += time.perf_counter() - t0
 
-        # 5. mart lifecycle (reactivation, archive, safety check, trim), after every mart
-        #    has merged; its own transaction boundaries are explained in lifecycle.py
-        if cfg.lifecycle.enabled:
-            result.lifecycle = lifecycle.run_lifecycle(
-                conn, cfg, wh.backend, control, upper, utcnow()).figures()
+            # 5. mart lifecycle (reactivation, archive, safety check, trim), after every
+            #    mart has merged; its own transaction boundaries are explained in lifecycle.py
+            if cfg.lifecycle.enabled:
+                result.lifecycle = lifecycle.run_lifecycle(
+                    conn, cfg, wh.backend, control, upper, utcnow()).figures()
         # 6. raw trim, on the as_of clock, only of merged batches
         for table in cfg.tables:
             t0 = time.perf_counter()
@@ -203,10 +207,10 @@ def _progress(table: str, started: float, every: float = 2.0) -> Callable[[int],
     return report
 
 
-def _extract_and_land(cfg: PipelineConfig, src: Database, wh: Warehouse, conn, control: Control,
-                      upper: int, result: CycleResult) -> dict[str, int | None]:
-    """Read every table's window and land it as one batch per table, in one warehouse
-    transaction (retried whole on a transient source failure); the batch ids landed."""
+def _plan_windows(cfg: PipelineConfig, conn, control: Control, upper: int,
+                  result: CycleResult) -> dict[str, Window]:
+    """Each table's window up to ``upper`` from its watermark (tables already covered have
+    none)."""
     windows = {}
     with conn.begin():
         for table in cfg.tables:
@@ -214,6 +218,14 @@ def _extract_and_land(cfg: PipelineConfig, src: Database, wh: Warehouse, conn, c
             if window is not None:
                 windows[table] = window
                 result.tables[table].lower, result.tables[table].upper = window.lower, window.upper
+    return windows
+
+
+def _extract_and_land(cfg: PipelineConfig, src: Database, wh: Warehouse, conn, control: Control,
+                      windows: dict[str, Window], upper: int,
+                      result: CycleResult) -> dict[str, int | None]:
+    """Read every table's window and land it as one batch per table, in one warehouse
+    transaction (retried whole on a transient source failure); the batch ids landed."""
     if not windows:
         return {}
 

@@ -47,6 +47,11 @@ class Window:
     overlap_end: int | None  # rows below this were in the previous window
 
     @property
+    def first(self) -> bool:
+        """The table's first extraction (a backfill): no watermark yet."""
+        return self.lower is None and self.overlap_end is None
+
+    @property
     def template(self) -> str:
         return "extract/incremental.sql" if self.lower is not None else "extract/backfill.sql"
 
@@ -176,4 +181,4 @@ def read_window(conn: Connection, backend: Backend, contract: TableContract, tcf
     first extraction reads key ranges in parallel where the reader can)."""
     query = extract_query(backend, contract, tcfg, window)
     yield from read_tables(conn, backend, query, chunk_rows,
-                           backfill=window.lower is None and window.overlap_end is None)
+                           backfill=window.first)
