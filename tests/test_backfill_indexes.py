@@ -82,3 +82,39 @@ def test_a_failed_fill_keeps_the_indexes(pg_url):
         assert scalar(pg_url, "SELECT COUNT(*) FROM t") == 0
     finally:
         eng.dispose()
+
+
+def test_a_user_that_does_not_own_the_mart_backfills_with_its_indexes(servers, monkeypatch):
+    """A pipeline role granted reads and writes only may not drop the owner's indexes."""
+    import uuid
+
+    simulate("2026-03-01", start="2026-02-20", orders_per_day=60, seed=5, source=servers.source_url)
+    run_cycle("2026-02-01T00:00:00Z", source=servers.source_url, warehouse=servers.warehouse_url)
+    created = run_sql(servers.warehouse_url, INDEXES)
+    role = f"ot_bf_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(servers.warehouse_url, isolation_level="AUTOCOMMIT")
+    db = sa.engine.make_url(servers.warehouse_url).database
+    try:
+        with admin.connect() as c:
+            c.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+            c.exec_driver_sql(f"GRANT CONNECT, TEMP ON DATABASE {db} TO {role}")
+            for s in ("settlement_public", "settlement_ods", "settlement_ctl"):
+                c.exec_driver_sql(f"GRANT USAGE ON SCHEMA {s} TO {role}")
+                c.exec_driver_sql(
+                    f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {role}")
+        as_role = sa.engine.make_url(servers.warehouse_url).set(username=role).render_as_string(False)
+        monkeypatch.setattr(pg, "KEY_LOOKUP_MAX_ROWS", 10)
+        res = run_cycle("2026-03-01T00:00:00Z", source=servers.source_url, warehouse=as_role)
+        assert res.tables["uni_tracking_spath"].rows_merged > 10
+        assert run_sql(servers.warehouse_url, INDEXES) == created
+        src = run_sql(servers.source_url, ROWS.format("uni_tracking_spath"))
+        assert src == run_sql(servers.warehouse_url,
+                              ROWS.format("settlement_ods.mart_uni_tracking_spath"))
+    finally:
+        from conftest import _dispose_all
+
+        _dispose_all()
+        with admin.connect() as c:
+            c.exec_driver_sql(f"DROP OWNED BY {role}")
+            c.exec_driver_sql(f"DROP ROLE IF EXISTS {role}")
+        admin.dispose()
