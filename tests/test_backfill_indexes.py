@@ -1,9 +1,12 @@
 """PostgreSQL backfill: an empty mart taking a large batch gets its indexes built once after
-the insert. The tables must end with exactly the indexes they started with, the rows must be
-the source's, a mart that already holds rows keeps its indexes throughout, and a failed
-insert leaves the indexes in place (the drop rolls back with it)."""
+the insert. The tables must end with exactly the indexes and constraints they started with,
+the rows must be the source's, a mart that already holds rows keeps its indexes throughout
+(also when the batch replaces every row), and a fill that fails, in the insert or in the
+rebuild, leaves the indexes in place (the drop rolls back with it)."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -21,6 +24,11 @@ INDEXES = ("SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
            "JOIN pg_namespace n ON n.oid = t.relnamespace "
            "WHERE n.nspname = 'settlement_ods' AND t.relname LIKE 'mart_%' ORDER BY 1")
 ROWS = "SELECT COUNT(*), COALESCE(SUM(id), 0) FROM {}"
+# a rebuilt primary key must be the constraint again, not just a unique index
+CONSTRAINTS = ("SELECT t.relname, c.conname, c.contype, pg_get_constraintdef(c.oid) "
+               "FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid "
+               "JOIN pg_namespace n ON n.oid = t.relnamespace "
+               "WHERE n.nspname = 'settlement_ods' AND t.relname LIKE 'mart_%' ORDER BY 1, 2")
 
 
 def test_backfill_builds_mart_indexes_after_the_insert(servers, monkeypatch):
@@ -28,6 +36,9 @@ def test_backfill_builds_mart_indexes_after_the_insert(servers, monkeypatch):
     # an empty warehouse: the schema alone, so the indexes a mart is created with are known
     run_cycle("2026-02-01T00:00:00Z", source=servers.source_url, warehouse=servers.warehouse_url)
     created = run_sql(servers.warehouse_url, INDEXES)
+    constraints = run_sql(servers.warehouse_url, CONSTRAINTS)
+    assert [(t, k) for t, _, k, _ in constraints] == [
+        (f"mart_{t}", "p") for t in ("ecs_order_info", "uni_tracking_info", "uni_tracking_spath")]
     assert {name for name, _ in created} >= {
         "pk_mart_uni_tracking_spath", "ix_mart_uni_tracking_spath_archive",
         "ix_mart_uni_tracking_spath_batch"}
@@ -50,19 +61,31 @@ def test_backfill_builds_mart_indexes_after_the_insert(servers, monkeypatch):
     assert len(dropped) == 3 and all(d.endswith(": 6 indexes left") for d in dropped), dropped
     # ...and afterwards every mart has exactly the indexes it was created with
     assert run_sql(servers.warehouse_url, INDEXES) == created
+    assert run_sql(servers.warehouse_url, CONSTRAINTS) == constraints
 
     # a mart that holds rows keeps its indexes while the next batch goes in
     dropped.clear()
     run_cycle("2026-03-01T00:00:00Z", source=servers.source_url, warehouse=servers.warehouse_url)
-    assert all(d.endswith(": 9 indexes left") for d in dropped), dropped
+    assert dropped and all(d.endswith(": 9 indexes left") for d in dropped), dropped
     assert run_sql(servers.warehouse_url, INDEXES) == created
+    # ...even when the batch replaces every row (the delete empties the mart for the
+    # merge's transaction alone: readers still see the rows and must not wait on a lock)
+    every = run_sql(servers.source_url, "UPDATE uni_tracking_info SET update_time = :t",
+                    {"t": int(datetime(2026, 3, 1, 12, tzinfo=UTC).timestamp())})
+    dropped.clear()
+    res = run_cycle("2026-03-02T00:00:00Z", source=servers.source_url,
+                    warehouse=servers.warehouse_url)
+    assert res.tables["uni_tracking_info"].rows_merged == every > 10
+    assert dropped and all(d.endswith(": 9 indexes left") for d in dropped), dropped
+    assert run_sql(servers.warehouse_url, CONSTRAINTS) == constraints
     # ...and the rows are the source's
     src = run_sql(servers.source_url, ROWS.format("uni_tracking_spath"))
     assert src == run_sql(servers.warehouse_url, ROWS.format("settlement_ods.mart_uni_tracking_spath"))
     assert src[0][0] > 10
 
 
-def test_a_failed_fill_keeps_the_indexes(pg_url):
+@pytest.mark.parametrize("fails_in", ["insert", "rebuild"])
+def test_a_failed_fill_keeps_the_indexes(pg_url, fails_in):
     eng = sa.create_engine(pg_url)
     try:
         with eng.begin() as conn:
@@ -76,7 +99,10 @@ def test_a_failed_fill_keeps_the_indexes(pg_url):
                 assert conn.exec_driver_sql(
                     "SELECT COUNT(*) FROM pg_indexes WHERE tablename = 't'").scalar() == 0
                 conn.exec_driver_sql("INSERT INTO t SELECT g, g FROM generate_series(1, 5) g")
-                conn.exec_driver_sql("INSERT INTO t VALUES (1, 1)")  # a duplicate key
+                if fails_in == "insert":
+                    conn.exec_driver_sql("INSERT INTO t VALUES (6, NULL)")  # v is NOT NULL
+                else:  # a duplicate key: the primary key cannot be built again
+                    conn.exec_driver_sql("INSERT INTO t VALUES (1, 1)")
         assert run_sql(pg_url, "SELECT indexname, indexdef FROM pg_indexes "
                                "WHERE tablename = 't' ORDER BY 1") == before
         assert scalar(pg_url, "SELECT COUNT(*) FROM t") == 0

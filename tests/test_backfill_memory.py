@@ -1,6 +1,7 @@
 """DuckDB backfill: the buffer pool is bounded while a first extraction lands, merges and
 runs the lifecycle, and unbounded again afterwards (steady cycles are faster without the
-bound); a bound the user set is left alone; a steady cycle never touches it."""
+bound); a bound the user set, any way they set it, is left alone; a steady cycle never
+touches it."""
 
 from __future__ import annotations
 
@@ -43,20 +44,25 @@ def test_first_load_bounds_duckdb_memory_then_restores_it(tmp_path):
     assert _bytes(default) > 4 * _bytes(bounded)
 
 
-@pytest.mark.parametrize("how", ["env", "url"])
+@pytest.mark.parametrize("how", ["env", "url", "url alias, capitals", "caller's engine"])
 def test_a_bound_the_user_set_is_left_alone(tmp_path, monkeypatch, how):
     url = f"duckdb:///{tmp_path / 'w.duckdb'}"
-    if how == "env":  # what engine_kwargs then passes
+    if how == "env":
         monkeypatch.setenv("OT_DUCKDB_MEMORY_LIMIT", "300MB")
-        eng = sa.create_engine(url, connect_args={"config": {"memory_limit": "300MB"}})
-    else:
+        eng = sa.create_engine(url, **backend_for(sa.create_engine(url), "warehouse").engine_kwargs())
+    elif how == "url":
         eng = sa.create_engine(f"{url}?memory_limit=300MB")
+    elif how == "url alias, capitals":
+        eng = sa.create_engine(f"{url}?MAX_MEMORY=300MB")
+    else:
+        eng = sa.create_engine(url, connect_args={"config": {"memory_limit": "300MB"}})
     try:
         backend = backend_for(eng, "warehouse")
         with eng.connect() as conn:
             before = _limit(conn)
             with backend.first_load(conn):
                 assert _limit(conn) == before
+            assert _limit(conn) == before
     finally:
         eng.dispose()
     assert before == duckdb.connect(config={"memory_limit": "300MB"}).execute(

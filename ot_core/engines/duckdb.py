@@ -122,9 +122,16 @@ class DuckDBBackend(Backend):
         page the backfill wrote cached and stages the merges in memory: 1.27 GiB peak RSS
         at 5M rows; with this bound it evicts and spills instead (bench/README.md). Only
         here: steady cycles on a large mart are slower under a bound (``engine_kwargs``). A
-        bound the user set (OT_DUCKDB_MEMORY_LIMIT, ``?memory_limit=`` in the URL) stays."""
-        if os.environ.get("OT_DUCKDB_MEMORY_LIMIT", "").strip() or \
-                "memory_limit" in conn.engine.url.query:
+        bound set any other way (OT_DUCKDB_MEMORY_LIMIT, the URL, the caller's engine) is
+        left as it is: the bound is applied only while the setting is DuckDB's default, and
+        RESET brings that default back exactly."""
+        import duckdb
+
+        with conn.begin():
+            current = conn.exec_driver_sql("SELECT current_setting('memory_limit')").scalar()
+        with duckdb.connect() as fresh:
+            default = fresh.execute("SELECT current_setting('memory_limit')").fetchone()
+        if default is None or current != default[0]:
             yield
             return
         with conn.begin():
@@ -135,8 +142,9 @@ class DuckDBBackend(Backend):
             try:
                 with conn.begin():
                     conn.exec_driver_sql("RESET memory_limit")
-            except Exception:  # noqa: BLE001 - a failed cycle's own error is the one to raise
-                log.debug("could not reset DuckDB's memory_limit", exc_info=True)
+            except Exception as e:  # noqa: BLE001 - a failed cycle's own error is the one to raise
+                log.warning("DuckDB's memory_limit stays at %s for this process: resetting it "
+                            "failed (%s)", FIRST_LOAD_MEMORY_LIMIT, e)
 
     def load_arrow(self, conn: Connection, schema: str | None, table: str,
                    data: pa.Table) -> int:

@@ -142,7 +142,9 @@ class PostgresBackend(Backend):
         here, so a failure anywhere rolls the indexes back with the rows. The drop holds an
         exclusive lock on the (empty) table until commit: readers of it wait for the backfill.
         A user that does not own the table (one granted only reads and writes) may not drop
-        its indexes: it inserts with them in place."""
+        its indexes: it inserts with them in place. Indexes something depends on (a foreign
+        key pointing at them, the replica identity, CLUSTER) and constraints other than the
+        primary key are left in place."""
         if rows <= KEY_LOOKUP_MAX_ROWS or not conn.execute(sa.text(
                 f"SELECT pg_has_role(c.relowner, 'USAGE') AND NOT EXISTS (SELECT 1 FROM {target}) "
                 "FROM pg_class c WHERE c.oid = CAST(:t AS regclass)"), {"t": target}).scalar():
@@ -154,8 +156,10 @@ class PostgresBackend(Backend):
             "FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid "
             "JOIN pg_namespace n ON n.oid = ic.relnamespace "
             "LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.conrelid = i.indrelid "
-            "WHERE i.indrelid = CAST(:t AS regclass) AND (c.oid IS NULL OR (c.contype = 'p' "
-            "AND NOT EXISTS (SELECT 1 FROM pg_constraint f WHERE f.confrelid = i.indrelid))) "
+            "AND c.contype <> 'f' "
+            "WHERE i.indrelid = CAST(:t AS regclass) AND (c.oid IS NULL OR c.contype = 'p') "
+            "AND NOT i.indisreplident AND NOT i.indisclustered AND NOT EXISTS ("
+            "SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND f.conindid = i.indexrelid) "
             "ORDER BY c.oid IS NULL, ic.relname"), {"t": target}).fetchall()
         for schema, index, _, constraint, _ in indexes:
             if constraint:

@@ -46,8 +46,10 @@ def merge_batch(conn: Connection, cfg: PipelineConfig, backend: Backend, control
     # lets PostgreSQL/Redshift use the mart's key index (a version test across the join would
     # force a scan of the whole mart).
     conn.execute(sa.text(stmts["merge/drop_superseded.sql"]))
-    conn.execute(sa.text(stmts["merge/delete_replaced.sql"]))
+    # the mart is judged empty (or not) before the delete, which could empty it for this
+    # transaction alone
     with backend.filling(conn, names(cfg, backend, table).mart, -1 if staged is None else staged):
+        conn.execute(sa.text(stmts["merge/delete_replaced.sql"]))
         merged = conn.execute(sa.text(stmts["merge/insert.sql"])).rowcount
     conn.execute(sa.text(stmts["merge/drop_stage.sql"]))
     control.mark_merged(conn, batch_id, max(merged or 0, 0), now.replace(tzinfo=None))
