@@ -406,10 +406,11 @@ def test_voila_serves_read_only_views(lab, browser, name, tmp_path):
     try:
         proc, page, log, base, token = _voila_page(lab, browser, name, tmp_path / "first")
     except VoilaStalled as stalled:
-        # Seen in CI right after the full suite (never in runs of this file alone): a page
-        # stuck at "Executing 3 of 6" through a reload. A second voila, fresh kernel and all,
-        # must draw the page; what the first showed is kept as a warning with its kernels'
-        # stacks.
+        # Seen in CI (never in runs of this file alone): a page stuck at "Executing 3 of 6"
+        # while its kernel sat idle in its event loop, no cell running, with ipykernel 7.4
+        # and 6.31 alike: the cell's request or its reply lost between voila and the
+        # kernel. A second voila, fresh kernel and all, must draw the page; what the first
+        # showed is kept as a warning with its kernels' stacks.
         warnings.warn(str(stalled), stacklevel=1)
         proc, page, log, base, token = _voila_page(lab, browser, name, tmp_path / "second")
     try:
