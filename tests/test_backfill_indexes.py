@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
-from dbutil import run_sql, scalar
+from dbutil import dml_role, run_sql, scalar
 
 from ot_core.engines import backend_for
 from ot_core.engines import postgres as pg
@@ -23,6 +23,7 @@ INDEXES = ("SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
            "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid "
            "JOIN pg_namespace n ON n.oid = t.relnamespace "
            "WHERE n.nspname = 'settlement_ods' AND t.relname LIKE 'mart_%' ORDER BY 1")
+SCHEMAS = ("settlement_public", "settlement_ods", "settlement_ctl")
 ROWS = "SELECT COUNT(*), COALESCE(SUM(id), 0) FROM {}"
 # a rebuilt primary key must be the constraint again, not just a unique index
 CONSTRAINTS = ("SELECT t.relname, c.conname, c.contype, pg_get_constraintdef(c.oid) "
@@ -112,23 +113,10 @@ def test_a_failed_fill_keeps_the_indexes(pg_url, fails_in):
 
 def test_a_user_that_does_not_own_the_mart_backfills_with_its_indexes(servers, monkeypatch):
     """A pipeline role granted reads and writes only may not drop the owner's indexes."""
-    import uuid
-
     simulate("2026-03-01", start="2026-02-20", orders_per_day=60, seed=5, source=servers.source_url)
     run_cycle("2026-02-01T00:00:00Z", source=servers.source_url, warehouse=servers.warehouse_url)
     created = run_sql(servers.warehouse_url, INDEXES)
-    role = f"ot_bf_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(servers.warehouse_url, isolation_level="AUTOCOMMIT")
-    db = sa.engine.make_url(servers.warehouse_url).database
-    try:
-        with admin.connect() as c:
-            c.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
-            c.exec_driver_sql(f"GRANT CONNECT, TEMP ON DATABASE {db} TO {role}")
-            for s in ("settlement_public", "settlement_ods", "settlement_ctl"):
-                c.exec_driver_sql(f"GRANT USAGE ON SCHEMA {s} TO {role}")
-                c.exec_driver_sql(
-                    f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {role}")
-        as_role = sa.engine.make_url(servers.warehouse_url).set(username=role).render_as_string(False)
+    with dml_role(servers.warehouse_url, SCHEMAS) as as_role:
         monkeypatch.setattr(pg, "KEY_LOOKUP_MAX_ROWS", 10)
         res = run_cycle("2026-03-01T00:00:00Z", source=servers.source_url, warehouse=as_role)
         assert res.tables["uni_tracking_spath"].rows_merged > 10
@@ -136,11 +124,3 @@ def test_a_user_that_does_not_own_the_mart_backfills_with_its_indexes(servers, m
         src = run_sql(servers.source_url, ROWS.format("uni_tracking_spath"))
         assert src == run_sql(servers.warehouse_url,
                               ROWS.format("settlement_ods.mart_uni_tracking_spath"))
-    finally:
-        from conftest import _dispose_all
-
-        _dispose_all()
-        with admin.connect() as c:
-            c.exec_driver_sql(f"DROP OWNED BY {role}")
-            c.exec_driver_sql(f"DROP ROLE IF EXISTS {role}")
-        admin.dispose()

@@ -4,10 +4,9 @@ like ``ot rotate``'s error — names the missing grant."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 import sqlalchemy as sa
+from dbutil import dml_role, run_sql
 from test_lifecycle_support import Source, T, config, wh_rows
 
 from ot_core.errors import PermissionMissing
@@ -26,18 +25,8 @@ def test_cycle_without_create_grant_keeps_rows_under_exceptions(pg_url, tmp_path
     src.state(2, T("2026-01-11"), 40)
     # the owner sets the warehouse up, with rotation off: no history tables exist yet
     run_cycle("2026-02-01", config=config(False), source=src_url, warehouse=pg_url)
-    role = f"ot_lc_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    db = sa.engine.make_url(pg_url).database
-    try:
-        with admin.connect() as c:
-            c.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
-            c.exec_driver_sql(f"GRANT CONNECT, TEMP ON DATABASE {db} TO {role}")
-            for s in SCHEMAS:
-                c.exec_driver_sql(f"GRANT USAGE ON SCHEMA {s} TO {role}")
-                c.exec_driver_sql(
-                    f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {s} TO {role}")
-        as_role = sa.engine.make_url(pg_url).set(username=role).render_as_string(False)
+    with dml_role(pg_url, SCHEMAS) as as_role:
+        role = sa.engine.make_url(as_role).username
         res = run_cycle("2026-08-01", config=config(True), source=src_url, warehouse=as_role)
         warnings = res.lifecycle["warnings"]
         assert len(warnings) == 1 and "CREATE on schema settlement_ods" in warnings[0]
@@ -53,18 +42,7 @@ def test_cycle_without_create_grant_keeps_rows_under_exceptions(pg_url, tmp_path
             rotate("2026-08-01", config=config(True), warehouse=as_role)
         # the owner rotates; the next cycle as the role archives and resolves
         rotate("2026-08-01", config=config(True), warehouse=pg_url)
-        with admin.connect() as c:
-            c.exec_driver_sql(
-                f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA settlement_ods "
-                f"TO {role}")
+        run_sql(pg_url, "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "
+                        f"settlement_ods TO {role}")
         res = run_cycle("2026-08-02", config=config(False), source=src_url, warehouse=as_role)
         assert res.lifecycle["rows_trimmed"] == 3 and res.lifecycle["exceptions_resolved"] == 2
-    finally:
-        sa.engine.Engine.dispose(admin)
-        from conftest import _dispose_all
-
-        _dispose_all()
-        with admin.connect() as c:
-            c.exec_driver_sql(f"DROP OWNED BY {role}")
-            c.exec_driver_sql(f"DROP ROLE IF EXISTS {role}")
-        admin.dispose()

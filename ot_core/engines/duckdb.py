@@ -119,8 +119,8 @@ class DuckDBBackend(Backend):
     @contextmanager
     def first_load(self, conn: Connection) -> Iterator[None]:
         """Bound the buffer pool for a backfill. Unbounded (80% of RAM), DuckDB keeps every
-        page the backfill wrote cached and stages the merges in memory: 1.27 GiB peak RSS
-        at 5M rows; with this bound it evicts and spills instead (bench/README.md). Only
+        page the backfill wrote cached and stages the merges in memory: 1,313 MiB peak
+        RSS at 5M rows; with this bound it evicts and spills instead (bench/README.md). Only
         here: steady cycles on a large mart are slower under a bound (``engine_kwargs``). A
         bound set any other way (OT_DUCKDB_MEMORY_LIMIT, the URL, the caller's engine) is
         left as it is: the bound is applied only while the setting is DuckDB's default, and
