@@ -155,10 +155,12 @@ def simulate(until, start, days, seed, orders_per_day) -> None:
 def cycle(as_of, catch_up, step, allow_past, new_schemas, as_json, config) -> None:
     """Run one cycle: extract what changed, land it as raw batches, merge into the marts,
     trim raw tables. Safe to rerun: a killed cycle rerun ends where one clean run would."""
+    from ot_core.db.warehouse import using
     from ot_core.jobs.lock import held
 
-    with held("cycle", config):
-        res = _cycle(as_of, catch_up, step, config, allow_past, new_schemas)
+    # one handle (one config load, one engine) for the lock and the cycle
+    with using(config, new_schemas=new_schemas) as wh, held("cycle", wh.cfg, wh):
+        res = _cycle(as_of, catch_up, step, wh.cfg, allow_past, new_schemas, wh)
     if as_json:
         click.echo(json.dumps({"as_of": res.as_of, "seconds": round(res.seconds, 3),
                                "tables": res.rows(), "lifecycle": res.lifecycle}, indent=2))
@@ -175,7 +177,7 @@ def cycle(as_of, catch_up, step, allow_past, new_schemas, as_json, config) -> No
                 click.echo(f"warning: {w}", err=True)
 
 
-def _cycle(as_of, catch_up, step, config, allow_past=False, new_schemas=False):
+def _cycle(as_of, catch_up, step, config, allow_past=False, new_schemas=False, warehouse=None):
     from ot_core.pipeline.cycle import catch_up as run_catch_up
     from ot_core.pipeline.cycle import run_cycle
 
@@ -189,12 +191,13 @@ def _cycle(as_of, catch_up, step, config, allow_past=False, new_schemas=False):
             bar.update(1)
 
         results = run_catch_up(as_of, step=step, config=config, on_cycle=tick,
-                               new_schemas=new_schemas)
+                               new_schemas=new_schemas, warehouse=warehouse)
         bar.close()
         res = results[-1]
         click.echo(f"{len(results)} cycles up to {res.as_of}")
     else:
-        res = run_cycle(as_of, config=config, allow_past=allow_past, new_schemas=new_schemas)
+        res = run_cycle(as_of, config=config, allow_past=allow_past, new_schemas=new_schemas,
+                        warehouse=warehouse)
     return res
 
 

@@ -212,10 +212,16 @@ def load_config(path: str | os.PathLike | None = None) -> PipelineConfig:
         raise ConfigError(f"config file {str(p)!r} cannot be read ({e.strerror}); "
                           "pass --config PATH or set OT_CONFIG") from None
     try:
-        data = yaml.safe_load(text) or {}
+        data = safe_load(text) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{p}: not valid YAML: {e}") from None
     return parse_config(data, str(p))
+
+
+def safe_load(text: str) -> object:
+    """YAML's safe subset, parsed by libyaml where PyYAML was built with it (ten times
+    faster than the pure-Python parser; every command reads the config)."""
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
 
 
 def parse_config(data: dict, source: str = "config") -> PipelineConfig:

@@ -17,7 +17,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ot_core.config import load_config
@@ -188,6 +188,53 @@ def test_float_decimals_vectorised_match_value_by_value(values):
 
     assert fast == outcome(slow_path)
     assert outcome(lambda: typed_rows(rows, ecs.column_names, ecs)) == fast
+
+
+_EDGES = [0, 1, -1, 2**31 - 1, -2**31, 2**31, -2**31 - 1, 2**63 - 1, -2**63, 2**64 - 1,
+          10**10 - 1, 10**10, -10**10 + 1, -10**10]
+
+
+@settings(max_examples=150, deadline=None)
+@given(column=st.sampled_from(["partner_id", "add_time", "declared_value"]),
+       arrow_type=st.sampled_from([pa.int64(), pa.uint64(), pa.int32(), pa.uint32(),
+                                   pa.int16(), pa.int8()]),
+       values=st.lists(st.one_of(st.none(), st.sampled_from(_EDGES),
+                                 st.integers(min_value=-2**64, max_value=2**64)),
+                       max_size=30),
+       offset=st.integers(min_value=0, max_value=3))
+@example(column="declared_value", arrow_type=pa.int64(), values=[10**10], offset=1)
+@example(column="declared_value", arrow_type=pa.int64(), values=[-10**10, None], offset=0)
+@example(column="add_time", arrow_type=pa.int64(), values=[None, -1], offset=2)
+@example(column="partner_id", arrow_type=pa.uint64(), values=[2**31, None], offset=0)
+def test_integer_columns_vectorised_match_value_by_value(column, arrow_type, values, offset):
+    """Integers read into INT, an epoch BIGINT and DECIMAL(12,2) columns: the checks on
+    the buffers (a slice of a bigger array included) accept and refuse exactly what the
+    value-by-value rules do, and give the same values."""
+    info = (2**arrow_type.bit_width - 1 if pa.types.is_unsigned_integer(arrow_type)
+            else 2**(arrow_type.bit_width - 1) - 1)
+    low = 0 if pa.types.is_unsigned_integer(arrow_type) else -info - 1
+    values = [v if v is None or low <= v <= info else None for v in values]
+    ecs = CONTRACTS["ecs_order_info"]
+    col = ecs.column(column)
+    target = contract_schema(ecs).field(column).type
+    arr = pa.array([0] * offset + values, type=arrow_type).slice(offset)
+    from ot_core.pipeline.batches import _exact, _fast, _Slow
+
+    def outcome(fn):
+        try:
+            return fn().to_pylist()
+        except ValueOutOfContract as e:
+            return str(e)
+
+    def fast():
+        try:
+            out = _fast(arr, col, target)
+        except _Slow:
+            return _exact(arr.to_pylist(), ecs, col, target)
+        assert out.type == target
+        return out
+
+    assert outcome(fast) == outcome(lambda: _exact(list(values), ecs, col, target))
 
 
 def test_duckdb_load_keeps_wide_decimals_after_small_ones(tmp_path):

@@ -21,7 +21,7 @@ import yaml
 from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ot_core.config import IDENTIFIER
+from ot_core.config import IDENTIFIER, safe_load
 from ot_core.errors import ConfigError, JobError
 from ot_core.resources import default_catalogue_path, job_notebooks_dir
 
@@ -90,7 +90,7 @@ def catalogue_path(path: str | os.PathLike | None = None) -> Path:
 def load_catalogue(path: str | os.PathLike | None = None) -> Catalogue:
     p = catalogue_path(path)
     try:
-        data = yaml.safe_load(p.read_text())
+        data = safe_load(p.read_text())
     except OSError as e:
         raise ConfigError(f"job catalogue {str(p)!r} cannot be read ({e.strerror})") from None
     except yaml.YAMLError as e:

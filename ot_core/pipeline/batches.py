@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from ot_core.contract import Column, TableContract
@@ -46,19 +45,33 @@ class _Slow(Exception):
 
 
 def _integers(arr: pa.Array, col: Column, target: pa.DataType) -> pa.Array:
+    """Range-checked with numpy on the buffers: Arrow's own cast would import
+    pyarrow.compute, 30 ms of every cycle process's start for a check this simple."""
     if not pa.types.is_integer(arr.type):
         raise _Slow
-    if col.epoch and arr.null_count < len(arr):
-        lo = pc.min(arr).as_py()
-        if lo is not None and lo < 0:
-            raise _Slow
-    try:
-        return arr.cast(target, safe=True)
-    except (pa.ArrowInvalid, OverflowError):
-        raise _Slow from None
+    values = _buffer_values(arr, _numpy_int(arr.type))
+    valid = _valid(arr)
+    present = values[valid]
+    bounds = np.iinfo(_numpy_int(target))
+    low = 0 if col.epoch else bounds.min  # an epoch is never negative
+    if present.size and (present.min() < low or present.max() > bounds.max):
+        raise _Slow
+    if arr.type == target:
+        return arr
+    out = values.astype(_numpy_int(target))
+    out[~valid] = 0
+    return from_numpy(out, target, valid)
+
+
+def _numpy_int(t: pa.DataType) -> np.dtype:
+    return np.dtype(f"{'i' if pa.types.is_signed_integer(t) else 'u'}{t.bit_width // 8}")
 
 
 def _decimals(arr: pa.Array, target: pa.Decimal128Type) -> pa.Array:
+    if arr.type == target:
+        return arr
+    if pa.types.is_integer(arr.type) and target.precision <= 18:
+        return _integers_as_decimals(arr, target)
     if pa.types.is_decimal(arr.type) or pa.types.is_integer(arr.type):
         try:
             return arr.cast(target, safe=True)  # refuses rounding and overflow
@@ -71,12 +84,33 @@ def _decimals(arr: pa.Array, target: pa.Decimal128Type) -> pa.Array:
     raise _Slow
 
 
+def _integers_as_decimals(arr: pa.Array, target: pa.Decimal128Type) -> pa.Array:
+    """Whole numbers that fit the precision, scaled exactly in int64 (precision <= 18)."""
+    values = _buffer_values(arr, _numpy_int(arr.type))
+    valid = _valid(arr)
+    present = values[valid]
+    whole = 10 ** (target.precision - target.scale)
+    if present.size and (present.min() <= -whole or present.max() >= whole):
+        raise _Slow
+    unscaled = np.zeros(len(values), dtype=np.int64)
+    unscaled[valid] = present.astype(np.int64) * (10 ** target.scale)
+    return _decimal128(unscaled, target, valid)
+
+
+def _decimal128(unscaled: np.ndarray, target: pa.Decimal128Type, valid: np.ndarray) -> pa.Array:
+    words = np.empty((len(unscaled), 2), dtype=np.int64)  # little-endian 128-bit integers
+    words[:, 0] = unscaled
+    words[:, 1] = unscaled >> 63
+    return from_numpy(words, target, valid)
+
+
 def _floats_as_decimals(arr: pa.Array, target: pa.Decimal128Type) -> pa.Array:
     """A double is accepted when its shortest repr has at most ``scale`` decimals (what
     ``frames`` checks value by value): then it is the double nearest to k / 10**scale, and
     k / 10**scale computed in doubles gives it back. The decimal is built from k exactly."""
     valid = _valid(arr)
-    values = _buffer_values(arr.cast(pa.float64()), np.float64)
+    values = _buffer_values(arr if arr.type == pa.float64() else arr.cast(pa.float64()),
+                            np.float64)
     valid &= ~np.isnan(values)  # NaN is read as NULL, as ``frames`` does
     present = values[valid]
     if not np.isfinite(present).all():
@@ -88,10 +122,7 @@ def _floats_as_decimals(arr: pa.Array, target: pa.Decimal128Type) -> pa.Array:
         raise _Slow
     unscaled = np.zeros(len(values), dtype=np.int64)
     unscaled[valid] = k.astype(np.int64)
-    words = np.empty((len(values), 2), dtype=np.int64)  # little-endian 128-bit integers
-    words[:, 0] = unscaled
-    words[:, 1] = unscaled >> 63
-    return from_numpy(words, target, valid)
+    return _decimal128(unscaled, target, valid)
 
 
 def _valid(arr: pa.Array) -> np.ndarray:
@@ -131,11 +162,24 @@ def _strings(arr: pa.Array, col: Column) -> pa.Array:
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         raise _Slow
     limit = getattr(col.type, "length", None)
-    if limit is not None and len(arr) and arr.null_count < len(arr):
+    if limit is not None and len(arr) and arr.null_count < len(arr) \
+            and _longest_bytes(arr) > limit:
+        # over the limit in bytes: count characters (pyarrow.compute, imported only here,
+        # costs a steady cycle's process 30 ms to import)
+        import pyarrow.compute as pc
+
         longest = pc.max(pc.utf8_length(arr)).as_py()
         if longest is not None and longest > limit:
             raise _Slow
-    return arr.cast(pa.string())
+    return arr if arr.type == pa.string() else arr.cast(pa.string())
+
+
+def _longest_bytes(arr: pa.Array) -> int:
+    """The longest value's length in UTF-8 bytes (NULL slots included), from the offsets
+    buffer: a string of at most ``limit`` bytes has at most ``limit`` characters."""
+    dtype = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    offsets = np.frombuffer(arr.buffers()[1], dtype=dtype)[arr.offset:arr.offset + len(arr) + 1]
+    return int(np.diff(offsets).max())
 
 
 def _fast(arr: pa.Array, col: Column, target: pa.DataType) -> pa.Array:
