@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -218,7 +218,7 @@ def load_config(path: str | os.PathLike | None = None) -> PipelineConfig:
     return parse_config(data, str(p))
 
 
-def safe_load(text: str) -> object:
+def safe_load(text: str) -> Any:
     """YAML's safe subset, parsed by libyaml where PyYAML was built with it (ten times
     faster than the pure-Python parser; every command reads the config)."""
     return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506

@@ -134,7 +134,7 @@ def _valid(arr: pa.Array) -> np.ndarray:
     return bits[offset:offset + n].astype(bool)
 
 
-def _buffer_values(arr: pa.Array, dtype: type) -> np.ndarray:
+def _buffer_values(arr: pa.Array, dtype: np.dtype | type) -> np.ndarray:
     """A fixed-width array's values as numpy, NULL slots included (whatever they hold).
     Read from the buffer: ``to_numpy`` and ``pa.scalar`` import pandas."""
     data = arr.buffers()[1]
