@@ -298,8 +298,9 @@ def ensure(conn: Connection, cfg: PipelineConfig, backend: Backend, *,
     existing: dict[str, set[str]] = {}
     for table in tables.all():
         schema = str(table.schema)
-        have = existing.setdefault(schema, set(backend.list_tables(conn, schema)))
-        if table.name in have:
+        if schema not in existing:  # one catalog read per schema, not per table
+            existing[schema] = set(backend.list_tables(conn, schema))
+        if table.name in existing[schema]:
             continue
         conn.exec_driver_sql(ddl(table, backend))
         if table.name.endswith("_raw"):
@@ -309,6 +310,7 @@ def ensure(conn: Connection, cfg: PipelineConfig, backend: Backend, *,
             archive_column = cfg.table(table.name.removeprefix("mart_")).archive_column
             for extra in backend.mart_indexes(schema, table.name, archive_column):
                 conn.exec_driver_sql(extra)
+        existing[schema].add(table.name)
         created.append(f"{schema}.{table.name}")
     v = tables.schema_version
     found = conn.execute(sa.select(sa.func.max(v.c.version))).scalar()
