@@ -34,7 +34,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from ot_core.engines import Backend, backend_for
+from ot_core.engines import Backend, backend_class, backend_for
 from ot_core.errors import (
     ConfigError,
     ExtraMissing,
@@ -161,8 +161,10 @@ def open_database(role: str, url: URL | str | None = None, *, create: bool = Tru
         url = parse_url(url, f"the {role} URL")
     elif url.password:
         remember_secret(str(url.password))
-    backend = backend_for(_dialect(url)(), role)  # validates the role before connecting
-    kwargs = backend.engine_kwargs()
+    backend_cls = backend_class(url.get_backend_name(), role)  # the role, before connecting
+    engine_url = backend_cls.engine_url(url)
+    _dialect(engine_url)  # a missing driver module is named here, with its extra
+    kwargs = backend_cls.engine_kwargs()
     if url.get_backend_name() in ("sqlite", "duckdb") and url.database not in (None, "", ":memory:"):
         path = Path(url.database)
         if create:
@@ -176,7 +178,7 @@ def open_database(role: str, url: URL | str | None = None, *, create: bool = Tru
         # so a job runner and a notebook kernel never hold it at the same time.
         kwargs["poolclass"] = NullPool
     try:
-        engine = sa.create_engine(url, **kwargs)  # imports the driver
+        engine = sa.create_engine(engine_url, **kwargs)  # imports the driver
     except ImportError as e:
         raise _missing_driver(url, e) from None
     return Database(role=role, url=url, engine=engine, backend=backend_for(engine, role))

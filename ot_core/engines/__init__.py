@@ -198,8 +198,15 @@ class Backend:
             cur.close()
         return len(rows)
 
-    def engine_kwargs(self) -> dict[str, Any]:
+    @classmethod
+    def engine_kwargs(cls) -> dict[str, Any]:
         return {}
+
+    @classmethod
+    def engine_url(cls, url: sa.engine.URL) -> sa.engine.URL:
+        """The URL the engine is built from (a backend may pick its own SQLAlchemy driver
+        for the dialect); messages keep showing the URL as given."""
+        return url
 
     # -- strategies ------------------------------------------------------------------------
     def job_lock(self, db: Database, cfg: PipelineConfig, spec: JobSpec) -> JobLock:
@@ -228,18 +235,24 @@ def _like_prefix(prefix: str) -> str:
 def backend_for(engine_or_dialect: Engine | Connection | sa.engine.Dialect, role: str | None = None) -> Backend:
     dialect = (engine_or_dialect if isinstance(engine_or_dialect, sa.engine.Dialect)
                else engine_or_dialect.dialect)
-    cls = _entry(dialect.name)
+    return backend_class(dialect.name, role)(dialect)
+
+
+def backend_class(name: str, role: str | None = None) -> type[Backend]:
+    """The entry of the dialect ``name``, checked against ``role`` ('source', 'warehouse')
+    before anything connects."""
+    cls = _entry(name)
     if cls is None:
         raise ConfigError(
-            f"database dialect {dialect.name!r} is not supported; supported: "
+            f"database dialect {name!r} is not supported; supported: "
             f"{', '.join(sorted(registered()))}"
         )
     if role and role not in cls.roles:
         allowed = sorted(n for n, c in registered().items() if role in c.roles)
         raise ConfigError(
-            f"a {dialect.name} database cannot be the {role}; use one of: {', '.join(allowed)}"
+            f"a {name} database cannot be the {role}; use one of: {', '.join(allowed)}"
         )
-    return cls(dialect)
+    return cls
 
 
 # dialect name -> the module that registers its entry; only the engines a command uses are

@@ -67,7 +67,8 @@ class MySQLBackend(Backend):
         )
         return [r[0] for r in rows]
 
-    def engine_kwargs(self) -> dict:
+    @classmethod
+    def engine_kwargs(cls) -> dict:
         return {"pool_pre_ping": True, "pool_recycle": 3600}
 
     def connectorx_url(self, url: sa.engine.URL) -> str | None:

@@ -212,5 +212,6 @@ class PostgresBackend(Backend):
         # statistics yet, and with hash joins off it nested-looped over them row by row.
         conn.exec_driver_sql("SET LOCAL jit = off")
 
-    def engine_kwargs(self) -> dict:
+    @classmethod
+    def engine_kwargs(cls) -> dict:
         return {"pool_pre_ping": True}
