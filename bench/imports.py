@@ -5,8 +5,8 @@
 A steady-state ``ot cycle`` is a short process, so what it imports before and during the
 cycle is a large share of its wall time. This runs ``--runs`` processes that import exactly
 what a cycle on the embedded pair imports (the CLI, the cycle, the SQLite and DuckDB engine
-modules, the Arrow data path and the drivers, and builds the two SQLAlchemy dialects, as
-opening the databases does), then exits: the time no cycle can go under with this stack.
+modules, the Arrow data path and the drivers, and builds the two engines without
+connecting), then exits: the time no cycle can go under with this stack.
 Then one such process under ``python -X importtime``: self time summed per top-level package.
 Run it with the interpreter of the install being measured (a wheel's venv has compiled
 bytecode; an editable install where ``PYTHONDONTWRITEBYTECODE`` is set compiles on each run).
@@ -26,9 +26,9 @@ CYCLE_IMPORTS = """
 import ot_core.cli, ot_core.pipeline.cycle, ot_core.pipeline.batches, ot_core.jobs.lock
 import ot_core.engines.duckdb, ot_core.engines.sqlite
 import connectorx, pyarrow
-from sqlalchemy.engine import make_url
-make_url("duckdb:///:memory:").get_dialect()()
-make_url("sqlite://").get_dialect()()
+from ot_core.db.connect import open_database
+open_database("warehouse", "duckdb:///:memory:").dispose()
+open_database("source", "sqlite://").dispose()
 """
 
 
