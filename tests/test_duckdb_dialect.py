@@ -87,3 +87,20 @@ def test_a_plain_duckdb_engine_and_the_warehouse_share_a_file_in_one_process(tmp
     finally:
         db.dispose()
         plain.dispose()
+
+
+def test_duckdb_only_reserved_words_are_quoted_before_any_connection():
+    """What is compiled before the first connection (a notebook's own statements) quotes
+    DuckDB's reserved words too, and keeps doing so after the connection adds its list."""
+    dialect = OTDuckDBDialect()
+    t = sa.table("pivot", sa.column("qualify"), sa.column("lambda"))
+    assert str(sa.select(t).compile(dialect=dialect)).split("\n")[0] == (
+        'SELECT "pivot"."qualify", "pivot"."lambda" ')
+    import duckdb
+    from sqlalchemy.dialects.postgresql.base import RESERVED_WORDS
+
+    from ot_core.engines.duckdb_dialect import _KEYWORDS_SQL, DUCKDB_ONLY_RESERVED
+
+    with duckdb.connect() as con:
+        duck = {w for (w,) in con.execute(_KEYWORDS_SQL).fetchall()}
+    assert duck - RESERVED_WORDS <= DUCKDB_ONLY_RESERVED  # the static list is complete

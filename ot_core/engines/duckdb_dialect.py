@@ -20,15 +20,18 @@ import duckdb_engine
 from sqlalchemy.dialects.postgresql.base import PGIdentifierPreparer
 
 _KEYWORDS_SQL = "SELECT keyword_name FROM duckdb_keywords() WHERE keyword_category = 'reserved'"
+# DuckDB's reserved words that PostgreSQL does not reserve (DuckDB 1.3 to 2.0), so what is
+# compiled before the first connection is quoted right too; the connection adds any other
+DUCKDB_ONLY_RESERVED = frozenset({
+    "describe", "lambda", "lateral", "pivot", "pivot_longer", "pivot_wider", "qualify", "show",
+    "summarize", "unpivot"})
 
 
 class _Preparer(duckdb_engine.DuckDBIdentifierPreparer):
     def __init__(self, dialect: Any, **kwargs: Any) -> None:
         PGIdentifierPreparer.__init__(self, dialect, **kwargs)  # no in-memory database
-        # PostgreSQL's reserved words (DuckDB reserves nearly all of them) until the first
-        # connection adds DuckDB's own (``initialize``); an instance copy, since
-        # duckdb-engine adds DuckDB's words to PostgreSQL's shared set
-        self.reserved_words = set(self.reserved_words)
+        # an instance copy: duckdb-engine adds DuckDB's words to PostgreSQL's shared set
+        self.reserved_words = set(self.reserved_words) | DUCKDB_ONLY_RESERVED
 
 
 class OTDuckDBDialect(duckdb_engine.Dialect):
@@ -37,15 +40,20 @@ class OTDuckDBDialect(duckdb_engine.Dialect):
 
     def initialize(self, connection: Any) -> None:
         super().initialize(connection)
-        words = connection.exec_driver_sql(_KEYWORDS_SQL).scalars().all()
-        self.identifier_preparer.reserved_words.update(words)
+        prep = self.identifier_preparer
+        words = set(connection.exec_driver_sql(_KEYWORDS_SQL).scalars().all())
+        if not words <= prep.reserved_words:
+            prep.reserved_words.update(words)
+            # the preparer caches its answer per name: forget answers given before
+            getattr(prep, "_strings", {}).clear()
 
     def connect(self, *cargs: Any, **cparams: Any) -> Any:
-        options = dict(cparams.get("config", {}))
-        options.update(cparams.get("url_config", {}))
+        given = dict(cparams.get("config", {}))
+        given.update(cparams.get("url_config", {}))
         rest = set(cparams) - {"config", "url_config", "database", "read_only"}
         if cargs or rest:
             return super().connect(*cargs, **cparams)  # duckdb-engine's own arguments
+        options = dict(given)
         if duckdb_engine.supports_user_agent:
             # the user agent duckdb-engine sets: DuckDB refuses a second connection to a file
             # with another configuration, and a notebook may hold both kinds in one process
@@ -56,12 +64,12 @@ class OTDuckDBDialect(duckdb_engine.Dialect):
             options["custom_user_agent"] = agent
         try:
             conn = duckdb.connect(cparams.get("database", ":memory:"),
-                                  read_only=bool(cparams.get("read_only", False)),
-                                  config=options)
-        except duckdb.InvalidInputException:
-            if not options:
+                                  read_only=cparams.get("read_only", False), config=options)
+        except (duckdb.InvalidInputException, duckdb.ConnectionException):
+            if not given:
                 raise
-            # an extension's option among them: duckdb-engine's connect sets those after
-            # connecting (or raises DuckDB's own error naming it)
+            # an extension's option among them (refused as a setting, or making this
+            # connection's configuration differ from the one already open on the file):
+            # duckdb-engine's connect sets those after connecting, or raises DuckDB's error
             return super().connect(*cargs, **cparams)
         return duckdb_engine.ConnectionWrapper(conn)
