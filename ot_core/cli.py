@@ -160,7 +160,7 @@ def cycle(as_of, catch_up, step, allow_past, new_schemas, as_json, config) -> No
 
     # one handle (one config load, one engine) for the lock and the cycle
     with using(config, new_schemas=new_schemas) as wh, held("cycle", wh.cfg, wh):
-        res = _cycle(as_of, catch_up, step, wh.cfg, allow_past, new_schemas, wh)
+        res = _cycle(as_of, catch_up, step, allow_past, wh)
     if as_json:
         click.echo(json.dumps({"as_of": res.as_of, "seconds": round(res.seconds, 3),
                                "tables": res.rows(), "lifecycle": res.lifecycle}, indent=2))
@@ -177,7 +177,9 @@ def cycle(as_of, catch_up, step, allow_past, new_schemas, as_json, config) -> No
                 click.echo(f"warning: {w}", err=True)
 
 
-def _cycle(as_of, catch_up, step, config, allow_past=False, new_schemas=False, warehouse=None):
+def _cycle(as_of, catch_up, step, allow_past, wh):
+    """One cycle, or catch-up cycles, on the command's warehouse handle (which carries the
+    config and the --new-schemas confirmation)."""
     from ot_core.pipeline.cycle import catch_up as run_catch_up
     from ot_core.pipeline.cycle import run_cycle
 
@@ -190,14 +192,12 @@ def _cycle(as_of, catch_up, step, config, allow_past=False, new_schemas=False, w
             bar.total = n
             bar.update(1)
 
-        results = run_catch_up(as_of, step=step, config=config, on_cycle=tick,
-                               new_schemas=new_schemas, warehouse=warehouse)
+        results = run_catch_up(as_of, step=step, config=wh.cfg, on_cycle=tick, warehouse=wh)
         bar.close()
         res = results[-1]
         click.echo(f"{len(results)} cycles up to {res.as_of}")
     else:
-        res = run_cycle(as_of, config=config, allow_past=allow_past, new_schemas=new_schemas,
-                        warehouse=warehouse)
+        res = run_cycle(as_of, config=wh.cfg, allow_past=allow_past, warehouse=wh)
     return res
 
 

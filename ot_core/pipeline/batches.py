@@ -49,9 +49,7 @@ def _integers(arr: pa.Array, col: Column, target: pa.DataType) -> pa.Array:
     pyarrow.compute, 30 ms of every cycle process's start for a check this simple."""
     if not pa.types.is_integer(arr.type):
         raise _Slow
-    values = _buffer_values(arr, _numpy_int(arr.type))
-    valid = _valid(arr)
-    present = values[valid]
+    values, valid, present = _int_values(arr)
     bounds = np.iinfo(_numpy_int(target))
     low = 0 if col.epoch else bounds.min  # an epoch is never negative
     if present.size and (present.min() < low or present.max() > bounds.max):
@@ -65,6 +63,13 @@ def _integers(arr: pa.Array, col: Column, target: pa.DataType) -> pa.Array:
 
 def _numpy_int(t: pa.DataType) -> np.dtype:
     return np.dtype(f"{'i' if pa.types.is_signed_integer(t) else 'u'}{t.bit_width // 8}")
+
+
+def _int_values(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An integer array's values (NULL slots included), its validity, its non-NULL values."""
+    values = _buffer_values(arr, _numpy_int(arr.type))
+    valid = _valid(arr)
+    return values, valid, values[valid]
 
 
 def _decimals(arr: pa.Array, target: pa.Decimal128Type) -> pa.Array:
@@ -86,9 +91,7 @@ def _decimals(arr: pa.Array, target: pa.Decimal128Type) -> pa.Array:
 
 def _integers_as_decimals(arr: pa.Array, target: pa.Decimal128Type) -> pa.Array:
     """Whole numbers that fit the precision, scaled exactly in int64 (precision <= 18)."""
-    values = _buffer_values(arr, _numpy_int(arr.type))
-    valid = _valid(arr)
-    present = values[valid]
+    values, valid, present = _int_values(arr)
     whole = 10 ** (target.precision - target.scale)
     if present.size and (present.min() <= -whole or present.max() >= whole):
         raise _Slow
