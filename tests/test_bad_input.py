@@ -230,3 +230,37 @@ def test_password_never_in_refused_login_error(servers, tmp_path):
     assert "ot: error:" in res.stderr and "Access denied" in res.stderr
     assert SECRET not in res.stderr + res.stdout and "Traceback" not in res.stderr
     assert nothing_landed(warehouse_state(servers.warehouse_url))
+
+
+def test_a_transient_failure_then_success_calls_once_more(caplog):
+    """The first attempt runs without the retry machinery; a transient failure there is
+    tenacity's attempt 1, so the call is made twice in all, not three times."""
+    from ot_core.db.connect import with_retries
+
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("connection refused")
+        return "done"
+
+    caplog.set_level(logging.INFO, logger="ot")
+    assert with_retries(flaky, what="flaky", retries=3, backoff=0.0, sleep=lambda s: None) == "done"
+    assert len(calls) == 2
+    logged = [r.getMessage() for r in caplog.records if "transient failure" in r.getMessage()]
+    assert len(logged) == 1 and "retry 1/3" in logged[0]
+
+
+def test_a_terminal_first_failure_is_raised_once():
+    from ot_core.db.connect import with_retries
+
+    calls: list[int] = []
+
+    def broken() -> None:
+        calls.append(1)
+        raise ValueError("bad SQL")
+
+    with pytest.raises(ValueError, match="bad SQL"):
+        with_retries(broken, what="broken", retries=3, backoff=0.0, sleep=lambda s: None)
+    assert calls == [1]

@@ -21,18 +21,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import NullPool
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
-)
 
 from ot_core.engines import Backend, backend_class, backend_for
 from ot_core.errors import (
@@ -48,6 +41,9 @@ from ot_core.errors import (
 )
 from ot_core.resources import data_dir
 from ot_core.secrets import masked, redact, remember_secret
+
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 log = logging.getLogger("ot")
 T = TypeVar("T")
@@ -214,14 +210,33 @@ def with_retries(
 ) -> T:
     """Run ``fn``; on a transient failure retry with exponential backoff, then raise ``error``
     naming the attempts made. Terminal failures (bad SQL, a missing column) are raised at
-    once: retrying cannot help."""
+    once: retrying cannot help.
+
+    The first attempt runs before tenacity is imported: almost every call succeeds at once,
+    and a short process (a steady cycle) should not pay for the retry machinery it does not
+    use. A transient first failure is handed to tenacity as its own first attempt.
+    """
+    try:
+        return fn()
+    except Exception as exc:
+        if not is_transient(exc) or isinstance(exc, error):
+            raise
+        first: list[BaseException] = [exc]
+
+    def attempt() -> T:
+        if first:
+            raise first.pop()  # the failure already seen, counted as attempt 1
+        return fn()
+
+    from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
     retrying = Retrying(
         stop=stop_after_attempt(retries + 1),
         wait=wait_exponential(multiplier=backoff, max=60),
         retry=retry_if_exception(is_transient),
         before_sleep=_log_retry(what, retries), sleep=sleep, reraise=True)
     try:
-        return retrying(fn)
+        return retrying(attempt)
     except Exception as exc:
         if not is_transient(exc) or isinstance(exc, error):
             raise
