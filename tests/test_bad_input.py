@@ -264,3 +264,22 @@ def test_a_terminal_first_failure_is_raised_once():
     with pytest.raises(ValueError, match="bad SQL"):
         with_retries(broken, what="broken", retries=3, backoff=0.0, sleep=lambda s: None)
     assert calls == [1]
+
+
+def test_a_first_failure_of_the_error_type_is_retried_too():
+    """A reader may classify a transient failure itself (SourceUnavailable): on the first
+    attempt it is retried like on any later one."""
+    from ot_core.db.connect import with_retries
+    from ot_core.errors import SourceUnavailable
+
+    calls: list[int] = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise SourceUnavailable("reading the source: lost connection")
+        return "done"
+
+    assert with_retries(flaky, what="flaky", retries=3, backoff=0.0, sleep=lambda s: None,
+                        error=SourceUnavailable) == "done"
+    assert len(calls) == 2

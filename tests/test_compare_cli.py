@@ -96,3 +96,32 @@ def test_history_tables_and_legacy_relation(embedded, monkeypatch, tmp_path):
     cfg_path.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match="legacy"):
         load_config(cfg_path)
+
+
+def test_compare_closes_its_in_process_duckdb(embedded, monkeypatch):
+    """The Arrow path hashes in an in-process DuckDB: closed when the compare ends (the
+    `ot` process does not tear the interpreter down, so nothing else would close it)."""
+    import duckdb
+
+    from ot_core.quality.arrow_segments import ArrowSegments
+
+    for k, v in embedded.env().items():
+        monkeypatch.setenv(k, v)
+    simulate("2026-03-01", start="2026-02-25", orders_per_day=20, seed=5)
+    run_cycle("2026-03-01T00:00:00Z")
+    made: list[ArrowSegments] = []
+    original = ArrowSegments.for_reader.__func__
+
+    def recording(cls, reader):
+        seg = original(cls, reader)
+        if seg is not None:
+            made.append(seg)
+        return seg
+
+    monkeypatch.setattr(ArrowSegments, "for_reader", classmethod(recording))
+    res = CliRunner().invoke(main, ["compare", "--table", "uts", "--json"])
+    assert res.exit_code == 0, res.output
+    assert made, "the SQLite side should be read through the Arrow path"
+    for seg in made:
+        with pytest.raises(duckdb.ConnectionException):
+            seg.duck.execute("SELECT 1")

@@ -94,6 +94,39 @@ def test_leave_lets_a_live_thread_finish(tmp_path):
     assert (tmp_path / "thread-done").read_text() == "yes"
 
 
+def test_leave_with_the_output_descriptors_closed(tmp_path):
+    """Started with stdout and stderr closed (``ot jobs >&- 2>&-``), Python has no stream
+    objects for them: leaving must still run the handlers and keep the exit code."""
+    code = textwrap.dedent("""
+        import atexit, pathlib
+        from ot_core.console import leave
+        atexit.register(lambda: pathlib.Path(TMP, "handler-ran").write_text("yes"))
+        leave(4)
+    """).replace("TMP", repr(str(tmp_path)))
+    res = subprocess.run([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, close_fds=True, timeout=60,
+                         env=_buffered(dict(os.environ)),
+                         preexec_fn=lambda: (os.close(1), os.close(2)))
+    assert res.returncode == 4
+    assert (tmp_path / "handler-ran").read_text() == "yes"
+
+
+def test_leave_does_not_wait_for_daemon_threads(tmp_path):
+    """A daemon thread (tqdm's monitor is one) does not hold the process: an ordinary exit
+    would not wait for it either."""
+    res = _leave_in_child("""
+        import sys, threading, time
+        from ot_core.console import leave
+        class Teardown:  # says so if the interpreter is torn down (the ordinary exit)
+            def __del__(self):
+                sys.__stdout__.write("torn down")
+        marker = Teardown()
+        threading.Thread(target=time.sleep, args=(600,), daemon=True).start()
+        leave(0)
+    """, tmp_path)
+    assert res.returncode == 0 and res.stdout == ""  # the quick way, not waiting 600 s
+
+
 @pytest.mark.parametrize(("value", "code"), [(None, 0), (0, 0), (2, 2), ("a message", 1)])
 def test_exit_codes_follow_sys_exit(value, code, capsys):
     assert _exit_code(value) == code

@@ -219,7 +219,7 @@ def with_retries(
     try:
         return fn()
     except Exception as exc:
-        if not is_transient(exc) or isinstance(exc, error):
+        if not is_transient(exc):  # what tenacity would not retry either
             raise
         first: list[BaseException] = [exc]
 

@@ -39,6 +39,10 @@ class ArrowSegments:
         self.cs = checksum_dialect(backend_for(Dialect()))
         self.q = self.cs.backend.quote
 
+    def close(self) -> None:
+        """Close the in-process DuckDB (its memory and any spill files go with it)."""
+        self.duck.close()
+
     @classmethod
     def for_reader(cls, reader: _Reader) -> ArrowSegments | None:
         from ot_core.pipeline.readers import connectorx_source

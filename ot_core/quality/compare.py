@@ -151,6 +151,10 @@ class _Reader:
 
         self.fast = ArrowSegments.for_reader(self)
 
+    def close(self) -> None:
+        if self.fast is not None:
+            self.fast.close()
+
     def bounds(self) -> tuple[int | None, int | None, int]:
         key_range = self.scope.key_lo is not None
         sql = self.r.render("compare/bounds.sql", key_range=key_range, **self.base_ctx)
@@ -237,9 +241,13 @@ def compare_sides(contract: TableContract, source: Side, target: Side, scope: Sc
     started = time.perf_counter()
     report = CompareReport(contract.name, source.label, target.label, scope.describe())
     by_column: Counter[int] = Counter()  # changed rows per column position
-    with source.db.engine.connect() as sc, target.db.engine.connect() as tc:
+    with ExitStack() as open_:
+        sc = open_.enter_context(source.db.engine.connect())
+        tc = open_.enter_context(target.db.engine.connect())
         a = _Reader(source, contract, scope, sc)
+        open_.callback(a.close)
         b = _Reader(target, contract, scope, tc)
+        open_.callback(b.close)
         (a_lo, a_hi, report.rows_source), (b_lo, b_hi, report.rows_target) = _both(
             a.bounds, b.bounds)
         report.checksum_queries += 2
