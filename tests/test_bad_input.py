@@ -21,7 +21,7 @@ from click.testing import CliRunner
 from ot_core.cli import main
 from ot_core.config import DEFAULT_CONFIG, parse_config
 from ot_core.contract import CONTRACTS
-from ot_core.db.connect import open_database
+from ot_core.db.connect import open_database, with_retries
 from ot_core.errors import ConfigError, ContractError, SourceUnavailable
 from ot_core.pipeline.cycle import run_cycle
 from ot_core.simulate import simulate
@@ -232,29 +232,31 @@ def test_password_never_in_refused_login_error(servers, tmp_path):
     assert nothing_landed(warehouse_state(servers.warehouse_url))
 
 
-def test_a_transient_failure_then_success_calls_once_more(caplog):
+@pytest.mark.parametrize("first_failure", [
+    ConnectionError("connection refused"),
+    # a reader may classify a transient failure itself: retried like any other
+    SourceUnavailable("reading the source: lost connection"),
+], ids=["driver error", "already classified"])
+def test_a_transient_failure_then_success_calls_once_more(first_failure, caplog):
     """The first attempt runs without the retry machinery; a transient failure there is
     tenacity's attempt 1, so the call is made twice in all, not three times."""
-    from ot_core.db.connect import with_retries
-
     calls: list[int] = []
 
     def flaky() -> str:
         calls.append(1)
         if len(calls) == 1:
-            raise ConnectionError("connection refused")
+            raise first_failure
         return "done"
 
     caplog.set_level(logging.INFO, logger="ot")
-    assert with_retries(flaky, what="flaky", retries=3, backoff=0.0, sleep=lambda s: None) == "done"
+    assert with_retries(flaky, what="flaky", retries=3, backoff=0.0, sleep=lambda s: None,
+                        error=SourceUnavailable) == "done"
     assert len(calls) == 2
     logged = [r.getMessage() for r in caplog.records if "transient failure" in r.getMessage()]
     assert len(logged) == 1 and "retry 1/3" in logged[0]
 
 
 def test_a_terminal_first_failure_is_raised_once():
-    from ot_core.db.connect import with_retries
-
     calls: list[int] = []
 
     def broken() -> None:
@@ -264,22 +266,3 @@ def test_a_terminal_first_failure_is_raised_once():
     with pytest.raises(ValueError, match="bad SQL"):
         with_retries(broken, what="broken", retries=3, backoff=0.0, sleep=lambda s: None)
     assert calls == [1]
-
-
-def test_a_first_failure_of_the_error_type_is_retried_too():
-    """A reader may classify a transient failure itself (SourceUnavailable): on the first
-    attempt it is retried like on any later one."""
-    from ot_core.db.connect import with_retries
-    from ot_core.errors import SourceUnavailable
-
-    calls: list[int] = []
-
-    def flaky() -> str:
-        calls.append(1)
-        if len(calls) == 1:
-            raise SourceUnavailable("reading the source: lost connection")
-        return "done"
-
-    assert with_retries(flaky, what="flaky", retries=3, backoff=0.0, sleep=lambda s: None,
-                        error=SourceUnavailable) == "done"
-    assert len(calls) == 2
