@@ -1,8 +1,11 @@
 """Files the library ships inside the package, and the one stable place for its data.
 
-The SQL templates, the default pipeline config, the job catalogue and the job notebooks are
+The SQL templates, the default pipeline config, the job catalogue and the notebooks are
 package data (found with ``importlib.resources``), so a wheel installed anywhere works the
-same as a checkout. A user's own files still win: ``--config``/``OT_CONFIG``, ``OT_JOBS``
+same as a checkout. The SQL (``sql/``) and the notebooks (``notebooks/jobs``,
+``notebooks/explore``) are kept once, at the top of the repository, where an analyst reads
+them; the wheel maps them into the package at build time (``ot_core/sql``,
+``ot_core/notebooks``), and :func:`shipped` finds them in either place. A user's own files still win: ``--config``/``OT_CONFIG``, ``OT_JOBS``
 and ``OT_NOTEBOOKS_DIR``.
 
 The embedded files (``source.sqlite``, ``warehouse.duckdb``) and the executed job notebooks
@@ -25,6 +28,15 @@ def package_path(*parts: str) -> Path:
     return Path(str(resources.files("ot_core").joinpath(*parts)))
 
 
+def shipped(*parts: str) -> Path:
+    """A file or folder kept at the top of the repository and shipped inside the wheel
+    (``sql``, ``notebooks/...``): the wheel's copy when installed, else the checkout's."""
+    inside = package_path(*parts)
+    if inside.exists():
+        return inside
+    return Path(__file__).resolve().parent.parent.joinpath(*parts)
+
+
 def default_config_path() -> Path:
     return package_path("defaults", "pipeline.yml")
 
@@ -36,7 +48,12 @@ def default_catalogue_path() -> Path:
 def job_notebooks_dir() -> Path:
     """Where job notebooks are found: ``OT_NOTEBOOKS_DIR``, else the shipped ones."""
     mine = os.environ.get("OT_NOTEBOOKS_DIR")
-    return Path(mine).expanduser().resolve() if mine else package_path("jobs", "notebooks")
+    return Path(mine).expanduser().resolve() if mine else shipped("notebooks", "jobs")
+
+
+def explore_notebooks_dir() -> Path:
+    """The analyst notebooks as shipped (``ot notebooks`` copies them where a user wants)."""
+    return shipped("notebooks", "explore")
 
 
 def data_dir() -> Path:

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks" / "explore").glob("*.ipynb")) + [
-    ROOT / "ot_core" / "jobs" / "notebooks" / "monthly_compare.ipynb"]
+    ROOT / "notebooks" / "jobs" / "monthly_compare.ipynb"]
 LOGIC = re.compile(r"^\s*(def |class |for |while |if |try:|with )", re.M)
 
 
@@ -33,5 +33,5 @@ def test_notebook_is_thin_and_stripped(path):
 def test_monthly_compare_parameters():
     import papermill
 
-    params = papermill.inspect_notebook(str(ROOT / "ot_core/jobs/notebooks/monthly_compare.ipynb"))
+    params = papermill.inspect_notebook(str(ROOT / "notebooks/jobs/monthly_compare.ipynb"))
     assert set(params) == {"month", "tables", "config_path"}

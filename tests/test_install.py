@@ -41,7 +41,8 @@ def test_the_wheel_installs_and_runs_from_an_empty_folder(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for shipped in ("ot_core/sql/merge/stage.sql", "ot_core/sql/compare/_scope.jinja",
                     "ot_core/defaults/pipeline.yml", "ot_core/defaults/jobs.yml",
-                    "ot_core/jobs/notebooks/cycle.ipynb", "ot_core/py.typed"):
+                    "ot_core/notebooks/jobs/cycle.ipynb",
+                    "ot_core/notebooks/explore/order_lookup.ipynb", "ot_core/py.typed"):
         assert shipped in names, shipped
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)

@@ -19,7 +19,7 @@ from ot_core.timeutil import from_epoch, to_epoch, utcnow
 
 ROOT = Path(__file__).resolve().parent.parent
 
-NOTEBOOK_DIRS = (ROOT / "notebooks", ROOT / "ot_core" / "jobs" / "notebooks")
+NOTEBOOK_DIRS = (ROOT / "notebooks",)
 
 
 def test_notebooks_are_committed_stripped():
@@ -47,10 +47,10 @@ def test_every_notebook_runs_against_a_seeded_warehouse(tmp_path):
                OT_RUNS_DIR=str(tmp_path / "runs"), MPLBACKEND="Agg")
     found = sorted(p.relative_to(ROOT) for d in NOTEBOOK_DIRS for p in d.rglob("*.ipynb")
                    if ".ipynb_checkpoints" not in p.parts)
-    assert Path("ot_core/jobs/notebooks/cycle.ipynb") in found
+    assert Path("notebooks/jobs/cycle.ipynb") in found
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-sanitize-with",
-         "tests/nbval_sanitize.cfg", "-p", "no:cacheprovider", "-q", "notebooks/", "ot_core/jobs/notebooks/"],
+         "tests/nbval_sanitize.cfg", "-p", "no:cacheprovider", "-q", "notebooks/"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     tail = (proc.stdout + proc.stderr)[-6000:]
     assert proc.returncode == 0, tail

@@ -15,9 +15,9 @@ from typing import Any
 import jinja2
 
 from ot_core.engines import Backend
-from ot_core.resources import APP_NAME, package_path
+from ot_core.resources import APP_NAME, shipped
 
-SQL_DIR = package_path("sql")
+SQL_DIR = shipped("sql")
 _SAFE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 

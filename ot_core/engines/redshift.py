@@ -5,7 +5,7 @@ What differs from PostgreSQL: DISTKEY/SORTKEY table options
 catalog (``pg_tables``), and bulk loads (production loads go through S3 + COPY; the
 fallback here is a bound multi-row INSERT). Never build correlated DELETEs with SQLAlchemy
 expressions for Redshift: sqlalchemy-redshift drops the correlation, so the statement would
-delete every row; every such statement comes from the templates in ``ot_core/sql/``.
+delete every row; every such statement comes from the templates in ``sql/``.
 """
 
 from __future__ import annotations
