@@ -390,7 +390,7 @@ def compare(table, month, key_range, against, as_json, config) -> None:
 def refresh_ecs(since, dry_run, config) -> None:
     """Re-extract ECS rows that changed at the source after extraction, for orders still
     active (in mart_uni_tracking_info), and merge them as one batch. Never automatic."""
-    from ot_core.pipeline.refresh import refresh_ecs as run
+    from ot_core.quality.refresh import refresh_ecs as run
 
     res = run(since, config=config, dry_run=dry_run)
     click.echo(f"drifted {res.drifted}, of active orders {res.active}, refreshed "

@@ -13,6 +13,8 @@ configuration, 3 a terminal failure, 75 a transient failure (retry later).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_TERMINAL, EXIT_TRANSIENT = 0, 1, 2, 3, 75
 
 
@@ -91,6 +93,15 @@ TRANSIENT_HINTS = (
 )
 
 
+# engine modules add what only their driver raises (ot_core/engines)
+_TRANSIENT_CHECKS: list[Callable[[BaseException], bool]] = []
+
+
+def add_transient_check(check: Callable[[BaseException], bool]) -> None:
+    """Teach :func:`is_transient` an engine's own exception (an engine module calls this)."""
+    _TRANSIENT_CHECKS.append(check)
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether retrying ``exc`` later may succeed (by type, then by the driver's message)."""
     import sqlalchemy as sa
@@ -105,9 +116,7 @@ def is_transient(exc: BaseException) -> bool:
                         sa.exc.DBAPIError, ConnectionError, TimeoutError)):
         text = str(exc).lower()
         return any(h in text for h in TRANSIENT_HINTS)
-    text = str(exc).lower()
-    # DuckDB raises its own IOException for a file held by another process
-    return type(exc).__name__ in ("IOException",) and "lock" in text
+    return any(check(exc) for check in _TRANSIENT_CHECKS)
 
 
 def first_line(exc: BaseException) -> str:
@@ -117,14 +126,17 @@ def first_line(exc: BaseException) -> str:
     return text[0] if text else type(inner).__name__
 
 
-ADVICE = (
+ADVICE: list[tuple[str, str]] = [
     ("no space left on device", "free space where the warehouse lives, then rerun: what was "
                                 "not committed was rolled back"),
     ("read-only file system", "the folder is read-only: point OT_DATA_DIR or OT_WAREHOUSE_URL "
                               "at a writable place"),
-    ("not a valid duckdb database file", "the file is not a DuckDB database: restore it from a "
-                                         "backup or point OT_WAREHOUSE_URL at the right file"),
-)
+]
+
+
+def add_advice(hint: str, what: str) -> None:
+    """Advice for an engine's own failure text (an engine module calls this)."""
+    ADVICE.append((hint, what))
 
 
 def advice(exc: BaseException) -> str | None:

@@ -20,7 +20,7 @@ from datetime import datetime
 import numpy as np
 import sqlalchemy as sa
 
-from ot_core.contract import CONTRACTS, ECS, SPATH, STATUS_LABELS, UTI, source_table
+from ot_core.contract import CONTRACTS, ECS, SPATH, STATUS_LABELS, UTI
 from ot_core.db.connect import Database, open_database
 from ot_core.errors import UsageError
 from ot_core.timeutil import from_epoch, iso, parse_as_of, to_epoch
@@ -186,7 +186,7 @@ class SimulationResult:
 def ensure_source(db: Database) -> None:
     md = sa.MetaData()
     for c in CONTRACTS.values():
-        source_table(c, md, db.dialect)
+        db.backend.source_table(c, md)
     sa.Table(STATE_TABLE, md, sa.Column("k", sa.String(32), primary_key=True),
              sa.Column("v", sa.String(64), nullable=False))
     md.create_all(db.engine)

@@ -25,7 +25,8 @@ from ot_core.engines import Backend
 from ot_core.errors import ConfigError, TerminalError
 from ot_core.timeutil import utcnow
 
-SCHEMA_VERSION = 1
+# 2: columns added to control tables since they were first created (job runs: pid, host)
+SCHEMA_VERSION = 2
 TEXT = 65535  # the widest VARCHAR Redshift allows
 
 EXCEPTIONS_TABLE = "order_tracking_exceptions"
@@ -151,8 +152,7 @@ class Tables:
             sa.Column("notebook_path", sa.String(TEXT)),
             sa.Column("error", sa.String(TEXT)),
             sa.Column("figures", sa.String(TEXT)),
-            # the runner's process: a row left 'running' by a killed one is found abandoned;
-            # added to older tables by jobs/records.py
+            # the runner's process: a row left 'running' by a killed one is found abandoned
             sa.Column("pid", sa.BigInteger),
             sa.Column("host", sa.String(255)),
             schema=ctl,
@@ -275,6 +275,20 @@ def _recorded_schemas(conn: Connection, cfg: PipelineConfig, backend: Backend,
     return None
 
 
+def _add_new_columns(conn: Connection, tables: Tables, backend: Backend) -> None:
+    """Bring tables made by an older version up to this one: every column declared here
+    that a control table lacks is added (nullable; rows written before it hold NULL)."""
+    for table in tables.all():
+        if table.name.endswith("_raw") or table.name.startswith("mart_"):
+            continue  # data tables follow the contract (docs/contracts.md)
+        have = {c.lower() for c in backend.list_columns(conn, table.schema, table.name)}
+        for col in table.columns:
+            if have and col.name.lower() not in have:
+                kind = col.type.compile(dialect=backend.dialect)
+                conn.exec_driver_sql(f"ALTER TABLE {backend.qualified(table.schema, table.name)} "
+                                     f"ADD COLUMN {backend.quote(col.name)} {kind}")
+
+
 def ensure(conn: Connection, cfg: PipelineConfig, backend: Backend, *,
            new_schemas: bool = False) -> list[str]:
     """Create the schemas and tables that are missing (idempotent); the tables created.
@@ -318,7 +332,10 @@ def ensure(conn: Connection, cfg: PipelineConfig, backend: Backend, *,
         raise TerminalError(
             f"the warehouse's tables are at schema version {found}, newer than this ot "
             f"(version {SCHEMA_VERSION}): upgrade ot-workbench before running it here")
-    if found is None or recorded != wanted:
+    older = int(found) < SCHEMA_VERSION if found is not None else len(created) < len(tables.all())
+    if older:  # made by an older version (or before versions were recorded)
+        _add_new_columns(conn, tables, backend)
+    if found is None or older or recorded != wanted:
         conn.execute(sa.delete(v))  # one row: the names the data lives under from now on
         conn.execute(sa.insert(v).values(
             version=SCHEMA_VERSION, raw_schema=wanted[0], mart_schema=wanted[1],

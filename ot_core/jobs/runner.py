@@ -32,6 +32,7 @@ from ot_core.config import PipelineConfig, resolve_config
 from ot_core.db.connect import remember_env_secrets, url_from_env
 from ot_core.db.warehouse import Warehouse
 from ot_core.errors import JobError, JobLocked
+from ot_core.figures import read_figures
 from ot_core.jobs import records
 from ot_core.jobs.catalogue import Catalogue, JobSpec, load_catalogue
 from ot_core.resources import runs_dir
@@ -336,7 +337,7 @@ def _run_locked(spec: JobSpec, params, wh, cfg, lock, started, html, base, urls)
     nb.cells.insert(0, header)
     final = output_path(spec.name, started, status, base)
     final.write_text(redact(nbformat.writes(nb)))  # once, scrubbed in memory
-    figures = records.read_figures(nb)
+    figures = read_figures(nb)
     html_path = to_html(nb, final) if html else None
     records.finish_run(wh, cfg, run_id, status=status, ended=ended, notebook_path=str(final),
                        error=error, figures=figures)

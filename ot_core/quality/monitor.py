@@ -352,7 +352,7 @@ def show(report: Report) -> None:
 
     from IPython.display import Image, Markdown, display
 
-    from ot_core.jobs import show_figures
+    from ot_core.figures import show_figures
 
     display(report.summary())
     for r in report.failed:
