@@ -175,10 +175,10 @@ def extract_query(backend: Backend, contract: TableContract, tcfg: TableConfig,
     return ExtractQuery(Renderer(backend), contract, tcfg.cdc.column, window, params)
 
 
-def read_window(conn: Connection, backend: Backend, contract: TableContract, tcfg: TableConfig,
-                window: Window, chunk_rows: int) -> Iterator[pa.Table]:
-    """Yield the window's rows as typed Arrow tables, in chunks that keep memory flat (a
-    first extraction reads key ranges in parallel where the reader can)."""
-    query = extract_query(backend, contract, tcfg, window)
-    yield from read_tables(conn, backend, query, chunk_rows,
-                           backfill=window.first)
+def read_window(conn: Connection, backend: Backend, cfg: PipelineConfig,
+                window: Window) -> Iterator[pa.Table]:
+    """Yield the window's rows from the source connection ``conn`` as typed Arrow tables, in
+    chunks that keep memory flat (a first extraction reads key ranges in parallel where the
+    reader can)."""
+    query = extract_query(backend, CONTRACTS[window.table], cfg.table(window.table), window)
+    yield from read_tables(conn, backend, query, cfg.cycle.chunk_rows, backfill=window.first)

@@ -26,12 +26,13 @@ from ot_core.db.schema import mart_name
 from ot_core.db.warehouse import Warehouse, using
 from ot_core.errors import TerminalError
 from ot_core.pipeline.batches import typed_rows
+from ot_core.pipeline.context import CycleContext
 from ot_core.pipeline.control import Control
 from ot_core.pipeline.extract import Window
 from ot_core.pipeline.land import land_batch
 from ot_core.pipeline.merge import merge_batch
 from ot_core.quality.compare import Scope, Settings, Side, compare_sides, warehouse_side
-from ot_core.timeutil import iso, parse_as_of, to_epoch, utcnow
+from ot_core.timeutil import iso, parse_as_of, to_epoch
 
 TABLE = ECS.name
 KEYS_PER_QUERY = 1000
@@ -107,12 +108,11 @@ def _refresh(wh: Warehouse, src: Database, since, lower: int, dry_run: bool) -> 
         return result
     window = Window(TABLE, "refresh", None, mark, None)  # upper = watermark: it does not move
     with wh.connect() as conn:
+        ctx = CycleContext.open(conn, cfg, wh.backend, mark)
         with conn.begin():
-            landed = land_batch(conn, cfg, wh.backend, control, window,
-                                read_source_rows(src, keys), as_of=mark, now=utcnow())
+            landed = land_batch(ctx, window, read_source_rows(src, keys))
         if landed.batch_id is not None:
             with conn.begin():
-                result.refreshed = merge_batch(conn, cfg, wh.backend, control, TABLE,
-                                               landed.batch_id, utcnow())
+                result.refreshed = merge_batch(ctx, TABLE, landed.batch_id)
         result.batch_id = landed.batch_id
     return result
