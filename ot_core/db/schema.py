@@ -230,8 +230,8 @@ class Tables:
             schema=cfg.schemas.mart,
         )
         self.raw = {t: raw_table(CONTRACTS[t], md, cfg.schemas.raw, backend) for t in cfg.tables}
-        self.marts = {t: keyed_table(CONTRACTS[t], md, cfg.schemas.mart, mart_name(t), "mart",
-                                     backend) for t in cfg.tables}
+        for t in cfg.tables:  # the marts, in the same metadata (created with the rest)
+            keyed_table(CONTRACTS[t], md, cfg.schemas.mart, mart_name(t), "mart", backend)
 
     def all(self) -> list[sa.Table]:
         return list(self.metadata.tables.values())

@@ -132,8 +132,8 @@ class DuckDBBackend(Backend):
     def engine_kwargs(cls) -> dict:
         # DuckDB's buffer pool defaults to 80% of RAM. OT_DUCKDB_MEMORY_LIMIT bounds it per
         # process (bigger work spills to the temp directory beside the file); not by
-        # default: at 512MB a steady cycle on a 10M-row mart took 0.88 s instead of 0.68 s,
-        # and a backfill's peak fell only from 1.21 to 1.06 GiB (bench/README.md).
+        # default: a bound made steady cycles on a large mart slower for little memory saved
+        # (measured in bench/README.md).
         limit = os.environ.get("OT_DUCKDB_MEMORY_LIMIT", "").strip()
         kwargs: dict = {"poolclass": NullPool}  # one writing process per file: see single_writer
         if limit:
@@ -149,8 +149,8 @@ class DuckDBBackend(Backend):
     @contextmanager
     def first_load(self, conn: Connection) -> Iterator[None]:
         """Bound the buffer pool for a backfill. Unbounded (80% of RAM), DuckDB keeps every
-        page the backfill wrote cached and stages the merges in memory: 1,313 MiB peak
-        RSS at 5M rows; with this bound it evicts and spills instead (bench/README.md). Only
+        page the backfill wrote cached and stages the merges in memory; with this bound it
+        evicts and spills instead (peak memory measured in bench/README.md). Only
         here: steady cycles on a large mart are slower under a bound (``engine_kwargs``). A
         bound set any other way (OT_DUCKDB_MEMORY_LIMIT, the URL, the caller's engine) is
         left as it is: the bound is applied only while the setting is DuckDB's default, and

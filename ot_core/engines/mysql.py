@@ -1,6 +1,6 @@
 """MySQL / MariaDB: the production source.
 
-Read by connectorx when installed, else through pymysql's unbuffered cursor (see
+Read by connectorx, or through pymysql's unbuffered cursor where connectorx cannot (see
 ``pipeline/readers.py``); ``list_tables``/``list_columns`` use the URL's database
 (``DATABASE()``).
 """

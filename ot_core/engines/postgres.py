@@ -129,8 +129,8 @@ class PostgresBackend(Backend):
     @contextmanager
     def filling(self, conn: Connection, target: str, rows: int) -> Iterator[None]:
         """A backfill into an empty table: drop its indexes (primary key included), insert,
-        then build each once by sorting, instead of growing three B-trees row by row (1M path
-        events: 4.0 s with the indexes in place, 1.9 s built after). DDL is transactional
+        then build each once by sorting, instead of growing three B-trees row by row (about
+        twice as fast: bench/README.md). DDL is transactional
         here, so a failure anywhere rolls the indexes back with the rows. The drop holds an
         exclusive lock on the (empty) table until commit: readers of it wait for the backfill.
         A user that does not own the table (one granted only reads and writes) may not drop

@@ -29,7 +29,7 @@ from ot_core.contract import CONTRACTS, TableContract
 from ot_core.db.connect import Database, with_retries
 from ot_core.db.sql import Renderer
 from ot_core.engines import Backend
-from ot_core.errors import SourceUnavailable, TerminalError
+from ot_core.errors import SourceUnavailable, TerminalError, first_line
 from ot_core.pipeline.readers import read_tables
 from ot_core.pipeline.source_contract import check_table
 from ot_core.secrets import redact
@@ -99,7 +99,7 @@ def check_source(cfg: PipelineConfig, src: Database) -> int:
                      retries=cfg.cycle.source_retries, backoff=cfg.cycle.retry_backoff_seconds,
                      error=SourceUnavailable)
     except sa.exc.DBAPIError as e:
-        reason = redact(str(getattr(e, "orig", e)).splitlines()[0])
+        reason = redact(first_line(e))
         raise TerminalError(
             f"the source {src.display} refused the cycle ({reason}); check the user, password "
             "and grants of OT_SOURCE_URL. Nothing was extracted."

@@ -22,7 +22,6 @@ cursor, same page: the contract check then names the value instead of connectorx
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -30,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ot_core.errors import TRANSIENT_HINTS, SourceUnavailable, TerminalError
+from ot_core.errors import TRANSIENT_HINTS, SourceUnavailable, TerminalError, first_line
 from ot_core.secrets import redact
 
 if TYPE_CHECKING:
@@ -53,11 +52,9 @@ class SourceReadError(TerminalError):
 
 
 def connectorx_source(backend: Backend, url: sa.engine.URL) -> str | None:
-    """The source's connectorx URL when connectorx is installed, wanted and able to read
-    this source; None means the DB-API path."""
+    """The source's connectorx URL when connectorx is wanted and able to read this source;
+    None means the DB-API path."""
     if os.environ.get(READER_ENV, "").strip().lower() in ("dbapi", "pymysql", "sqlite3"):
-        return None
-    if importlib.util.find_spec("connectorx") is None:
         return None
     return backend.connectorx_url(url)
 
@@ -197,7 +194,7 @@ def _one_page_dbapi(conn: Connection, contract: TableContract, text: str) -> pa.
     try:
         result = conn.exec_driver_sql(text)
     except sa.exc.DBAPIError as e:
-        reason = redact(str(getattr(e, "orig", e)).splitlines()[0])
+        reason = redact(first_line(e))
         raise SourceReadError(f"reading the source failed: {reason}") from None
     columns = list(result.keys())
     tables = []

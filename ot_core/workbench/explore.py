@@ -32,7 +32,7 @@ from ot_core.db.schema import (
     tables_for,
 )
 from ot_core.engines import backend_class
-from ot_core.errors import ConfigError, is_transient
+from ot_core.errors import ConfigError, first_line, is_transient
 from ot_core.pipeline import exception_log
 from ot_core.secrets import masked, redact
 from ot_core.timeutil import parse_duration, to_epoch, utcnow
@@ -127,7 +127,7 @@ def open_workbench(config: PipelineConfig | str | None = None,
             has_marts = _exists(wb, conn, cfg.schemas.mart, mart_name("ecs_order_info"))
     except Exception as e:  # noqa: BLE001 - any failure to read becomes the one line
         db.dispose()
-        reason = redact(str(getattr(e, "orig", e)).splitlines()[0]) if str(e) else type(e).__name__
+        reason = redact(first_line(e))
         if is_transient(e):
             return Workbench(cfg, None, f"The warehouse {where} is busy ({reason}): "
                              "run this cell again in a minute.", where)
