@@ -58,8 +58,6 @@ def handle_errors(fn):
             return fn(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
-        except errors.UsageError as e:
-            raise click.UsageError(redact(str(e))) from None
         except Exception as e:  # noqa: BLE001 - classified: one line and an exit code
             code = errors.exit_code(e)
             if _verbose() and not isinstance(e, errors.OTError):  # unexpected: show where
@@ -78,7 +76,31 @@ def handle_errors(fn):
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class OTGroup(click.Group):
+    """Usage errors in the same one-line form as every other error (``ot: error: ...``,
+    exit 2), with where to read the usage, instead of click's usage dump."""
+
+    def main(self, *args, standalone_mode: bool = True, **kwargs):  # type: ignore[override]
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as e:
+            where = e.ctx.command_path if e.ctx else "ot"
+            click.echo(f"ot: error: {redact(e.format_message())} (see `{where} --help`)",
+                       err=True)
+            sys.exit(EXIT_USAGE)
+        except click.ClickException as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+@click.group(name="ot", cls=OTGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("-v", "--verbose", is_flag=True, help="Log each step (INFO level) to stderr.")
 def main(verbose: bool) -> None:
     """Order-tracking workbench: extract orders, tracking states and path events from the

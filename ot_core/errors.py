@@ -58,8 +58,24 @@ class ClockError(UsageError):
     """A cycle's instant is ahead of the source's clock or behind what was already read."""
 
 
-class JobError(TerminalError):
-    """A job definition, parameter or run failed."""
+class JobError(UsageError):
+    """A job or a job parameter that does not exist or does not fit: nothing was run."""
+
+
+class MonitoringFailed(DataCheckFailed):
+    """At least one daily check failed; every check has run and been recorded."""
+
+
+class CompareFailed(DataCheckFailed):
+    """A comparison found rows the warehouse holds wrong (see ``quality/compare``)."""
+
+
+class ValueOutOfContract(ContractError):
+    """A source value the warehouse column cannot hold exactly."""
+
+
+class SourceReadError(TerminalError):
+    """The source could not be read for a reason retrying cannot fix."""
 
 
 class JobLocked(TransientError):
@@ -89,7 +105,9 @@ TRANSIENT_HINTS = (
     "the database system is starting up", "terminating connection", "too many connections",
     "could not set lock", "conflicting lock", "database is locked", "server closed the connection",
     "connection timed out", "no route to host", "the database system is shutting down",
-    "cannot connect now",
+    "cannot connect now", "server shutdown in progress", "broken pipe", "unexpected eof",
+    "connection was killed", "connection closed", "os error 104", "os error 111",
+    "connection aborted", "gone away",
 )
 
 
@@ -152,5 +170,29 @@ def exit_code(exc: BaseException) -> int:
     if isinstance(exc, (UsageError, ConfigError)):
         return EXIT_USAGE
     if is_transient(exc):
+        return EXIT_TRANSIENT
+    return EXIT_TERMINAL
+
+
+def _classes(base: type[OTError] = OTError) -> dict[str, type[OTError]]:
+    out = {base.__name__: base}
+    for sub in base.__subclasses__():
+        out.update(_classes(sub))
+    return out
+
+
+def exit_code_of(ename: str | None, *, default: int = EXIT_CHECK_FAILED) -> int:
+    """The exit code of a job whose notebook failed with an exception named ``ename`` (what
+    papermill records): the project's own errors keep their meaning across the kernel
+    boundary (75 transient, 2 usage, 3 terminal, 1 a data check); anything else — a
+    failing cell, a kernel that died, a timeout — is ``default`` (a failed run)."""
+    cls = _classes().get(str(ename or ""))
+    if cls is None:
+        return default
+    if issubclass(cls, DataCheckFailed):
+        return EXIT_CHECK_FAILED
+    if issubclass(cls, (UsageError, ConfigError)):
+        return EXIT_USAGE
+    if issubclass(cls, TransientError):
         return EXIT_TRANSIENT
     return EXIT_TERMINAL

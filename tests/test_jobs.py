@@ -87,11 +87,13 @@ def test_parameters_are_checked_before_anything_runs():
 
 
 # -- runner --------------------------------------------------------------------------------------
-def test_failing_notebook_leaves_failed_notebook_row_and_exit_1(embedded):
+def test_failing_notebook_leaves_failed_notebook_row_and_its_error_s_exit_code(embedded):
+    """The notebook stopped on a malformed value (a usage error): the run failed, and ``ot
+    run`` exits 2 as ``ot cycle`` would have."""
     simulate("2026-03-02", start="2026-03-01", orders_per_day=30, seed=3, source=embedded.source_url)
     res = CliRunner().invoke(main, ["run", "cycle", "-p", "as_of", "not-a-date", "--html"],
                              env=_env(embedded))
-    assert res.exit_code == 1, res.output
+    assert res.exit_code == 2, res.output
     assert "not an ISO-8601" in res.stderr and "failed" in res.stdout
     failed = list((embedded.tmp / "runs" / "cycle").rglob("cycle-*-failed.ipynb"))
     assert len(failed) == 1 and failed[0].with_suffix(".html").exists()

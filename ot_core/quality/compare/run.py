@@ -20,7 +20,7 @@ from ot_core.db.catalog import history_tables
 from ot_core.db.connect import Database, opened
 from ot_core.db.schema import WATERMARKS_TABLE, mart_name, tables_for
 from ot_core.db.warehouse import Warehouse, using
-from ot_core.errors import DataCheckFailed, UsageError
+from ot_core.errors import CompareFailed, UsageError
 from ot_core.pipeline.control import Control
 from ot_core.quality.compare.bisect import CompareReport, compare_sides
 from ot_core.quality.compare.sides import Scope, Settings, Side
@@ -57,10 +57,6 @@ def set_aside_not_extracted(report: CompareReport, src: Database, contract: Tabl
 
 
 TABLE_ALIASES = {"ecs": "ecs_order_info", "uti": "uni_tracking_info", "uts": "uni_tracking_spath"}
-
-
-class CompareFailed(DataCheckFailed):
-    """The mismatch rate is above ``compare.max_mismatch_rate``."""
 
 
 def resolve_table(name: str) -> str:
