@@ -42,6 +42,13 @@ class TableContract:
                 return c
         raise KeyError(name)
 
+    def with_nullable(self, *names: str) -> TableContract:
+        """This contract with the named columns allowed to be NULL."""
+        from dataclasses import replace
+
+        return replace(self, columns=tuple(replace(c, nullable=True) if c.name in names else c
+                                           for c in self.columns))
+
 
 ECS = TableContract(
     name="ecs_order_info",

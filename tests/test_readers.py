@@ -84,7 +84,7 @@ def _read(url, table, watermark, chunk, monkeypatch, reader) -> list[pa.Table]:
 
 def _same_rows_every_reader(url, table, monkeypatch):
     mid = to_epoch(parse_as_of(ODD_AT)) - 5
-    schema = contract_schema(CONTRACTS[table])
+    schema = contract_schema(load_config().landed(table))  # the CDC column may be NULL
     key = CONTRACTS[table].key[0]
     for watermark, chunk in ((None, 37), (mid, 30), (None, 100_000)):
         got = {}

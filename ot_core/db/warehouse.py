@@ -100,6 +100,23 @@ class Warehouse:
         """The lock of job ``spec`` on this warehouse's engine (not taken yet)."""
         return self.backend.job_lock(self.lock_site(), spec.name, spec.timeout_seconds)
 
+    @contextmanager
+    def hold(self, job: str, timeout_seconds: int, holder: str) -> Iterator[None]:
+        """Hold job ``job``'s lock for the block (``holder`` says who, for a run that finds
+        it busy); busy → JobLocked (exit 75). What changes the marts outside a cycle
+        (a repair) holds the cycle's lock, so the two never overlap."""
+        from ot_core.errors import JobLocked
+        from ot_core.secrets import redact
+
+        lock = self.backend.job_lock(self.lock_site(), job, timeout_seconds)
+        if not lock.acquire():
+            raise JobLocked(job, redact(lock.holder()))
+        try:
+            lock.set_holder(holder)
+            yield
+        finally:
+            lock.release()
+
     def lock_site(self) -> LockSite:
         """What this warehouse's job locks work with (the engine's lock takes it)."""
         from ot_core.db.sql import Renderer

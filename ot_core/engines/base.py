@@ -124,6 +124,11 @@ class Backend:
         insert, when the table is empty and the rows many. Default: indexes as rows come."""
         yield
 
+    def drop_not_null(self, qualified: str, column: str) -> str | None:
+        """The statement letting ``column`` of a table hold NULL (None: the engine cannot
+        change it in place; the table keeps NOT NULL)."""
+        return f"ALTER TABLE {qualified} ALTER COLUMN {self.quote(column)} DROP NOT NULL"
+
     def mart_indexes(self, schema: str, table: str, archive_column: str) -> list[str]:
         """Secondary indexes on a mart so the lifecycle's cost follows the rows crossing the
         cutoff (archive column) and the rows merged since it last ran (_batch_id)."""

@@ -189,6 +189,9 @@ class RedshiftBackend(Backend):
     def serialize_ids(self, conn: Connection, schema: str | None, table: str) -> None:
         conn.exec_driver_sql(f"LOCK {self.qualified(schema, table)}")
 
+    def drop_not_null(self, qualified: str, column: str) -> str | None:
+        return None  # Redshift cannot change a column's nullability in place
+
     def schemas_with_table(self, conn: Connection, table: str) -> list[str]:
         rows = conn.execute(sa.text(
             "SELECT schemaname FROM pg_tables WHERE tablename = :t ORDER BY schemaname"),

@@ -42,20 +42,16 @@ def held(job: str, config: PipelineConfig | str | None = None,
     """Hold ``job``'s lock around a direct command (``ot cycle``) exactly as ``ot run`` does,
     so a cycle started by hand can never overlap a scheduled one. Busy → JobLocked."""
     from ot_core.db.warehouse import using
-    from ot_core.errors import JobLocked
     from ot_core.jobs.catalogue import load_catalogue
-    from ot_core.secrets import redact
 
     spec = load_catalogue().job(job)
     with using(config, warehouse) as wh:
-        lock = wh.lock(spec)
-        if not spec.overlap and not lock.acquire():
-            raise JobLocked(job, redact(lock.holder()))
-        try:
-            lock.set_holder(f"'ot {job}' command, pid {os.getpid()}, started {iso(utcnow())}")
+        if spec.overlap:
             yield
-        finally:
-            lock.release()
+            return
+        with wh.hold(job, spec.timeout_seconds,
+                     f"'ot {job}' command, pid {os.getpid()}, started {iso(utcnow())}"):
+            yield
 
 
 __all__ = ["JobLock", "held", "lock_for"]

@@ -126,8 +126,8 @@ def _run_cycle(at: datetime, cfg: PipelineConfig, src: Database, wh: Warehouse, 
     upper = to_epoch(at)
     result = CycleResult(as_of=iso(at))
     # every table against the contract, and the source's clock, before any warehouse write
-    read_clock = check_source(cfg, src)
-    source_clock = read_clock if source_clock is None else source_clock
+    state = check_source(cfg, src)
+    source_clock = state.clock if source_clock is None else source_clock
     read_until = min(upper, source_clock)
     with wh.connect() as conn:
         ctx = CycleContext.open(conn, cfg, wh.backend, upper)
@@ -148,7 +148,7 @@ def _run_cycle(at: datetime, cfg: PipelineConfig, src: Database, wh: Warehouse, 
                     run.rows_merged += merge_batch(ctx, table, batch_id)
                 run.recovered_batches += 1
             run.seconds += time.perf_counter() - t0
-        windows = _plan_windows(ctx, read_until, result)
+        windows = _plan_windows(ctx, read_until, state.null_cdc, result)
         first = any(w.first for w in windows.values())
         with wh.backend.first_load(conn) if first else nullcontext():
             # 2-3. extract every table's window and land each as one batch, all in ONE
@@ -198,14 +198,15 @@ def _progress(table: str, started: float, every: float = 2.0) -> Callable[[int],
     return report
 
 
-def _plan_windows(ctx: CycleContext, upper: int, result: CycleResult) -> dict[str, Window]:
+def _plan_windows(ctx: CycleContext, upper: int, null_cdc: frozenset[str],
+                  result: CycleResult) -> dict[str, Window]:
     """Each table's window up to ``upper`` from its watermark (tables already covered have
-    none)."""
+    none); tables in ``null_cdc`` also read the rows whose CDC value is NULL."""
     windows = {}
     with ctx.conn.begin():
         for table in ctx.cfg.tables:
             window = plan_window(table, ctx.table(table), ctx.control.watermark(ctx.conn, table),
-                                 upper)
+                                 upper, null_cdc=table in null_cdc)
             if window is not None:
                 windows[table] = window
                 result.tables[table].lower, result.tables[table].upper = window.lower, window.upper
@@ -267,7 +268,7 @@ def _catch_up(until, start, step, cfg: PipelineConfig, src: Database, wh: Wareho
     end = to_epoch(parse_as_of(until))
     step_s = parse_duration(step or cfg.cycle.interval)
     control = Control.for_config(cfg, wh.backend)
-    read_clock = check_source(cfg, src)
+    read_clock = check_source(cfg, src).clock
     clock = read_clock if source_clock is None else source_clock
     with wh.connect() as conn, conn.begin():
         guard_clock(end, clock, newest_watermark(conn, cfg, wh),

@@ -224,7 +224,7 @@ def source_count_mismatch(c: Context) -> list[CheckResult]:
             # A row updated in place after the watermark has left the source's window but
             # is still in the warehouse's: the difference is bounded by those rows.
             moved = 0
-            if tcfg.version_column:
+            if tcfg.updated_in_place:
                 since = src_r.render("monitor/count_since.sql", relation=c.source.backend.qualified(None, table),
                                      column=column)
                 moved = int(sconn.execute(sa.text(since), {"since": hi}).scalar_one())

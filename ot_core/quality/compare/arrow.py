@@ -115,11 +115,10 @@ class ArrowSegments:
             col = f"{plus}t.{q(r.scope.column)}"
             scope.append(f"{col} >= {int(r.base_params['scope_lo'])} AND "
                          f"{col} < {int(r.base_params['scope_hi'])}")
-        if r.scope.cdc_column:
-            scope.append(f"{plus}t.{q(r.scope.cdc_column)} < {int(r.base_params['cdc_hi'])}")
         key = f"t.{q(r.key)}"
         for part in parts:
-            ranges = " OR ".join(f"({key} >= {int(lo)} AND {key} < {int(hi)})"
+            # inclusive upper ends: a range may end at 2**63, past BIGINT
+            ranges = " OR ".join(f"({key} >= {int(lo)} AND {key} <= {int(hi) - 1})"
                                  for lo, hi in part)
             where = " AND ".join([f"({ranges})", *scope])
             yield (f"{self._typing_row()} UNION ALL "

@@ -30,17 +30,24 @@ class CompareReport:
     scope: str
     rows_source: int = 0
     rows_target: int = 0
+    # rows the warehouse holds wrong (known-wrong: the pipeline will not correct them):
     missing: int = 0  # in source, not in target
     extra: int = 0  # in target, not in source (duplicates in the target count here too)
     changed: int = 0  # in both, some column differs
-    not_extracted: int = 0  # changed at the source after the watermark: read next cycle
-    mismatch_rate: float = 0.0
+    # differences the next cycles settle on their own (see ``classify`` in run.py):
+    pending: int = 0  # changed at the source after what the cycles have read: read next
+    future: int = 0  # stamped after the source's own clock: read once the clock passes it
+    mismatch_rate: float = 0.0  # known-wrong rows over the rows compared
     rows_transferred: int = 0  # checksum rows + detail rows read from both sides
     checksum_queries: int = 0
     leaf_segments: int = 0
     changed_columns: dict[str, int] = field(default_factory=dict)
     sample_keys: dict[str, list[int]] = field(default_factory=dict)
     seconds: float = 0.0
+    future_until: str | None = None  # the latest future stamp (UTC), when there are some
+    run_id: str | None = None  # the kept result's id (``ot repair --from-compare``)
+    status: str | None = None  # the judgment: ok, wrong or failed (``judge.py``)
+    sample: int = 10  # keys shown per category
     keys: dict[str, list[int]] = field(default_factory=dict, repr=False)
 
     def to_dict(self, with_keys: bool = False) -> dict[str, Any]:
@@ -48,6 +55,27 @@ class CompareReport:
         if not with_keys:
             d.pop("keys")
         return d
+
+    @property
+    def wrong(self) -> int:
+        """Rows the warehouse holds wrong and no cycle will correct."""
+        return self.missing + self.extra + self.changed
+
+    def differing_keys(self) -> list[int]:
+        """Every key found different, whatever its category (what a repair re-reads)."""
+        return sorted({k for kind in KINDS for k in self.keys.get(kind, [])})
+
+    def settle(self) -> None:
+        """Sort the keys, cut the samples and compute the rate once the counts are final."""
+        for kind in KINDS:
+            self.keys.setdefault(kind, [])
+            self.keys[kind] = sorted(set(self.keys[kind]))
+            self.sample_keys[kind] = self.keys[kind][:self.sample]
+        self.mismatch_rate = self.wrong / max(self.rows_source, self.rows_target, 1)
+
+
+# every category of key a report lists; "duplicate" keys are also counted in ``extra``
+KINDS = ("missing", "extra", "changed", "duplicate", "pending", "future")
 
 
 def first_width(span: int, settings: Settings, rows: int) -> int:
@@ -68,6 +96,7 @@ def compare_sides(contract: TableContract, source: Side, target: Side,
     scope, settings = scope or Scope(), settings or Settings()
     started = time.perf_counter()
     report = CompareReport(contract.name, source.label, target.label, scope.describe())
+    report.sample = settings.sample_keys
     by_column: Counter[int] = Counter()  # changed rows per column position
     with ExitStack() as open_:
         sc = open_.enter_context(source.db.engine.connect())
@@ -84,17 +113,18 @@ def compare_sides(contract: TableContract, source: Side, target: Side,
         if lows:
             base = min(lows)
             top = max(x for x in (a_hi, b_hi) if x is not None) + 1
-            _bisect(a, b, base, top, settings, report,
-                    max(report.rows_source, report.rows_target), by_column)
+            rows = max(report.rows_source, report.rows_target)
+            # key - base must fit a BIGINT in every engine: keys on both sides of zero
+            # spanning more than that are bisected as two halves
+            halves = [(base, 0), (0, top)] if base < 0 < top and top - base > 2**63 - 1 \
+                else [(base, top)]
+            for lo, hi in halves:
+                _bisect(a, b, lo, hi, settings, report, rows, by_column)
     names = contract.column_names
     report.changed_columns = dict(sorted(
         ((names[i], n) for i, n in by_column.items()), key=lambda kv: -kv[1]))
-    for kind in ("missing", "extra", "changed"):
-        report.keys.setdefault(kind, [])
-        report.keys[kind].sort()
-        report.sample_keys[kind] = report.keys[kind][: settings.sample_keys]
-    diffs = report.missing + report.extra + report.changed
-    report.mismatch_rate = diffs / max(report.rows_source, report.rows_target, 1)
+    report.sample = settings.sample_keys
+    report.settle()
     report.seconds = round(time.perf_counter() - started, 3)
     return report
 
@@ -127,12 +157,12 @@ def _bisect(a: SideReader, b: SideReader, base: int, top: int, settings: Setting
             (leaves if rows <= settings.leaf_rows or width == 1 else split).append(seg)
         if leaves:
             report.leaf_segments += len(leaves)
-            _diff_rows(*_both(a.rows, b.rows, leaves), report, by_column)
+            diff_rows(*_both(a.rows, b.rows, leaves), report, by_column)
         pending = split
         width = max(1, width // settings.fanout)
 
 
-def _diff_rows(left: list[tuple], right: list[tuple], report: CompareReport,
+def diff_rows(left: list[tuple], right: list[tuple], report: CompareReport,
                cols: Counter[int]) -> None:
     report.rows_transferred += len(left) + len(right)
     lmap: dict[int, list[tuple]] = defaultdict(list)
@@ -153,7 +183,7 @@ def _diff_rows(left: list[tuple], right: list[tuple], report: CompareReport,
             continue
         if len(rs) > len(ls):  # a key twice in the target (mart and history, say)
             report.extra += len(rs) - len(ls)
-            report.keys.setdefault("extra", []).append(key)
+            report.keys.setdefault("duplicate", []).append(key)
         lrow, rrow = ls[0], rs[0]
         if lrow != rrow:
             report.changed += 1

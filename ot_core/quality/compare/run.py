@@ -15,46 +15,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ot_core.config import PipelineConfig, TimestampCDC
-from ot_core.contract import CONTRACTS, TableContract
+from ot_core.contract import CONTRACTS
 from ot_core.db.catalog import history_tables
 from ot_core.db.connect import Database, opened
 from ot_core.db.schema import WATERMARKS_TABLE, mart_name, tables_for
 from ot_core.db.warehouse import Warehouse, using
 from ot_core.errors import CompareFailed, UsageError
 from ot_core.pipeline.control import Control
-from ot_core.quality.compare.bisect import CompareReport, compare_sides
+from ot_core.quality.compare.bisect import KINDS, CompareReport, compare_sides
+from ot_core.quality.compare.judge import Horizon, classify, judge
 from ot_core.quality.compare.sides import Scope, Settings, Side
 from ot_core.timeutil import EARLIEST, LATEST, add_months, to_epoch, utcnow
-
-
-def set_aside_not_extracted(report: CompareReport, src: Database, contract: TableContract,
-                            cdc_column: str, mark: int) -> None:
-    """Keys the warehouse holds that the source has changed since the watermark are not
-    mismatches: their new version is simply not extracted yet (the next cycle reads it).
-    They leave ``extra`` for ``not_extracted`` and the mismatch rate."""
-    extra = report.keys.get("extra", [])
-    if not extra:
-        return
-    key = src.backend.quote(contract.key[0])
-    stmt = sa.text(f"SELECT {key} FROM {src.backend.qualified(None, contract.name)} "
-                   f"WHERE {key} IN :keys AND {src.backend.quote(cdc_column)} >= :mark"
-                   ).bindparams(sa.bindparam("keys", expanding=True))
-    moved: set[int] = set()
-    with src.engine.connect() as conn:
-        for i in range(0, len(extra), 1000):
-            part = [int(k) for k in extra[i:i + 1000]]
-            moved |= {int(r[0]) for r in conn.execute(stmt, {"keys": part, "mark": int(mark)})}
-    if not moved:
-        return
-    report.keys["extra"] = [k for k in extra if k not in moved]
-    report.keys["not_extracted"] = sorted(moved)
-    report.extra -= len(moved)
-    report.not_extracted = len(moved)
-    report.sample_keys["extra"] = report.keys["extra"][:len(report.sample_keys.get("extra", []))]
-    report.sample_keys["not_extracted"] = report.keys["not_extracted"][:10]
-    report.mismatch_rate = (report.missing + report.extra + report.changed) / max(
-        report.rows_source, report.rows_target, 1)
-
 
 TABLE_ALIASES = {"ecs": "ecs_order_info", "uti": "uni_tracking_info", "uts": "uni_tracking_spath"}
 
@@ -87,7 +58,7 @@ def parse_key_range(text: str) -> tuple[int, int]:
         raise UsageError(f"key range {text!r} is not understood; use LO:HI, e.g. 1000:2000") from None
     if hi <= lo:
         raise UsageError(f"key range {text!r} is empty; HI must be above LO")
-    if lo < -(2**63) or hi > 2**63 - 1:
+    if lo < -(2**63) or hi > 2**63:
         raise UsageError(f"key range {text!r} is outside BIGINT; keys are signed 64-bit integers")
     return lo, hi
 
@@ -119,72 +90,119 @@ def run_compare(table: str, *, month: str | None = None, key_range: str | None =
                 against: str = "source", config: PipelineConfig | str | None = None,
                 source: Database | str | None = None,
                 warehouse: Warehouse | Database | str | None = None,
-                record: bool = True, fail: bool = True) -> CompareReport:
+                record: bool = True, fail: bool = True, scope: Scope | None = None
+                ) -> CompareReport:
     """Compare one table for a month (archive column) or key range; keep and judge the result.
 
-    ``against='source'`` compares the source table with the warehouse (mart + history),
-    limited to rows the pipeline could have extracted (CDC column below the watermark);
-    ``against='legacy'`` compares the relation named in ``compare.legacy`` with it.
+    ``against='source'`` compares every source row with the warehouse (mart + history),
+    telling rows known wrong from those the next cycles read on their own
+    (``judge.classify``); ``against='legacy'`` compares the relation named in
+    ``compare.legacy`` with it. With ``fail``, a report that is not ``ok`` raises
+    CompareFailed (exit 1) after it was kept. ``scope`` replaces month and key range.
     """
     table = resolve_table(table)
     with using(config, warehouse) as wh, ExitStack() as stack:
         src = stack.enter_context(opened("source", source)) if against == "source" else None
-        return _run_compare(wh, src, table, month, key_range, against, record, fail)
+        scope = scope or scope_of(wh.cfg, table, month, key_range)
+        return _run_compare(wh, src, table, scope, month, against, record, fail)
 
 
-def _run_compare(wh: Warehouse, src: Database | None, table: str, month: str | None,
-                 key_range: str | None, against: str, record: bool, fail: bool) -> CompareReport:
-    cfg = wh.cfg
-    tcfg = cfg.table(table)
+def scope_of(cfg: PipelineConfig, table: str, month: str | None,
+             key_range: str | None) -> Scope:
+    """The rows a month (by the archive column) and a key range select."""
     scope = dict[str, Any]()
     if month:
         lo, hi = month_bounds(month)
-        scope.update(column=tcfg.archive_column, lower=lo, upper=hi)
+        scope.update(column=cfg.table(table).archive_column, lower=lo, upper=hi)
     if key_range:
         scope["key_lo"], scope["key_hi"] = parse_key_range(key_range)
+    return Scope(**scope)
+
+
+def _run_compare(wh: Warehouse, src: Database | None, table: str, scope: Scope,
+                 month: str | None, against: str, record: bool, fail: bool) -> CompareReport:
+    cfg = wh.cfg
+    tcfg = cfg.table(table)
     with wh.connect() as conn:
         target = warehouse_side(conn, cfg, wh.db, table)
         mark = _watermark(conn, cfg, wh.db, table)
     if against == "source" and src is not None:
         left = Side(src, f"source {src.display}", ((None, table),))
-        if mark is not None and isinstance(tcfg.cdc, TimestampCDC):
-            scope.update(cdc_column=tcfg.cdc.column, cdc_upper=mark)
     elif against == "legacy":
         left = legacy_side(cfg, wh.db, table)
     else:
         raise UsageError(f"against={against!r}: use 'source' or 'legacy'")
     c = cfg.compare
     settings = Settings(c.first_segments, c.fanout, c.leaf_rows, c.sample_keys)
-    report = compare_sides(CONTRACTS[table], left, target, Scope(**scope), settings)
-    if src is not None and mark is not None and scope.get("cdc_column"):
-        set_aside_not_extracted(report, src, CONTRACTS[table], scope["cdc_column"], mark)
-    failed = report.mismatch_rate > c.max_mismatch_rate
+    report = compare_sides(CONTRACTS[table], left, target, scope, settings)
+    if src is not None and isinstance(tcfg.cdc, TimestampCDC):
+        with src.engine.connect() as sconn:
+            clock = src.backend.clock(sconn)
+        # never read yet: everything is for the first cycle to read
+        start = clock + 1 if mark is None else mark - tcfg.cdc.lookback_seconds
+        classify(report, src, CONTRACTS[table], Horizon(
+            tcfg.cdc.column, start, clock, cfg.cycle.clock_skew_seconds))
+    elif src is not None and mark is not None:  # full refresh: every cycle reads every row
+        for kind in ("missing", "changed", "extra"):
+            report.keys.setdefault("pending", []).extend(report.keys.get(kind, []))
+            report.keys[kind] = []
+            setattr(report, kind, 0)
+        report.pending = len(set(report.keys["pending"]))
+        report.settle()
     if record:
-        record_result(cfg, wh.db, report, month=month, against=against,
-                      status="failed" if failed else "ok")
-    if failed and fail:
-        raise CompareFailed(
-            f"{table}: mismatch rate {report.mismatch_rate:.4%} is above "
-            f"compare.max_mismatch_rate {c.max_mismatch_rate:.4%} (missing {report.missing}, "
-            f"extra {report.extra}, changed {report.changed}; sample keys "
-            f"{report.sample_keys})")
+        report.run_id = uuid.uuid4().hex[:12]
+    verdict = judge(report, c.max_mismatch_rate)
+    report.status = verdict.status
+    if record:
+        record_result(cfg, wh.db, report, month=month, against=against)
+    if not verdict.ok and fail:
+        raise CompareFailed(verdict.message)
     return report
 
 
-
-
 def record_result(cfg: PipelineConfig, wh: Database, report: CompareReport, *,
-                  month: str | None, against: str, status: str) -> None:
-    t = tables_for(cfg, wh.backend).compare_results
+                  month: str | None, against: str) -> None:
+    """Keep the result, and its differing keys (up to ``compare.keep_keys``) for a repair."""
+    tables = tables_for(cfg, wh.backend)
+    t, k = tables.compare_results, tables.compare_keys
+    keys = [{"run_id": report.run_id, "kind": kind, "key_value": int(key)}
+            for kind in KINDS for key in report.keys.get(kind, [])][:cfg.compare.keep_keys]
     with wh.engine.begin() as conn:
         conn.execute(sa.insert(t).values(
-            run_id=uuid.uuid4().hex, run_at=utcnow().replace(tzinfo=None, microsecond=0),
+            run_id=report.run_id, run_at=utcnow().replace(tzinfo=None, microsecond=0),
             table_name=report.table, against=against, month=month, scope=report.scope[:500],
             rows_source=report.rows_source, rows_target=report.rows_target,
             missing=report.missing, extra=report.extra, changed=report.changed,
+            pending=report.pending, future=report.future,
             rows_transferred=report.rows_transferred, mismatch_rate=report.mismatch_rate,
             seconds=report.seconds, changed_columns=json.dumps(report.changed_columns)[:2000],
-            sample_keys=json.dumps(report.sample_keys)[:4000], status=status))
+            sample_keys=json.dumps(report.sample_keys)[:4000], status=report.status,
+            keys_kept=len(keys)))
+        for i in range(0, len(keys), 10_000):
+            conn.execute(sa.insert(k), keys[i:i + 10_000])
+
+
+def load_keys(cfg: PipelineConfig, wh: Database, run_id: str) -> tuple[str, dict[str, list[int]]]:
+    """The table and the differing keys (by kind) a kept comparison found."""
+    tables = tables_for(cfg, wh.backend)
+    t, k = tables.compare_results, tables.compare_keys
+    with wh.engine.connect() as conn:
+        row = conn.execute(sa.select(t.c.table_name, t.c.keys_kept, t.c.missing, t.c.extra,
+                                     t.c.changed, t.c.pending, t.c.future)
+                           .where(t.c.run_id == run_id)).first()
+        if row is None:
+            raise UsageError(f"no comparison {run_id!r} was kept: the id is the one `ot compare` "
+                             "printed (`ot compare --json` gives it as run_id)")
+        rows = conn.execute(sa.select(k.c.kind, k.c.key_value).where(k.c.run_id == run_id))
+        keys: dict[str, list[int]] = {}
+        for kind, key in rows:
+            keys.setdefault(kind, []).append(int(key))
+    found = sum(int(x or 0) for x in row[2:])
+    if row.keys_kept is not None and int(row.keys_kept) < found:
+        raise UsageError(f"comparison {run_id} found {found} differing rows but kept "
+                         f"{row.keys_kept} keys (compare.keep_keys): repair by scope instead "
+                         "(`ot repair --table T --month M` or `--key-range LO:HI`)")
+    return str(row[0]), keys
 
 
 def load_results(cfg: PipelineConfig, wh: Database) -> pd.DataFrame:
@@ -195,5 +213,3 @@ def load_results(cfg: PipelineConfig, wh: Database) -> pd.DataFrame:
             return pd.DataFrame(columns=[c.name for c in t.columns])
         rows = conn.execute(sa.select(t).order_by(t.c.run_at)).mappings().all()
     return pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in t.columns])
-
-

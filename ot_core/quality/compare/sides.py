@@ -39,9 +39,6 @@ class Scope:
     upper: int | None = None
     key_lo: int | None = None
     key_hi: int | None = None
-    # rows the pipeline could have extracted: cdc column below the watermark
-    cdc_column: str | None = None
-    cdc_upper: int | None = None
 
     def describe(self) -> str:
         parts = []
@@ -49,8 +46,6 @@ class Scope:
             parts.append(f"{self.column} in [{self.lower}, {self.upper})")
         if self.key_lo is not None:
             parts.append(f"key in [{self.key_lo}, {self.key_hi})")
-        if self.cdc_column:
-            parts.append(f"{self.cdc_column} < {self.cdc_upper}")
         return " and ".join(parts) or "all rows"
 
 
@@ -72,7 +67,8 @@ def _bound(value: int | None, name: str) -> int:
 class SideReader:
     """Renders and runs the compare templates for one side."""
 
-    def __init__(self, side: Side, contract: TableContract, scope: Scope, conn: Connection):
+    def __init__(self, side: Side, contract: TableContract, scope: Scope, conn: Connection,
+                 *, segments: bool = True):
         self.side = side
         self.contract = contract
         self.conn = conn
@@ -84,20 +80,20 @@ class SideReader:
         self.base_ctx = dict(
             relations=[self.backend.qualified(s, t) for s, t in side.relations],
             columns=contract.column_names, key=self.key,
-            scope_column=scope.column, cdc_column=scope.cdc_column,
+            scope_column=scope.column,
             scope_ref_prefix=self.cs.scope_ref_prefix,
         )
         self.base_params: dict[str, int] = {}
         if scope.column:
             self.base_params.update(scope_lo=_bound(scope.lower, "lower"),
                                     scope_hi=_bound(scope.upper, "upper"))
-        if scope.cdc_column:
-            self.base_params["cdc_hi"] = _bound(scope.cdc_upper, "cdc_upper")
         self.scope = scope
         self.key_bounds: tuple[int, int] | None = None  # the side's keys in scope, once read
         from ot_core.quality.compare.arrow import ArrowSegments
 
-        self.fast = ArrowSegments.for_reader(self)
+        # segment checksums over Arrow where the side hashes in Python (not needed by a
+        # caller that only fetches rows)
+        self.fast = ArrowSegments.for_reader(self) if segments else None
 
     def close(self) -> None:
         if self.fast is not None:
@@ -117,8 +113,8 @@ class SideReader:
 
     def _range_params(self, ranges: Sequence[tuple[int, int]]) -> dict[str, int]:
         params = dict(self.base_params)
-        for i, (lo, hi) in enumerate(ranges):
-            params[f"lo_{i}"], params[f"hi_{i}"] = int(lo), int(hi)
+        for i, (lo, hi) in enumerate(ranges):  # inclusive upper ends: a range may end at 2**63
+            params[f"lo_{i}"], params[f"hi_{i}"] = int(lo), int(hi) - 1
         return params
 
     def checksums(self, ranges: Sequence[tuple[int, int]], base: int,
