@@ -135,8 +135,7 @@ def test_redshift_statements_parse():
     db = type("Db", (), {"backend": be})()
     r = SideReader(Side(db, "rs", (("settlement_ods", "mart_ecs_order_info"),
                                 ("settlement_ods", "hist_ecs_order_info_2026_h1"))),
-                ECS, Scope(column="add_time", lower=0, upper=10, cdc_column="add_time",
-                           cdc_upper=10), None)
+                ECS, Scope(column="add_time", lower=0, upper=10), None)
     stmts = r.render_all()
     assert "STRTOL(" in stmts[1] and "UNION ALL" in stmts[1]
     for s in stmts:

@@ -3,7 +3,9 @@ the source, whatever the source did between cycles.
 
 Hypothesis draws source histories that exercise the CDC edge cases: in-place updates of
 ``uni_tracking_info`` (including a second update within the same second after a cycle has
-already extracted the first version: a late commit inside the lookback window), path events
+already extracted the first version: a late commit inside the lookback window; and updates
+stamped earlier than the version already read, from a server whose clock is behind: the
+row read last wins), path events
 whose ``pathTime`` is long past or whose insert time lies slightly before the previous
 cycle, and orders committed late. The test writes the source tables itself so it controls
 every time exactly; cycles run at increasing ``as_of`` in between. Both backend pairs.
@@ -168,7 +170,8 @@ def apply_ops(src: Source, data, prev: int | None, now: int) -> None:
     with src.db.engine.begin() as conn:
         for _ in range(n_ops):
             kind = data.draw(st.sampled_from(
-                ["order", "order", "track", "same_second", "path", "late_path"]), label="op")
+                ["order", "order", "track", "skewed", "same_second", "path", "late_path"]),
+                label="op")
             if kind == "order" or not src.orders:
                 src.order(conn, data.draw(times, label="add_time"), data.draw(st.integers(1, 4)))
                 continue
@@ -177,6 +180,13 @@ def apply_ops(src: Source, data, prev: int | None, now: int) -> None:
                 t = max(data.draw(times, label="update_time"), src.uti.get(oid, lo))
                 src.track(conn, oid, t, data.draw(st.sampled_from([10, 20, 30, 40])),
                           data.draw(st.sampled_from(["Picked up", "In transit", None])))
+            elif kind == "skewed":
+                # an application server whose clock is behind: the update is stamped EARLIER
+                # than the version already read (still inside the lookback window); the row
+                # read last is the source's current state and must win
+                t = data.draw(times, label="skewed_update_time")
+                src.track(conn, oid, t, data.draw(st.sampled_from([10, 20, 30, 40])),
+                          data.draw(st.sampled_from(["Skewed A", "Skewed B"])))
             elif kind == "same_second":
                 # a second update stamped with the SAME second as the current version (a late
                 # commit); only valid while that second is still inside the lookback window

@@ -84,11 +84,11 @@ class RepairResult:
 
     def summary(self) -> str:
         kinds = ", ".join(f"{k} {n}" for k, n in self.found.items() if n) or "none"
+        if not self.keys:
+            return f"{self.table}: nothing to repair" + (" [dry run]" if self.dry_run else "")
         if self.dry_run:
             return (f"{self.table}: {self.keys} differing key(s) ({kinds}) would be re-read; "
                     f"sample keys {self.sample_keys} [dry run: nothing written]")
-        if not self.keys:
-            return f"{self.table}: nothing to repair"
         return (f"{self.table}: repaired {self.keys} key(s) ({kinds}) in batch {self.batch_id}: "
                 f"{self.reread} re-read from the source, {self.deleted} deleted (gone at the "
                 f"source), {self.merged} merged; still different after the repair: "

@@ -5,5 +5,5 @@ SELECT MIN(t.{{ q(key) }}) AS ot_min, MAX(t.{{ q(key) }}) AS ot_max, COUNT(*) AS
 WHERE 1 = 1
 {{ s.scope() }}
 {% if key_range %}
-  AND t.{{ q(key) }} >= :key_lo AND t.{{ q(key) }} < :key_hi
+  AND t.{{ q(key) }} >= :key_lo AND t.{{ q(key) }} <= :key_last
 {% endif %}

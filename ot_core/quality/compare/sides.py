@@ -105,7 +105,7 @@ class SideReader:
         params = dict(self.base_params)
         if key_range:
             params.update(key_lo=_bound(self.scope.key_lo, "key_lo"),
-                          key_hi=_bound(self.scope.key_hi, "key_hi"))
+                          key_last=_bound(self.scope.key_hi, "key_hi") - 1)  # may be 2**63
         lo, hi, n = self.conn.execute(sa.text(sql), params).one()
         if lo is not None:
             self.key_bounds = (int(lo), int(hi))
