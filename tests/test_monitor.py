@@ -8,10 +8,12 @@ import re
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 
-from ot_core.pipeline.cycle import catch_up
+from ot_core.pipeline.cycle import catch_up, run_cycle
 from ot_core.quality.monitor import CHECKS, MonitoringFailed, Thresholds, run_checks
 from ot_core.simulate import simulate
+from ot_core.timeutil import parse_as_of, to_epoch
 
 AS_OF = "2026-03-06T00:00:00Z"
 DAY = 86400
@@ -63,9 +65,14 @@ def test_checks_pass_clean_and_each_detects_its_fault(embedded):
         # ARCHIVE_ROUTING_GAP: an open exception
         f"INSERT INTO {mart}.order_tracking_exceptions VALUES (901, 5, 'uni_tracking_spath', 77, "
         "'ARCHIVE_ROUTING_GAP', TIMESTAMP '2026-03-05 10:00:00', NULL, 'seeded')",
-        # MART_RETENTION_OVERDUE + PERIOD_TABLE_MISSING_SOON: an ECS row from 2023 in the mart
+        # not overdue: an order still tracked keeps its ECS row in the mart, however old
         f"UPDATE {mart}.mart_ecs_order_info SET add_time = {old} WHERE order_id = "
-        f"(SELECT MIN(order_id) FROM {mart}.mart_ecs_order_info)",
+        f"(SELECT MIN(order_id) FROM {mart}.mart_uni_tracking_info)",
+        # MART_RETENTION_OVERDUE + PERIOD_TABLE_MISSING_SOON: an untracked order from 2023
+        f"INSERT INTO {mart}.mart_ecs_order_info SELECT order_id + 1000000000, order_sn, "
+        "partner_id, store_id, shipping_channel, consignee_country, weight_grams, "
+        f"declared_value, currency, {old}, _raw_id, _batch_id FROM {mart}.mart_ecs_order_info "
+        f"WHERE order_id = (SELECT MIN(order_id) FROM {mart}.mart_ecs_order_info)",
         # DUPLICATE_KEYS: one tracking state held twice
         f"INSERT INTO {mart}.mart_uni_tracking_info SELECT * FROM {mart}.mart_uni_tracking_info "
         f"WHERE order_id = (SELECT MAX(order_id) FROM {mart}.mart_uni_tracking_info)",
@@ -152,3 +159,26 @@ def test_routing_gap_counts_only_its_own_exceptions_and_the_chart_spans_its_days
     labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
     assert "2026-03-06" in labels and all(re.fullmatch(r"\d{4}-\d\d-\d\d", t) for t in labels)
     assert ax.get_ylim()[0] == 0 and ax.get_xlabel() and ax.get_ylabel() == "rows"
+
+
+@pytest.mark.slow
+def test_a_healthy_warehouse_of_220_days_passes_every_check(embedded, tmp_path):
+    """The lifecycle keeps what it keeps on purpose (the ECS rows of tracked orders) and the
+    retention is judged at its last run's instant, not at the check's: a healthy warehouse
+    passes whenever the checks run (here, a day after the last cycle)."""
+    from ot_core.cli import main
+
+    end = "2026-11-01T00:00:00Z"
+    src, wh = embedded.source_url, embedded.warehouse_url
+    simulate(end, days=220, orders_per_day=150, seed=31, source=src)
+    run_cycle(end, source=src, warehouse=wh)  # one backfill, as `ot simulate; ot cycle` does
+    later = "2026-11-01T23:00:00Z"
+    report = run_checks(later, source=src, warehouse=wh,
+                        limits=Thresholds(freshness_max_minutes=24 * 60))
+    assert not report.failed, report.summary().to_string()
+    kept = _one(wh, "SELECT COUNT(*) FROM settlement_ods.mart_ecs_order_info e WHERE add_time < "
+                    f"{to_epoch(parse_as_of(end)) - 190 * DAY}")[0]
+    assert kept > 0  # old orders still tracked: their rows stay, and are not flagged
+    res = CliRunner().invoke(main, ["run", "daily_monitoring", "-p", "as_of", later,
+                                    "-p", "freshness_max_minutes", "1440"], env=embedded.env())
+    assert res.exit_code == 0, res.output

@@ -30,6 +30,7 @@ from ot_core.db.warehouse import Warehouse, using
 from ot_core.errors import MonitoringFailed
 from ot_core.pipeline.control import LOADED, Control
 from ot_core.pipeline.exception_log import ROUTING_GAP, exceptions_frame
+from ot_core.pipeline.lifecycle import ACTIVE_TABLE, GATED_TABLE, marks_table
 from ot_core.pipeline.periods import AHEAD, cutoff, periods_between
 from ot_core.timeutil import day_floor, from_epoch, iso, parse_as_of, to_epoch, utcnow
 
@@ -108,16 +109,28 @@ def archive_routing_gap(c: Context) -> list[CheckResult]:
 
 
 def mart_retention_overdue(c: Context) -> list[CheckResult]:
-    cut = cutoff(c.as_of, c.cfg.retention_months)
+    """Rows the lifecycle should have archived at its last run: judged at that run's instant
+    (not now: rows cross the cutoff every minute between cycles), and without what it keeps
+    on purpose (orders still active keep their ECS row in the mart)."""
+    marks = marks_table(c.cfg, c.wh.backend)
+    last = c.conn.execute(sa.select(sa.func.max(marks.c.as_of))).scalar()
+    if last is None:
+        return [_result("MART_RETENTION_OVERDUE", mart_name(t), 0,
+                        "the lifecycle has not run yet: nothing to judge") for t in c.cfg.tables]
+    cut = cutoff(int(last), c.cfg.retention_months)
     out = []
     for table in c.cfg.tables:
         sql = c.r.render("monitor/retention_overdue.sql", mart=names(c.cfg, c.wh.backend, table).mart,
                          key=CONTRACTS[table].key[0], column=c.cfg.table(table).archive_column,
-                         exceptions=c.q(c.cfg.schemas.mart, EXCEPTIONS_TABLE))
+                         exceptions=c.q(c.cfg.schemas.mart, EXCEPTIONS_TABLE),
+                         active_mart=(names(c.cfg, c.wh.backend, ACTIVE_TABLE).mart
+                                      if table == GATED_TABLE else None))
         n, sample = c.frame(sql, {"cutoff": cut, "source_table": table})
+        kept = " (orders still tracked keep theirs)" if table == GATED_TABLE else ""
         out.append(_result("MART_RETENTION_OVERDUE", mart_name(table), n,
-                           f"rows older than the cutoff {iso(from_epoch(cut))} without an open exception",
-                           sample))
+                           f"rows older than the cutoff {iso(from_epoch(cut))} of the last "
+                           f"lifecycle run ({iso(from_epoch(int(last)))}) without an open "
+                           f"exception{kept}", sample))
     return out
 
 
