@@ -268,3 +268,36 @@ def test_keys_at_both_ends_of_bigint_compare_and_repair(pair):
     assert_equal_key_by_key(pair, "ecs_order_info")
     res = ot(pair, "compare", "--table", "ecs", "--key-range", f"{lo}:{hi + 1}")
     assert res.exit_code == EXIT_OK, res.output
+
+
+def test_a_nul_character_is_stripped_with_a_warning_naming_the_row(built, caplog):
+    pair = built
+    oid = _exec(pair.source_url, "SELECT MIN(order_id) FROM uni_tracking_info")[0][0]
+    _exec(pair.source_url, "UPDATE uni_tracking_info SET latest_event = :e, update_time = :t "
+          "WHERE order_id = :k", {"e": "Arrived\x00 at hub", "t": AT + 100, "k": oid})
+    with caplog.at_level("WARNING", logger="ot.cycle"):
+        run_cycle(from_epoch(AT + 900), source=pair.source_url, warehouse=pair.warehouse_url)
+    held = _exec(pair.warehouse_url, f"SELECT latest_event FROM {MART}.mart_uni_tracking_info "
+                 "WHERE order_id = :k", {"k": oid})[0][0]
+    if pair.kind == "servers":  # PostgreSQL cannot hold it: stripped, and said so
+        assert held == "Arrived at hub"
+        warned = [r.getMessage() for r in caplog.records if "NUL" in r.getMessage()]
+        assert len(warned) == 1 and "uni_tracking_info.latest_event" in warned[0]
+        assert f"order_id [{oid}]" in warned[0]
+    else:  # DuckDB holds it as read
+        assert held == "Arrived\x00 at hub"
+    assert compare(pair, "uti")[0] == EXIT_OK  # NUL is not data to the comparison
+
+
+def test_a_huge_bad_value_is_named_in_one_short_line(embedded):
+    simulate(from_epoch(AT), start="2026-03-01", orders_per_day=20, seed=3,
+             source=embedded.source_url)
+    oid = _exec(embedded.source_url, "SELECT MIN(order_id) FROM uni_tracking_info")[0][0]
+    _exec(embedded.source_url, "UPDATE uni_tracking_info SET latest_event = :e WHERE order_id = :k",
+          {"e": "x" * 2_000_000, "k": oid})
+    res = ot(embedded, "cycle", "--as-of", from_epoch(AT).isoformat().replace("+00:00", "Z"))
+    assert res.exit_code == 3, res.output
+    err = res.stderr.strip()
+    assert len(err.splitlines()) == 1 and len(err) < 600, err[:700]
+    assert "'uni_tracking_info'" in err and "'latest_event'" in err and f"order_id {oid}" in err
+    assert "(2,000,000 characters)" in err

@@ -273,3 +273,23 @@ def test_postgres_copy_keeps_every_value(pg_url):
     finally:
         db.dispose()
     assert got == list(zip(*[c.to_pylist() for c in data.columns], strict=True))
+
+
+@pytest.mark.servers
+def test_a_page_read_on_a_connection_the_server_dropped_is_transient(mysql_url):
+    """The cursor a connectorx failure falls back to: a server that went away is a
+    transient failure (retry later, exit 75), not a value the source refused."""
+    from ot_core.errors import SourceUnavailable
+    from ot_core.pipeline.readers import _one_page_dbapi
+
+    eng = sa.create_engine(mysql_url)
+    admin = sa.create_engine(mysql_url)
+    with eng.connect() as conn:
+        conn.exec_driver_sql("CREATE TABLE ecs_order_info (order_id BIGINT PRIMARY KEY)")
+        me = conn.exec_driver_sql("SELECT CONNECTION_ID()").scalar()
+        with admin.connect() as a:
+            a.exec_driver_sql(f"KILL {int(me)}")
+        with pytest.raises(SourceUnavailable, match="reading the source failed"):
+            _one_page_dbapi(conn, CONTRACTS["ecs_order_info"], "SELECT order_id FROM ecs_order_info")
+    eng.dispose()
+    admin.dispose()

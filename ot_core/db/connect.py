@@ -35,6 +35,7 @@ from ot_core.errors import (
     TerminalError,
     TransientError,
     WarehouseUnavailable,
+    advice,
     first_line,
     is_transient,
 )
@@ -251,7 +252,9 @@ def connect_with_retries(db: Database, *, retries: int, backoff: float) -> Conne
     except OTError:
         raise
     except Exception as exc:  # noqa: BLE001 - classified: every other failure is terminal
+        hint = advice(exc) or (f"check {var}: host, port, database name, user, password "
+                               "and options")
         raise TerminalError(
-            f"cannot connect to the {db.role} {db.display} ({redact(first_line(exc))}); check "
-            f"{var}: host, port, database name, user, password and options") from None
+            f"cannot connect to the {db.role} {db.display} ({redact(first_line(exc))}); "
+            f"{hint}") from None
 

@@ -57,6 +57,9 @@ class Backend:
     single_writer: ClassVar[bool] = False
     # the pip extra that brings the driver (named when the driver is missing)
     extra: ClassVar[str | None] = None
+    # text columns can hold the NUL character (PostgreSQL's and Redshift's cannot: the
+    # landing strips it there, with a warning naming table, column and keys)
+    holds_nul_in_text: ClassVar[bool] = True
     # strategies: each engine module names its own classes
     checksum_class: ClassVar[type[ChecksumDialect]] = ChecksumDialect
     lock_class: ClassVar[type[JobLock] | None] = None

@@ -101,6 +101,7 @@ class FileJobLock(JobLock):
 
 
 class DuckDBChecksum(ChecksumDialect):
+    nul = "chr(0)"
     def concat(self, parts: Sequence[str]) -> str:
         # one allocation per row; a chain of || builds every intermediate string (4x slower)
         return "concat(" + ", ".join(parts) + ")"

@@ -20,6 +20,7 @@ from ot_core.engines.strategies import ChecksumDialect, SourceColumn
 class MySQLChecksum(ChecksumDialect):
     text_type = "CHAR"
     int_type = "SIGNED"
+    nul = "CHAR(0 USING utf8mb4)"
 
     def concat(self, parts: Sequence[str]) -> str:
         return "CONCAT(" + ", ".join(parts) + ")"

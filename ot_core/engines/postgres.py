@@ -104,6 +104,7 @@ class PostgresBackend(Backend):
     name = "postgresql"
     roles = frozenset({"warehouse"})
     extra = "postgres"
+    holds_nul_in_text = False
     lock_class = AdvisoryJobLock
     maintainer_class = PostgresMaintainer
 

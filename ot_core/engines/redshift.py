@@ -170,6 +170,7 @@ class RedshiftBackend(Backend):
     name = "redshift"
     roles = frozenset({"warehouse"})
     extra = "redshift"
+    holds_nul_in_text = False
     checksum_class = RedshiftChecksum
     lock_class = RowJobLock
     maintainer_class = RedshiftMaintainer

@@ -18,6 +18,7 @@ class SQLiteChecksum(ChecksumDialect):
     text_type = "TEXT"
     int_type = "INTEGER"
     hashes_in_python = True
+    nul = "char(0)"
     scope_ref_prefix = "+"
 
     def prepare(self, conn: Connection) -> None:

@@ -152,6 +152,9 @@ class ChecksumDialect:
     # written before the scope's column references, so the planner reads key ranges by the
     # primary key rather than the scope column's index ('+' on SQLite)
     scope_ref_prefix: ClassVar[str] = ""
+    # the NUL character as this engine spells it, where its text can hold one (None: it
+    # cannot, as PostgreSQL): the canonical text leaves NUL out, as the landing does
+    nul: ClassVar[str | None] = None
 
     def __init__(self, backend: Backend):
         self.backend = backend
@@ -183,7 +186,10 @@ class ChecksumDialect:
             scale = typ.scale or 0
             value = self.as_text(self.as_int(f"ROUND({ref} * {10 ** scale})"))
         else:
-            value = (f"REPLACE(REPLACE({self.as_text(ref)}, '{ESCAPE}', '{ESCAPE}{ESCAPE}'), "
+            text = self.as_text(ref)
+            if self.nul:
+                text = f"REPLACE({text}, {self.nul}, '')"
+            value = (f"REPLACE(REPLACE({text}, '{ESCAPE}', '{ESCAPE}{ESCAPE}'), "
                      f"'{SEPARATOR}', '{ESCAPE}p')")
         return f"COALESCE({value}, '{NULL_MARK}')"
 

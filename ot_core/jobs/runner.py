@@ -333,8 +333,12 @@ def _kernel_manager() -> Iterator[Any]:
     from jupyter_client.manager import KernelManager
 
     with tempfile.TemporaryDirectory(prefix="ot-kernel-") as folder:
-        yield KernelManager(kernel_name="python3", transport="ipc",
-                            ip=os.path.join(folder, "k"))
+        km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(folder, "k"))
+        try:
+            yield km
+        finally:  # a kernel manager handed to papermill is the caller's to shut down
+            if km.has_kernel:
+                km.shutdown_kernel(now=True)
 
 
 def _run_locked(spec: JobSpec, params, wh, cfg, lock, started, html, base, urls) -> JobRun:

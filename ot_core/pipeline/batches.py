@@ -208,7 +208,8 @@ def typed_table(table: pa.Table | pa.RecordBatch, contract: TableContract) -> pa
         try:
             arrays.append(_fast(arr, col, field.type))
         except _Slow:
-            arrays.append(_exact(arr.to_pylist(), contract, col, field.type))
+            keys = table.column(contract.key[0]).to_pylist() if table.num_rows else []
+            arrays.append(_exact(arr.to_pylist(), contract, col, field.type, keys))
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
@@ -229,27 +230,30 @@ def typed_rows(rows: Sequence[Sequence[Any]], columns: Sequence[str],
     if not pending:
         return typed_table(pa.table(arrays), contract)
     schema = contract_schema(contract)
+    keys = list(by_column[index[contract.key[0]]])
     out = []
     for col, field in zip(contract.columns, schema, strict=True):
         if col.name in pending:
-            out.append(_exact(pending[col.name], contract, col, field.type))
+            out.append(_exact(pending[col.name], contract, col, field.type, keys))
         else:
             try:
                 out.append(_fast(arrays[col.name], col, field.type))
             except _Slow:
-                out.append(_exact(arrays[col.name].to_pylist(), contract, col, field.type))
+                out.append(_exact(arrays[col.name].to_pylist(), contract, col, field.type,
+                                  keys))
     return pa.Table.from_arrays(out, schema=schema)
 
 
 def _exact(values: list[Any], contract: TableContract, col: Column,
-           target: pa.DataType) -> pa.Array:
-    """The value-by-value rules of ``frames`` for one column (raises on a bad value)."""
+           target: pa.DataType, keys: Sequence[Any] | None = None) -> pa.Array:
+    """The value-by-value rules of ``frames`` for one column (raises on a bad value, naming
+    its row's key from ``keys``)."""
     import pandas as pd
 
     from ot_core.pipeline.frames import typed_frame
 
     one = replace(contract, columns=(col,))
-    typed = typed_frame(pd.DataFrame({col.name: pd.Series(values, dtype=object)}), one)
+    typed = typed_frame(pd.DataFrame({col.name: pd.Series(values, dtype=object)}), one, keys)
     series = typed[col.name]
     if isinstance(col.type, sa.Integer):
         # nullable Int64: NA → None, values as Python ints

@@ -233,6 +233,7 @@ def _extract_and_land(ctx: CycleContext, src: Database, warehouse: str,
                 run.rows_extracted, run.rows_loaded = landed.rows_extracted, landed.rows_loaded
                 run.batch_id = out[table] = landed.batch_id
                 spent[table] = time.perf_counter() - t0
+                failpoint("after_land", table)
                 log.info("%s: %d rows read, %d landed in %.2f s (%.0f rows/s)", table,
                          landed.rows_extracted, landed.rows_loaded, spent[table],
                          landed.rows_extracted / max(spent[table], 1e-6))

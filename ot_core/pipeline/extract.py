@@ -29,7 +29,7 @@ from ot_core.contract import CONTRACTS, TableContract
 from ot_core.db.connect import Database, with_retries
 from ot_core.db.sql import Renderer
 from ot_core.engines import Backend
-from ot_core.errors import SourceUnavailable, TerminalError, first_line
+from ot_core.errors import OTError, SourceUnavailable, TerminalError, first_line
 from ot_core.pipeline.readers import read_tables
 from ot_core.pipeline.source_contract import check_table
 from ot_core.secrets import redact
@@ -131,6 +131,13 @@ def check_source(cfg: PipelineConfig, src: Database) -> SourceState:
             f"the source {src.display} refused the cycle ({reason}); check the user, password "
             "and grants of OT_SOURCE_URL. Nothing was extracted."
         ) from None
+    except (OTError, sa.exc.SQLAlchemyError):
+        raise
+    except Exception as e:  # noqa: BLE001 - a driver that cannot even start (a bogus option)
+        raise TerminalError(
+            f"cannot connect to the source {src.display} ({redact(first_line(e))}); check "
+            "OT_SOURCE_URL: host, port, database name, user, password and options. Nothing "
+            "was extracted.") from None
 
 
 _BIND = re.compile(r":([a-z_]+)\b")

@@ -14,6 +14,7 @@ written (docs/contracts.md#checked-before-every-cycle).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, cast
 
@@ -31,12 +32,35 @@ class _Bad(ValueError):
         self.value, self.why = value, why
 
 
-def _refuse(contract: TableContract, col: Column, value: Any, why: str) -> ValueOutOfContract:
+SHOWN = 80  # characters of a refused value a message shows (a value may be megabytes)
+
+
+def shown(value: Any) -> str:
+    """``value``'s repr, cut to ``SHOWN`` characters with its length said when longer."""
+    text = repr(value)
+    if len(text) <= SHOWN:
+        return text
+    size = f"{len(value):,} characters" if isinstance(value, str) else f"{len(text):,} long"
+    return f"{text[:SHOWN]}… ({size})"
+
+
+def _refuse(contract: TableContract, col: Column, value: Any, why: str,
+            key: Any = None) -> ValueOutOfContract:
     from ot_core.pipeline.source_contract import NOTHING_WRITTEN, expected
 
+    row = "" if key is None else f", {contract.key[0]} {key}"
     return ValueOutOfContract(
-        f"source table {contract.name!r}, column {col.name!r}: value {value!r} {why} "
-        f"(expected {expected(col)}). Fix the row at the source, then rerun: {NOTHING_WRITTEN}.")
+        f"source table {contract.name!r}, column {col.name!r}{row}: value {shown(value)} "
+        f"{why} (expected {expected(col)}). Fix the row at the source, then rerun: "
+        f"{NOTHING_WRITTEN}.")
+
+
+def _position(values: pd.Series, value: Any) -> int | None:
+    """Where the first ``value`` (NULL for None) sits in ``values``."""
+    for i, v in enumerate(values.tolist()):
+        if (value is None and _isna(v)) or (value is not None and v is value or v == value):
+            return i
+    return None
 
 
 def _decimal(scale: int, precision: int | None):
@@ -137,9 +161,11 @@ def _strings(values: pd.Series, col: Column) -> pd.Series:
     return out
 
 
-def typed_frame(frame: pd.DataFrame, contract: TableContract) -> pd.DataFrame:
+def typed_frame(frame: pd.DataFrame, contract: TableContract,
+                keys: Sequence[Any] | None = None) -> pd.DataFrame:
     """Cast a chunk read from any source to the contract's column types, exactly, or raise
-    ``ValueOutOfContract`` naming the first value that does not fit."""
+    ``ValueOutOfContract`` naming the first value that does not fit (and its row's key, from
+    ``keys`` when the frame has no key column)."""
     out: dict[str, pd.api.extensions.ExtensionArray | pd.Series] = {}
     for col in contract.columns:
         values = frame[col.name]
@@ -155,7 +181,12 @@ def typed_frame(frame: pd.DataFrame, contract: TableContract) -> pd.DataFrame:
             else:
                 out[col.name] = _strings(values, col)
         except _Bad as bad:
-            raise _refuse(contract, col, bad.value, bad.why) from None
+            key = None
+            pos = _position(values, bad.value)
+            ids = frame[contract.key[0]].tolist() if contract.key[0] in frame else keys
+            if pos is not None and ids is not None and pos < len(ids):
+                key = ids[pos]
+            raise _refuse(contract, col, bad.value, bad.why, key) from None
     return pd.DataFrame(out, index=frame.index)
 
 

@@ -8,6 +8,7 @@ watermark moves to the window's upper bound. A crash before the commit leaves no
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +27,8 @@ from ot_core.pipeline.extract import Window
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+log = logging.getLogger("ot.cycle")
 
 
 @dataclass
@@ -66,6 +69,8 @@ def land_batch(ctx: CycleContext, window: Window, chunks: Iterable[pa.Table], *,
         n = chunk.num_rows
         if n == 0:
             continue
+        if not backend.holds_nul_in_text:
+            chunk = strip_nul(chunk, table)
         backend.load_arrow(conn, cfg.schemas.raw, nm.raw_table,
                            with_raw_meta(chunk, next_raw, batch_id, now))
         next_raw += n
@@ -89,6 +94,34 @@ def land_batch(ctx: CycleContext, window: Window, chunks: Iterable[pa.Table], *,
         )
     control.set_watermark(conn, table, window.upper, batch_id if loaded else None, now)
     return Landed(batch_id if loaded else None, extracted, loaded)
+
+
+def strip_nul(chunk: pa.Table, table: str) -> pa.Table:
+    """``chunk`` without NUL characters in its strings, for a warehouse whose text cannot hold
+    them (PostgreSQL would refuse the whole batch, and with it every table of the cycle):
+    each column that had some is named in a warning with the keys of its rows
+    (docs/cycle.md#nul-characters). A chunk without any is returned untouched, found by a
+    scan of the string buffers."""
+    import numpy as np
+    import pyarrow as pa
+
+    key = CONTRACTS[table].key[0]
+    for i, field in enumerate(chunk.schema):
+        if not pa.types.is_string(field.type):
+            continue
+        column = chunk.column(i).combine_chunks()
+        data = column.buffers()[2]
+        if data is None or not np.any(np.frombuffer(data, dtype=np.uint8) == 0):
+            continue
+        import pyarrow.compute as pc
+
+        has = pc.fill_null(pc.match_substring(column, "\x00"), False)
+        keys = chunk.column(key).filter(has).to_pylist()
+        log.warning("%s.%s: NUL characters removed from %d row(s) (the warehouse's text cannot "
+                    "hold them; the source keeps them), %s %s", table, field.name, len(keys),
+                    key, keys[:10])
+        chunk = chunk.set_column(i, field, pc.replace_substring(column, "\x00", ""))
+    return chunk
 
 
 def with_raw_meta(chunk: pa.Table, first_raw: int, batch_id: int, now: datetime) -> pa.Table:

@@ -26,7 +26,7 @@ from ot_core.db.catalog import HistoryTable, parse_history_name
 from ot_core.db.connect import Database
 from ot_core.db.schema import ddl, hist_prefix, keyed_table, mart_name
 from ot_core.engines import Backend
-from ot_core.errors import PermissionMissing
+from ot_core.errors import ClockError, PermissionMissing
 from ot_core.timeutil import add_months, from_epoch, iso, parse_as_of, to_epoch
 
 if TYPE_CHECKING:
@@ -192,6 +192,15 @@ def rotate(as_of: str | datetime | None = None, *, config: PipelineConfig | str 
 def _rotate(wh: Warehouse, at: int) -> RotationResult:
     cfg = wh.cfg
     with wh.connect() as conn:
+        with conn.begin():
+            clock = wh.backend.clock(conn)
+        skew = cfg.cycle.clock_skew_seconds
+        if at > clock + skew:  # a mistyped year would create a table per half-year up to it
+            raise ClockError(
+                f"as_of {iso(from_epoch(at))} is ahead of the warehouse's clock "
+                f"{iso(from_epoch(clock))} (allowed skew {skew} s, cycle.clock_skew_seconds); "
+                "no table was created. Rotation creates what the next 45 days need: run it "
+                "at or before now.")
         with conn.begin():
             wh.ensure(conn)
         try:  # marts created before the lifecycle indexes existed get them here (idempotent)

@@ -10,7 +10,9 @@ normalised before hashing:
   SQLite column and an exact DECIMAL give the same text;
 * strings escaped so the field separator cannot be confused: ``~`` → ``~~`` and ``|`` →
   ``~p``; fields joined with ``|``;
-* NULL as ``~N`` (an escaped string never starts with ``~N``, so NULL ≠ the text ``~N``).
+* NULL as ``~N`` (an escaped string never starts with ``~N``, so NULL ≠ the text ``~N``);
+* the NUL character left out of strings: PostgreSQL cannot store it, so the landing strips
+  it there (docs/cycle.md#nul-characters), and a row must not look changed for it.
 
 What differs per engine (MD5 → integer, concatenation, integer division, casts) is the
 engine's ``ChecksumDialect`` (``ot_core/engines``; ``backend.checksum()``). SQLite has no
@@ -50,7 +52,7 @@ def field_text(column: Column, value: Any) -> str:
         scaled = (Decimal(str(value)) * (10 ** (typ.scale or 0))).quantize(
             Decimal(1), rounding=ROUND_HALF_UP)
         return str(int(scaled))
-    s = str(value)
+    s = str(value).replace("\x00", "")  # NUL is not data: the landing strips it where needed
     return s.replace(ESCAPE, ESCAPE * 2).replace(SEPARATOR, f"{ESCAPE}p")
 
 
