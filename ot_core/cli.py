@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 import traceback
+from contextlib import contextmanager
 from datetime import datetime
 
 import click
@@ -202,16 +203,34 @@ def _cycle(as_of, catch_up, step, allow_past, wh):
 
 
 @main.command()
-@click.option("--days", type=click.IntRange(2, 365), default=21, show_default=True)
-@click.option("--orders-per-day", type=click.IntRange(1, 100_000), default=2_000, show_default=True)
+@click.option("--days", type=click.IntRange(2, 365), default=21, show_default=True,
+              help="Days of orders a new demo simulates.")
+@click.option("--orders-per-day", type=click.IntRange(1, 100_000), default=2_000, show_default=True,
+              help="Mean new orders per day of a new demo.")
 @click.option("--step", default="6h", show_default=True, help="Catch-up cycle step.")
+@click.option("--fresh", is_flag=True,
+              help="Delete the existing demo (the embedded source and warehouse files in the "
+                   "data folder) and start a new one.")
 @config_option
 @handle_errors
-def demo(days, orders_per_day, step, config) -> None:
-    """Seed the embedded source, catch up with cycles and print what landed where."""
-    from tqdm import tqdm
+def demo(days, orders_per_day, step, fresh, config) -> None:
+    """Seed the embedded source, catch up with cycles and print what landed where.
 
+    Run again, it advances the existing demo to now (the orders of the time that passed,
+    then the cycles to load them) and says so, or says there is nothing new; --days and
+    --orders-per-day apply to a new demo (the first one, or with --fresh)."""
     from ot_core.demo import describe, run_demo
+
+    with cycle_bar() as tick:
+        res = run_demo(days=days, orders_per_day=orders_per_day, step=step, config=config,
+                       progress=tick, fresh=fresh)
+    click.echo(describe(res))
+
+
+@contextmanager
+def cycle_bar():
+    """A progress bar over catch-up cycles (on a terminal only): rows and rate of the last."""
+    from tqdm import tqdm
 
     bar = tqdm(total=None, unit="cycle", desc="cycles", disable=None)
 
@@ -222,10 +241,10 @@ def demo(days, orders_per_day, step, config) -> None:
                             refresh=False)
         bar.update(1)
 
-    res = run_demo(days=days, orders_per_day=orders_per_day, step=step, config=config,
-                   progress=tick)
-    bar.close()
-    click.echo(describe(res))
+    try:
+        yield tick
+    finally:
+        bar.close()
 
 
 @main.command("run")
