@@ -324,10 +324,11 @@ def list_runs(job, failed, limit, as_json, config) -> None:
 def schedule() -> None:
     """Run the job catalogue (see `ot jobs`) in the foreground on its cron
     schedules. A job that missed slots while the scheduler was down runs once, not once per
-    slot. SIGTERM or Ctrl-C stops it after the running job ends."""
+    slot. Prints the jobs and their next slots at start, then each job's start and exit.
+    SIGTERM or Ctrl-C stops it at once when no job runs, else after the running job ends."""
     from ot_core.jobs.scheduler import Scheduler
 
-    Scheduler().run()
+    Scheduler(announce=click.echo).run()
 
 
 @main.command("crontab")
@@ -357,6 +358,38 @@ def jobs_cmd(markdown, airflow, as_json) -> None:
                    for j in load_catalogue().jobs.values()])
         return
     click.echo(airflow_dag() if airflow else md() if markdown else table_text(), nl=not airflow)
+
+
+@main.command("notebooks")
+@click.argument("dest", required=False, default="ot-notebooks", type=click.Path(file_okay=False))
+@click.option("--lab", is_flag=True, help="Then open JupyterLab in DEST (needs the lab extra).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace copies that differ from the shipped notebooks; each is first saved "
+                   "beside it as NAME.<UTC time>.ipynb.")
+@handle_errors
+def notebooks_cmd(dest, lab, overwrite) -> None:
+    """Copy the analyst notebooks (order lookup, partner dashboard, pipeline health,
+    exceptions triage) into DEST (default: ./ot-notebooks) and, with --lab, open JupyterLab
+    there. A copy you changed is kept and named, never replaced without --overwrite."""
+    from ot_core.workbench.notebooks import copy_notebooks, open_lab
+
+    click.echo(copy_notebooks(dest, overwrite=overwrite).summary())
+    if lab:
+        open_lab(dest)
+
+
+@main.group("docs")
+def docs() -> None:
+    """Print the documentation pages that are generated from the code: docs/commands.md."""
+
+
+@docs.command("commands")
+def docs_commands() -> None:
+    """Print the command reference (docs/commands.md): every command's --help, with a table
+    of contents. Regenerate the page with `ot docs commands > docs/commands.md`."""
+    from ot_core.reference import command_reference
+
+    click.echo(command_reference(main), nl=False)
 
 
 @main.command()
