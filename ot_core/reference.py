@@ -37,7 +37,8 @@ def _walk(ctx: click.Context) -> list[click.Context]:
 
 def command_reference(root: click.Group, prog: str = "ot") -> str:
     """Markdown: a table of every command, then each command's help page verbatim."""
-    top = click.Context(root, info_name=prog, terminal_width=WIDTH, max_content_width=WIDTH)
+    settings = {**root.context_settings, "terminal_width": WIDTH, "max_content_width": WIDTH}
+    top = click.Context(root, info_name=prog, **settings)  # e.g. -h as well as --help
     contexts = _walk(top)
     lines = [HEAD, "| command | what it does |", "|---|---|"]
     for ctx in contexts:

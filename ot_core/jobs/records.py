@@ -324,7 +324,8 @@ def format_runs(job: str | None = None, *, failed: bool = False, limit: int = 20
                 config: PipelineConfig | str | None = None) -> str:
     """``ot runs``: recent runs as a text table a terminal shows unwrapped: start time to the
     second, duration, the notebook's file name (its folder follows from the job and date, as
-    the last line says; ``--json`` has full paths), an error on a line of its own."""
+    the last line says; ``--json`` has full paths), an error's first line (cut at 90
+    characters; ``--json`` has all of it) on a line of its own."""
     from ot_core.resources import runs_dir
 
     df = listed_runs(job, failed=failed, limit=limit, config=config)
@@ -340,7 +341,8 @@ def format_runs(job: str | None = None, *, failed: bool = False, limit: int = 20
                      start.strftime("%Y-%m-%d %H:%M:%S") if start else "-", took,
                      Path(r.notebook_path).name if isinstance(r.notebook_path, str) else "-"))
         if isinstance(r.error, str) and r.error:
-            errors[len(rows) - 1] = r.error.splitlines()[0][:150]
+            first = r.error.splitlines()[0]
+            errors[len(rows) - 1] = first if len(first) <= 90 else first[:89] + "…"
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = []
     for n, row in enumerate(rows):
