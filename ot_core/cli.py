@@ -11,7 +11,6 @@ import json
 import logging
 import sys
 import traceback
-from contextlib import contextmanager
 from datetime import datetime
 
 import click
@@ -219,32 +218,12 @@ def demo(days, orders_per_day, step, fresh, config) -> None:
     Run again, it advances the existing demo to now (the orders of the time that passed,
     then the cycles to load them) and says so, or says there is nothing new; --days and
     --orders-per-day apply to a new demo (the first one, or with --fresh)."""
-    from ot_core.demo import describe, run_demo
+    from ot_core.demo import cycle_bar, describe, run_demo
 
     with cycle_bar() as tick:
         res = run_demo(days=days, orders_per_day=orders_per_day, step=step, config=config,
                        progress=tick, fresh=fresh)
     click.echo(describe(res))
-
-
-@contextmanager
-def cycle_bar():
-    """A progress bar over catch-up cycles (on a terminal only): rows and rate of the last."""
-    from tqdm import tqdm
-
-    bar = tqdm(total=None, unit="cycle", desc="cycles", disable=None)
-
-    def tick(res, i, n):
-        bar.total = n
-        rows = sum(t.rows_extracted for t in res.tables.values())
-        bar.set_postfix_str(f"last: {rows:,} rows, {rows / max(res.seconds, 1e-6):,.0f} rows/s",
-                            refresh=False)
-        bar.update(1)
-
-    try:
-        yield tick
-    finally:
-        bar.close()
 
 
 @main.command("run")

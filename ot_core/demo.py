@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,26 @@ def _refuse_a_foreign_source(src: Database) -> None:
                      "OT_SOURCE_URL (the embedded file) or point it at an empty database")
 
 
+@contextmanager
+def cycle_bar() -> Iterator[Callable[..., None]]:
+    """A progress bar over catch-up cycles (on a terminal only): rows and rate of the last."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=None, unit="cycle", desc="cycles", disable=None)
+
+    def tick(res, i, n):
+        bar.total = n
+        rows = sum(t.rows_extracted for t in res.tables.values())
+        bar.set_postfix_str(f"last: {rows:,} rows, {rows / max(res.seconds, 1e-6):,.0f} rows/s",
+                            refresh=False)
+        bar.update(1)
+
+    try:
+        yield tick
+    finally:
+        bar.close()
+
+
 def describe(res: DemoResult) -> str:
     lines = []
     if res.removed:
@@ -186,4 +207,4 @@ def describe(res: DemoResult) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["DemoResult", "describe", "embedded_files", "mart_counts", "run_demo", "start_over"]
+__all__ = ["DemoResult", "cycle_bar", "describe", "embedded_files", "mart_counts", "run_demo", "start_over"]

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
+import pytest
 import sqlalchemy as sa
 from filelock import FileLock
 
@@ -64,6 +65,7 @@ def test_a_second_demo_succeeds_and_says_there_is_nothing_new(tmp_path):
     assert marts(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_an_older_demo_is_advanced_to_now(tmp_path):
     """A demo written two hours ago (source and warehouse): a new run adds the orders of the
     two hours and the cycles that load them, and says from where to where."""
@@ -83,6 +85,7 @@ def test_an_older_demo_is_advanced_to_now(tmp_path):
     assert after["mart_ecs_order_info"] > before["mart_ecs_order_info"]
 
 
+@pytest.mark.slow
 def test_fresh_starts_over(tmp_path):
     assert ot(tmp_path, "demo", "--days", "3", "--orders-per-day", "200").returncode == 0
     big = marts(tmp_path)

@@ -167,6 +167,7 @@ def _kill_mid_run(pair, as_of: str) -> int:
     return proc.pid
 
 
+@pytest.mark.slow
 def test_killed_run_is_marked_abandoned_by_runs_and_by_the_next_run(embedded):
     simulate("2026-03-03", start="2026-03-01", orders_per_day=20, seed=5, source=embedded.source_url)
     pid = _kill_mid_run(embedded, "2026-03-02T00:00:00Z")
@@ -199,6 +200,7 @@ def test_list_parameters_from_the_command_line():
         resolve_parameters(spec, {"tables": '["ecs", "uti"'})
 
 
+@pytest.mark.slow
 def test_monthly_compare_and_rotate_record_figures(embedded):
     simulate("2026-03-06", start="2026-03-01", orders_per_day=20, seed=9, source=embedded.source_url)
     catch_up("2026-03-06T00:00:00Z", start="2026-03-01T00:00:00Z", step="1d",
