@@ -15,9 +15,10 @@ from decimal import Decimal
 import sqlalchemy as sa
 
 from ot_core.config import PipelineConfig
-from ot_core.contract import CONTRACTS, source_table
+from ot_core.contract import CONTRACTS
 from ot_core.db.connect import Database
 from ot_core.db.schema import names
+from ot_core.engines import backend_for
 
 PART_RAW_OFFSET = 10**12  # _raw_id of the second seeded half: never equal to a delta's
 NEW_ORDER_BASE = 5_000_000_000  # keys of orders created by the deltas
@@ -109,7 +110,7 @@ def write_delta(src: Database, plan: SeedPlan, window: int, lo: int, hi: int, *,
     (the new orders' plus updates of recent seeded orders) and ``events`` path events.
     """
     md = sa.MetaData()
-    t = {c.name: source_table(c, md, src.backend.name) for c in CONTRACTS.values()}
+    t = {c.name: src.backend.source_table(c, md) for c in CONTRACTS.values()}
     width = hi - lo
     n = plan.orders  # updates touch the first part's most recent orders
     ecs, uti, spath = [], [], []
@@ -152,7 +153,7 @@ def seed_mysql_source(url: str, orders: int, events_per_order: int, t0: int, spa
     eng = sa.create_engine(url)
     md = sa.MetaData()
     for c in CONTRACTS.values():
-        source_table(c, md, "mysql")
+        backend_for(eng).source_table(c, md)
     step = max(1, span // orders)
     add = "(:t_start + (o.seq - 1) * :step)"
     chunk = 100_000

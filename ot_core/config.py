@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ot_core.contract import CONTRACTS
+from ot_core.contract import CONTRACTS, TableContract
 from ot_core.errors import ConfigError, UsageError
 from ot_core.resources import default_config_path
 
@@ -70,7 +70,12 @@ CDC = Annotated[TimestampCDC | FullRefreshCDC, Field(discriminator="strategy")]
 
 class TableConfig(Strict):
     cdc: CDC
+    # Which version of a key wins (docs/contracts.md#marts): the highest version_column,
+    # ties broken by the later read; without one, the row read last. A table updated in
+    # place needs none: the row read last is the source's current state whatever its
+    # timestamp says (an application server's clock behind another's).
     version_column: str | None = None
+    updated_in_place: bool = False  # rows change after they are first read (not appended)
     archive_column: str
     raw_trim_hours: int = Field(24, ge=1, le=24 * 90)
 
@@ -110,6 +115,11 @@ class CompareConfig(Strict):
     fanout: int = Field(16, ge=2, le=256)
     leaf_rows: int = Field(256, ge=1, le=100_000)
     sample_keys: int = Field(10, ge=0, le=1000)
+    # differing keys kept per comparison (what `ot repair --from-compare` re-reads)
+    keep_keys: int = Field(100_000, ge=0, le=10_000_000)
+    # the monthly job repairs a table's differing rows when they are at most this many
+    # (and the mismatch rate is within max_mismatch_rate); 0: it only reports them
+    repair_max_rows: int = Field(0, ge=0, le=10_000_000)
     # table -> "schema.relation" of a legacy warehouse relation to compare against
     legacy: dict[str, str] = Field(default_factory=dict)
 
@@ -176,6 +186,13 @@ class PipelineConfig(Strict):
 
     def table(self, name: str) -> TableConfig:
         return self.tables[name]
+
+    def landed(self, name: str) -> TableContract:
+        """The contract of ``name`` as the warehouse holds it: its CDC column may be NULL (a
+        source whose CDC column allows NULL has those rows read, not skipped:
+        docs/cycle.md#null-cdc-values)."""
+        column = self.tables[name].cdc.column
+        return CONTRACTS[name].with_nullable(column) if column else CONTRACTS[name]
 
 
 def _format(err: ValidationError, source: str) -> str:

@@ -42,6 +42,13 @@ class TableContract:
                 return c
         raise KeyError(name)
 
+    def with_nullable(self, *names: str) -> TableContract:
+        """This contract with the named columns allowed to be NULL."""
+        from dataclasses import replace
+
+        return replace(self, columns=tuple(replace(c, nullable=True) if c.name in names else c
+                                           for c in self.columns))
+
 
 ECS = TableContract(
     name="ecs_order_info",
@@ -114,27 +121,3 @@ META_TYPES: dict[str, type[sa.types.TypeEngine]] = {
 RAW_META = ("_raw_id", "_batch_id", "_extracted_at")
 # Columns every mart and history row carries: which extracted version it is.
 MART_META = ("_raw_id", "_batch_id")
-
-
-def source_table(contract: TableContract, metadata: sa.MetaData, dialect: str) -> sa.Table:
-    """The OLTP table as the source contract declares it (INT UNSIGNED epochs on MySQL)."""
-    cols = []
-    for c in contract.columns:
-        typ = c.type
-        if c.epoch and dialect == "mysql":
-            from sqlalchemy.dialects import mysql  # only where a MySQL source is made
-
-            typ = mysql.INTEGER(unsigned=True)
-        if contract.autoincrement_key and c.name in contract.key:
-            # SQLite only auto-assigns for INTEGER PRIMARY KEY, MySQL for AUTO_INCREMENT.
-            typ = sa.Integer() if dialect == "sqlite" else sa.BigInteger()
-            cols.append(sa.Column(c.name, typ, primary_key=True, autoincrement=True))
-            continue
-        cols.append(
-            sa.Column(c.name, typ, nullable=c.nullable, primary_key=c.name in contract.key,
-                      autoincrement=False)
-        )
-    table = sa.Table(contract.name, metadata, *cols)
-    for col in contract.source_indexes:
-        sa.Index(f"ix_{contract.name}_{col}", table.c[col])
-    return table

@@ -13,6 +13,8 @@ configuration, 3 a terminal failure, 75 a transient failure (retry later).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_TERMINAL, EXIT_TRANSIENT = 0, 1, 2, 3, 75
 
 
@@ -56,8 +58,24 @@ class ClockError(UsageError):
     """A cycle's instant is ahead of the source's clock or behind what was already read."""
 
 
-class JobError(TerminalError):
-    """A job definition, parameter or run failed."""
+class JobError(UsageError):
+    """A job or a job parameter that does not exist or does not fit: nothing was run."""
+
+
+class MonitoringFailed(DataCheckFailed):
+    """At least one daily check failed; every check has run and been recorded."""
+
+
+class CompareFailed(DataCheckFailed):
+    """A comparison found rows the warehouse holds wrong (see ``quality/compare``)."""
+
+
+class ValueOutOfContract(ContractError):
+    """A source value the warehouse column cannot hold exactly."""
+
+
+class SourceReadError(TerminalError):
+    """The source could not be read for a reason retrying cannot fix."""
 
 
 class JobLocked(TransientError):
@@ -87,8 +105,19 @@ TRANSIENT_HINTS = (
     "the database system is starting up", "terminating connection", "too many connections",
     "could not set lock", "conflicting lock", "database is locked", "server closed the connection",
     "connection timed out", "no route to host", "the database system is shutting down",
-    "cannot connect now",
+    "cannot connect now", "server shutdown in progress", "broken pipe", "unexpected eof",
+    "connection was killed", "connection closed", "os error 104", "os error 111",
+    "connection aborted", "gone away",
 )
+
+
+# engine modules add what only their driver raises (ot_core/engines)
+_TRANSIENT_CHECKS: list[Callable[[BaseException], bool]] = []
+
+
+def add_transient_check(check: Callable[[BaseException], bool]) -> None:
+    """Teach :func:`is_transient` an engine's own exception (an engine module calls this)."""
+    _TRANSIENT_CHECKS.append(check)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -105,9 +134,7 @@ def is_transient(exc: BaseException) -> bool:
                         sa.exc.DBAPIError, ConnectionError, TimeoutError)):
         text = str(exc).lower()
         return any(h in text for h in TRANSIENT_HINTS)
-    text = str(exc).lower()
-    # DuckDB raises its own IOException for a file held by another process
-    return type(exc).__name__ in ("IOException",) and "lock" in text
+    return any(check(exc) for check in _TRANSIENT_CHECKS)
 
 
 def first_line(exc: BaseException) -> str:
@@ -117,14 +144,17 @@ def first_line(exc: BaseException) -> str:
     return text[0] if text else type(inner).__name__
 
 
-ADVICE = (
+ADVICE: list[tuple[str, str]] = [
     ("no space left on device", "free space where the warehouse lives, then rerun: what was "
                                 "not committed was rolled back"),
     ("read-only file system", "the folder is read-only: point OT_DATA_DIR or OT_WAREHOUSE_URL "
                               "at a writable place"),
-    ("not a valid duckdb database file", "the file is not a DuckDB database: restore it from a "
-                                         "backup or point OT_WAREHOUSE_URL at the right file"),
-)
+]
+
+
+def add_advice(hint: str, what: str) -> None:
+    """Advice for an engine's own failure text (an engine module calls this)."""
+    ADVICE.append((hint, what))
 
 
 def advice(exc: BaseException) -> str | None:
@@ -140,5 +170,29 @@ def exit_code(exc: BaseException) -> int:
     if isinstance(exc, (UsageError, ConfigError)):
         return EXIT_USAGE
     if is_transient(exc):
+        return EXIT_TRANSIENT
+    return EXIT_TERMINAL
+
+
+def _classes(base: type[OTError] = OTError) -> dict[str, type[OTError]]:
+    out = {base.__name__: base}
+    for sub in base.__subclasses__():
+        out.update(_classes(sub))
+    return out
+
+
+def exit_code_of(ename: str | None, *, default: int = EXIT_CHECK_FAILED) -> int:
+    """The exit code of a job whose notebook failed with an exception named ``ename`` (what
+    papermill records): the project's own errors keep their meaning across the kernel
+    boundary (75 transient, 2 usage, 3 terminal, 1 a data check); anything else — a
+    failing cell, a kernel that died, a timeout — is ``default`` (a failed run)."""
+    cls = _classes().get(str(ename or ""))
+    if cls is None:
+        return default
+    if issubclass(cls, DataCheckFailed):
+        return EXIT_CHECK_FAILED
+    if issubclass(cls, (UsageError, ConfigError)):
+        return EXIT_USAGE
+    if issubclass(cls, TransientError):
         return EXIT_TRANSIENT
     return EXIT_TERMINAL

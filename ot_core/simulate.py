@@ -20,7 +20,7 @@ from datetime import datetime
 import numpy as np
 import sqlalchemy as sa
 
-from ot_core.contract import CONTRACTS, ECS, SPATH, STATUS_LABELS, UTI, source_table
+from ot_core.contract import CONTRACTS, ECS, SPATH, STATUS_LABELS, UTI
 from ot_core.db.connect import Database, connect_with_retries, open_database
 from ot_core.errors import TerminalError, UsageError, first_line, is_transient
 from ot_core.secrets import redact
@@ -197,7 +197,7 @@ class SimulationState:
 def ensure_source(db: Database, conn: sa.Connection | None = None) -> None:
     md = sa.MetaData()
     for c in CONTRACTS.values():
-        source_table(c, md, db.dialect)
+        db.backend.source_table(c, md)
     sa.Table(STATE_TABLE, md, sa.Column("k", sa.String(32), primary_key=True),
              sa.Column("v", sa.String(64), nullable=False))
     if conn is None:

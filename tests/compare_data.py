@@ -6,8 +6,9 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from ot_core.contract import ECS, source_table
+from ot_core.contract import ECS
 from ot_core.db.schema import keyed_table
+from ot_core.engines import backend_for
 
 TRICKY = ["a|b", "a~pb", "~N", "x|", "|", "é|ü", "", "plain"]
 
@@ -33,7 +34,7 @@ def ecs_rows(n: int, start: int = 1000) -> list[dict]:
 def write_source(url: str, rows: list[dict]) -> None:
     eng = sa.create_engine(url)
     md = sa.MetaData()
-    t = source_table(ECS, md, eng.dialect.name)
+    t = backend_for(eng).source_table(ECS, md)
     with eng.begin() as c:
         md.create_all(c)
         c.execute(sa.insert(t), rows)

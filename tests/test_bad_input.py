@@ -150,7 +150,8 @@ def test_unreachable_source_retries_then_gives_up(tmp_path, caplog):
 def test_malformed_as_of_is_a_usage_error(embedded, value):
     res = CliRunner().invoke(main, ["cycle", "--as-of", value], env=embedded.env())
     assert res.exit_code == 2
-    assert "Usage:" in res.stderr and "--as-of" in res.stderr and value in res.stderr
+    assert res.stderr.startswith("ot: error: ") and res.stderr.count("\n") == 1
+    assert "--as-of" in res.stderr and value in res.stderr and "`ot cycle --help`" in res.stderr
     assert nothing_landed(warehouse_state(embedded.warehouse_url))
 
 

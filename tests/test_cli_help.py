@@ -70,4 +70,13 @@ def test_the_readme_links_the_command_reference():
 
 def test_unknown_command_is_a_usage_error():
     res = CliRunner().invoke(main, ["no-such-command"])
-    assert res.exit_code == 2 and "No such command" in res.output
+    assert res.exit_code == 2 and res.stderr.startswith("ot: error: No such command")
+
+
+@pytest.mark.parametrize("args", [["run", "nosuchjob"], ["run", "cycle", "-p", "bogus", "1"],
+                                  ["cycle", "--bogus"], ["compare", "--table", "nope"]])
+def test_usage_errors_are_one_line_and_exit_2(args):
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2, res.output
+    assert res.stderr.startswith("ot: error: ") and res.stderr.count("\n") == 1, res.stderr
+    assert "Usage:" not in res.output

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from ot_core.contract import ECS
 from ot_core.db.connect import open_database
 from ot_core.db.sql import parse_check
-from ot_core.quality.checksum import checksum_dialect, field_text, row_hash, row_text
-from ot_core.quality.compare import Scope, Settings, Side, _Reader, compare_sides
+from ot_core.quality.checksum import field_text, row_hash, row_text
+from ot_core.quality.compare import Scope, Settings, Side, SideReader, compare_sides
 
 N = 2400
 SMALL = Settings(first_segments=8, fanout=4, leaf_rows=24, sample_keys=5)
@@ -88,7 +88,7 @@ def test_mariadb_against_postgres(mysql_url, pg_url):
 def _whole_checksum(url: str, role: str, relation: tuple) -> tuple[int, int, list[str]]:
     db = open_database(role, url)
     with db.engine.connect() as conn:
-        r = _Reader(Side(db, role, (relation,)), ECS, Scope(), conn)
+        r = SideReader(Side(db, role, (relation,)), ECS, Scope(), conn)
         sums = r.checksums([(0, 10**12)], 0, 10**12)
         if db.backend.name == "sqlite":  # read as Arrow and hashed in DuckDB, or in SQLite
             assert r.fast is not None
@@ -133,7 +133,7 @@ def test_redshift_statements_parse():
 
     be = backend_for(RedshiftDialect_psycopg2())
     db = type("Db", (), {"backend": be})()
-    r = _Reader(Side(db, "rs", (("settlement_ods", "mart_ecs_order_info"),
+    r = SideReader(Side(db, "rs", (("settlement_ods", "mart_ecs_order_info"),
                                 ("settlement_ods", "hist_ecs_order_info_2026_h1"))),
                 ECS, Scope(column="add_time", lower=0, upper=10, cdc_column="add_time",
                            cdc_upper=10), None)
@@ -154,7 +154,7 @@ def test_separator_cannot_be_confused(a, b):
     eng = sa.create_engine("duckdb:///:memory:")
     from ot_core.engines import backend_for
 
-    cs = checksum_dialect(backend_for(eng))
+    cs = backend_for(eng).checksum()
     cols = [ECS.column("order_sn"), ECS.column("shipping_channel")]
     sql = f"SELECT {cs.row_text(cols)} FROM (SELECT :x AS order_sn, :y AS shipping_channel) t"
     with eng.connect() as c:

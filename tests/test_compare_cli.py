@@ -103,7 +103,7 @@ def test_compare_closes_its_in_process_duckdb(embedded, monkeypatch):
     `ot` process does not tear the interpreter down, so nothing else would close it)."""
     import duckdb
 
-    from ot_core.quality.arrow_segments import ArrowSegments
+    from ot_core.quality.compare.arrow import ArrowSegments
 
     for k, v in embedded.env().items():
         monkeypatch.setenv(k, v)

@@ -33,7 +33,7 @@ def test_project_config_loads():
     assert cfg.schemas.raw == "settlement_public" and cfg.schemas.mart == "settlement_ods"
     uti = cfg.table("uni_tracking_info")
     assert isinstance(uti.cdc, TimestampCDC) and uti.cdc.column == "update_time"
-    assert uti.version_column == "update_time"
+    assert uti.version_column is None and uti.updated_in_place  # the row read last wins
     assert cfg.table("ecs_order_info").raw_trim_hours == 48
     for name, t in cfg.tables.items():  # every lookback is shorter than its raw window
         assert t.cdc.lookback_seconds < t.raw_trim_hours * 3600, name

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ot_core.config import DEFAULT_CONFIG, PipelineConfig, parse_config
-from ot_core.contract import CONTRACTS, ECS, SPATH, UTI, source_table
+from ot_core.contract import CONTRACTS, ECS, SPATH, UTI
 from ot_core.db.connect import Database, open_database
 from ot_core.pipeline.cycle import run_cycle
 from ot_core.simulate import ensure_source
@@ -110,7 +110,7 @@ class Source:
     def __init__(self, db: Database):
         self.db = db
         md = sa.MetaData()
-        self.t = {c.name: source_table(c, md, db.dialect) for c in (ECS, UTI, SPATH)}
+        self.t = {c.name: db.backend.source_table(c, md) for c in (ECS, UTI, SPATH)}
         self.orders: list[int] = []
         self.uti: dict[int, int] = {}  # order_id -> current update_time
         self.next_order = 1

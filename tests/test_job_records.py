@@ -100,9 +100,9 @@ def test_cycle_run_opens_with_its_header_and_reads_offline(embedded):
 def test_failed_run_header_names_the_error(embedded):
     simulate("2026-03-02", start="2026-03-01", orders_per_day=20, seed=3, source=embedded.source_url)
     res = _ot(embedded, "run", "cycle", "-p", "as_of", "not-a-date", "--json")
-    assert res.returncode == 1, res.stderr
+    assert res.returncode == 2, res.stderr
     out = json.loads(res.stdout)
-    assert out["status"] == "failed" and out["exit_code"] == 1 and "UsageError" in out["error"]
+    assert out["status"] == "failed" and out["exit_code"] == 2 and "UsageError" in out["error"]
     nb = nbformat.read(out["notebook"], as_version=4)
     header = _header(nb)
     assert "FAILED" in header.splitlines()[0]

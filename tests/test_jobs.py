@@ -19,6 +19,7 @@ from ot_core.cli import main
 from ot_core.config import load_config
 from ot_core.db.connect import open_database
 from ot_core.db.sql import parse_check
+from ot_core.db.warehouse import Warehouse
 from ot_core.engines.redshift import RowJobLock
 from ot_core.errors import ConfigError, JobError
 from ot_core.jobs.airflow import DAG_FILE, airflow_dag
@@ -86,11 +87,13 @@ def test_parameters_are_checked_before_anything_runs():
 
 
 # -- runner --------------------------------------------------------------------------------------
-def test_failing_notebook_leaves_failed_notebook_row_and_exit_1(embedded):
+def test_failing_notebook_leaves_failed_notebook_row_and_its_error_s_exit_code(embedded):
+    """The notebook stopped on a malformed value (a usage error): the run failed, and ``ot
+    run`` exits 2 as ``ot cycle`` would have."""
     simulate("2026-03-02", start="2026-03-01", orders_per_day=30, seed=3, source=embedded.source_url)
     res = CliRunner().invoke(main, ["run", "cycle", "-p", "as_of", "not-a-date", "--html"],
                              env=_env(embedded))
-    assert res.exit_code == 1, res.output
+    assert res.exit_code == 2, res.output
     assert "not an ISO-8601" in res.stderr and "failed" in res.stdout
     failed = list((embedded.tmp / "runs" / "cycle").rglob("cycle-*-failed.ipynb"))
     assert len(failed) == 1 and failed[0].with_suffix(".html").exists()
@@ -192,19 +195,23 @@ def test_row_lock_for_redshift_parses_and_expires(embedded):
     cfg = load_config()
     spec = load_catalogue().job("cycle")
     rs = open_database("warehouse", "redshift+psycopg2://etl@example.invalid:5439/dev")
-    for stmt in RowJobLock(rs, cfg, spec).statements().values():
+    def row_lock(db):
+        return RowJobLock(Warehouse(cfg, db).lock_site(), db.backend, spec.name,
+                          spec.timeout_seconds)
+
+    for stmt in row_lock(rs).statements().values():
         parse_check(stmt, "redshift")
         assert "NOT IN (" not in stmt.upper()
     # the same statements, run for real on an embedded warehouse
     db = open_database("warehouse", embedded.warehouse_url)
-    a, b = RowJobLock(db, cfg, spec), RowJobLock(db, cfg, spec)
+    a, b = row_lock(db), row_lock(db)
     assert a.acquire()
     a.set_holder("run 7")
     assert not b.acquire() and "run 7" in b.holder()
     a.release()
     assert b.acquire()
     # a crashed holder: its row expires after the job's timeout + margin
-    c = RowJobLock(db, cfg, spec)
+    c = row_lock(db)
     assert not c.acquire()
     with db.engine.connect() as conn, conn.begin():
         conn.execute(sa.text("UPDATE settlement_ctl.ot_job_locks SET expires_at = "

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from ot_core.config import load_config
 from ot_core.db.connect import open_database
 from ot_core.db.sql import parse_check
-from ot_core.engines.redshift import RedshiftMaintainer
-from ot_core.jobs.maintenance import Limits, plan_sort_vacuum, run_maintenance
+from ot_core.db.warehouse import Warehouse
+from ot_core.jobs.maintenance import Limits, maintainer, run_maintenance
 from ot_core.pipeline.cycle import run_cycle
 from ot_core.simulate import simulate
 
@@ -56,8 +56,9 @@ def test_redshift_branch_measured_or_estimated_without_the_grant(servers):
     run_cycle("2026-03-03T00:00:00Z", source=servers.source_url, warehouse=servers.warehouse_url)
     cfg = load_config()
     rs = open_database("warehouse", "redshift+psycopg2://etl@example.invalid:5439/dev")
-    render = RedshiftMaintainer(rs, cfg, Limits()).statement
-    parse_check(render("mart_ecs_order_info"), "redshift")
+    m = maintainer(Warehouse(cfg, rs), Limits(unsorted_pct=10))
+    m.view = "admin.svv_table_info"  # type: ignore[attr-defined]
+    parse_check(m.statement("mart_ecs_order_info"), "redshift")  # type: ignore[attr-defined]
     role = f"ot_noview_{uuid.uuid4().hex[:8]}"
     eng = _admin(servers.warehouse_url)
     with eng.connect() as c:  # a stand-in for the system view, with Redshift's column names
@@ -72,8 +73,7 @@ def test_redshift_branch_measured_or_estimated_without_the_grant(servers):
         c.exec_driver_sql(f"GRANT SELECT ON ALL TABLES IN SCHEMA settlement_ods, settlement_ctl TO {role}")
     try:
         with eng.connect() as c:  # branch 1: the view is readable
-            plan = plan_sort_vacuum(c, cfg, rs.backend, Limits(unsorted_pct=10), {}, render,
-                                    view="admin.svv_table_info")
+            plan = m.plan(c, {})
         by = {d.table: d for d in plan.decisions}
         assert plan.method.startswith("measured")
         assert by["mart_ecs_order_info"].action == \
@@ -87,8 +87,7 @@ def test_redshift_branch_measured_or_estimated_without_the_grant(servers):
             with pytest.raises(sa.exc.ProgrammingError):
                 c.exec_driver_sql("SELECT 1 FROM admin.svv_table_info")
             c.rollback()
-            plan2 = plan_sort_vacuum(c, cfg, rs.backend, Limits(unsorted_pct=10), {}, render,
-                                     view="admin.svv_table_info")
+            plan2 = m.plan(c, {})
         limited.dispose()
         by2 = {d.table: d for d in plan2.decisions}
         assert plan2.method.startswith("estimated") and "GRANT" in plan2.method
@@ -98,9 +97,7 @@ def test_redshift_branch_measured_or_estimated_without_the_grant(servers):
         assert ecs.figures["unsorted_pct"] == 100.0 and ecs.action.startswith("VACUUM SORT ONLY")
         # a vacuum after the last merge: nothing merged since, nothing to sort
         with limited.connect() as c:
-            plan3 = plan_sort_vacuum(c, cfg, rs.backend, Limits(unsorted_pct=10),
-                                     {m: datetime(2100, 1, 1) for m in by2}, render,
-                                     view="admin.svv_table_info")
+            plan3 = m.plan(c, {mart: datetime(2100, 1, 1) for mart in by2})
         limited.dispose()
         assert all(d.action == "skip" and d.figures["unsorted_pct"] == 0 for d in plan3.decisions)
     finally:

@@ -9,8 +9,8 @@ from dbutil import run_sql as _exec
 from ot_core.config import load_config
 from ot_core.db.connect import open_database
 from ot_core.pipeline.cycle import run_cycle
-from ot_core.pipeline.refresh import refresh_ecs
 from ot_core.quality.compare import CompareFailed, load_results, run_compare
+from ot_core.quality.refresh import refresh_ecs
 from ot_core.simulate import simulate
 
 MART = "settlement_ods"

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
-from sqlalchemy.pool import NullPool
 
 from ot_core.engines import Backend, backend_class, backend_for
 from ot_core.errors import (
@@ -47,10 +46,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ot")
 T = TypeVar("T")
-
-# which extra brings the driver of a URL's dialect (a missing one is named, not an ImportError)
-EXTRAS = {"mysql": "mysql", "mariadb": "mysql", "postgresql": "postgres", "redshift": "redshift"}
-
 
 def url_from_env(role: str) -> URL:
     """The URL of ``role`` from the environment, or the embedded default in the data folder."""
@@ -127,29 +122,29 @@ class Database:
         self.dispose()
 
 
-def _missing_driver(url: URL, e: Exception) -> ConfigError:
-    name = url.get_backend_name()
-    extra = EXTRAS.get(name)
-    if extra is None:
-        return ConfigError(f"database dialect {url.drivername!r} is not supported")
-    return ExtraMissing(f"a {name} database needs its driver: pip install "
-                        f"'ot-workbench[{extra}]' ({first_line(e)})")
+def _missing_driver(url: URL, backend_cls: type[Backend], e: Exception) -> ConfigError:
+    """A driver that is not installed, named with the extra that brings it."""
+    if backend_cls.extra is None:
+        return ConfigError(f"the driver of {url.drivername!r} cannot be loaded ({first_line(e)})")
+    return ExtraMissing(f"a {backend_cls.name} database needs its driver: pip install "
+                        f"'ot-workbench[{backend_cls.extra}]' ({first_line(e)})")
 
 
-def _dialect(url: URL):
+def _dialect(url: URL, backend_cls: type[Backend]):
     try:
         return url.get_dialect()
     except (ImportError, sa.exc.NoSuchModuleError) as e:
-        raise _missing_driver(url, e) from None
+        raise _missing_driver(url, backend_cls, e) from None
 
 
-def open_database(role: str, url: URL | str | None = None, *, create: bool = True
-                  ) -> Database:
+def open_database(role: str, url: URL | str | None = None, *, create: bool = True,
+                  read_only: bool = False) -> Database:
     """Build the engine for ``role`` ('source' or 'warehouse') without connecting yet.
 
     An embedded file (and its folder) is created on first use only where ``create``; without
     it, a file that does not exist is an error naming what to run, not a new empty database
-    (what reads a source opens it through ``opened``, which never creates one).
+    (what reads a source opens it through ``opened``, which never creates one). With
+    ``read_only`` every session is opened the engine's read-only way (``Backend.read_only``).
     """
     if url is None:
         url = url_from_env(role)
@@ -158,10 +153,13 @@ def open_database(role: str, url: URL | str | None = None, *, create: bool = Tru
     elif url.password:
         remember_secret(str(url.password))
     backend_cls = backend_class(url.get_backend_name(), role)  # the role, before connecting
+    extra: dict = {}
+    if read_only:
+        url, extra = backend_cls.read_only(url)
     engine_url = backend_cls.engine_url(url)
-    _dialect(engine_url)  # a missing driver module is named here, with its extra
-    kwargs = backend_cls.engine_kwargs()
-    if url.get_backend_name() in ("sqlite", "duckdb") and url.database not in (None, "", ":memory:"):
+    _dialect(engine_url, backend_cls)  # a missing driver module is named here, with its extra
+    kwargs = {**backend_cls.engine_kwargs(), **extra}
+    if backend_cls.embedded_file and url.database not in (None, "", ":memory:"):
         path = Path(url.database)
         if create:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -169,14 +167,10 @@ def open_database(role: str, url: URL | str | None = None, *, create: bool = Tru
             var = f"OT_{role.upper()}_URL"
             raise ConfigError(f"the {role} file {path} does not exist: run `ot simulate` (or "
                               f"`ot demo`) to make one, or point {var} at yours")
-    if url.get_backend_name() == "duckdb":
-        # DuckDB admits one writing process per file: release it as soon as a block ends,
-        # so a job runner and a notebook kernel never hold it at the same time.
-        kwargs["poolclass"] = NullPool
     try:
         engine = sa.create_engine(engine_url, **kwargs)  # imports the driver
     except ImportError as e:
-        raise _missing_driver(url, e) from None
+        raise _missing_driver(url, backend_cls, e) from None
     return Database(role=role, url=url, engine=engine, backend=backend_for(engine, role))
 
 
@@ -261,7 +255,3 @@ def connect_with_retries(db: Database, *, retries: int, backoff: float) -> Conne
             f"cannot connect to the {db.role} {db.display} ({redact(first_line(exc))}); check "
             f"{var}: host, port, database name, user, password and options") from None
 
-
-# kept for callers that classify errors themselves
-__all__ = ["Database", "connect_with_retries", "is_transient", "open_database", "parse_url",
-           "redact", "with_retries"]

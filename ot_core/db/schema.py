@@ -20,12 +20,15 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.schema import CreateTable
 
 from ot_core.config import PipelineConfig
-from ot_core.contract import CONTRACTS, MART_META, META_TYPES, RAW_META, TableContract
+from ot_core.contract import MART_META, META_TYPES, RAW_META, TableContract
 from ot_core.engines import Backend
 from ot_core.errors import ConfigError, TerminalError
 from ot_core.timeutil import utcnow
 
-SCHEMA_VERSION = 1
+# 2: columns added to control tables since they were first created (job runs: pid, host)
+# 3: CDC columns of raw, mart and history tables may hold NULL (docs/cycle.md#null-cdc-values);
+#    comparisons keep their differing keys; batches count the rows a repair deleted
+SCHEMA_VERSION = 3
 TEXT = 65535  # the widest VARCHAR Redshift allows
 
 EXCEPTIONS_TABLE = "order_tracking_exceptions"
@@ -36,6 +39,7 @@ JOB_RUNS_TABLE = "ot_job_runs"
 LOCKS_TABLE = "ot_job_locks"
 CHECK_RESULTS_TABLE = "ot_check_results"
 COMPARE_RESULTS_TABLE = "ot_compare_results"
+COMPARE_KEYS_TABLE = "ot_compare_keys"
 MAINTENANCE_LOG_TABLE = "ot_maintenance_log"
 VERSION_TABLE = "ot_schema_version"
 
@@ -116,6 +120,7 @@ class Tables:
             sa.Column("rows_extracted", sa.BigInteger, nullable=False),
             sa.Column("rows_loaded", sa.BigInteger, nullable=False),
             sa.Column("rows_merged", sa.BigInteger),
+            sa.Column("rows_deleted", sa.BigInteger),  # a repair: keys the source no longer has
             sa.Column("status", sa.String(16), nullable=False),
             sa.Column("loaded_at", sa.DateTime, nullable=False),
             sa.Column("merged_at", sa.DateTime),
@@ -151,8 +156,7 @@ class Tables:
             sa.Column("notebook_path", sa.String(TEXT)),
             sa.Column("error", sa.String(TEXT)),
             sa.Column("figures", sa.String(TEXT)),
-            # the runner's process: a row left 'running' by a killed one is found abandoned;
-            # added to older tables by jobs/records.py
+            # the runner's process: a row left 'running' by a killed one is found abandoned
             sa.Column("pid", sa.BigInteger),
             sa.Column("host", sa.String(255)),
             schema=ctl,
@@ -194,6 +198,19 @@ class Tables:
             sa.Column("changed_columns", sa.String(2000)),
             sa.Column("sample_keys", sa.String(4000)),
             sa.Column("status", sa.String(16), nullable=False),
+            # rows the next cycles read on their own (docs/compare.md#what-a-difference-means)
+            sa.Column("pending", sa.BigInteger),
+            sa.Column("future", sa.BigInteger),
+            sa.Column("keys_kept", sa.BigInteger),  # rows of ot_compare_keys for this run
+            schema=ctl,
+        )
+        # every differing key a comparison found, by kind: what `ot repair --from-compare`
+        # re-reads
+        self.compare_keys = sa.Table(
+            COMPARE_KEYS_TABLE, md,
+            sa.Column("run_id", sa.String(32), nullable=False),
+            sa.Column("kind", sa.String(16), nullable=False),
+            sa.Column("key_value", sa.BigInteger, nullable=False),
             schema=ctl,
         )
         self.maintenance_log = sa.Table(
@@ -229,9 +246,9 @@ class Tables:
             sa.Column("notes", sa.String(1000)),
             schema=cfg.schemas.mart,
         )
-        self.raw = {t: raw_table(CONTRACTS[t], md, cfg.schemas.raw, backend) for t in cfg.tables}
-        self.marts = {t: keyed_table(CONTRACTS[t], md, cfg.schemas.mart, mart_name(t), "mart",
-                                     backend) for t in cfg.tables}
+        self.raw = {t: raw_table(cfg.landed(t), md, cfg.schemas.raw, backend) for t in cfg.tables}
+        for t in cfg.tables:  # the marts, in the same metadata (created with the rest)
+            keyed_table(cfg.landed(t), md, cfg.schemas.mart, mart_name(t), "mart", backend)
 
     def all(self) -> list[sa.Table]:
         return list(self.metadata.tables.values())
@@ -273,6 +290,39 @@ def _recorded_schemas(conn: Connection, cfg: PipelineConfig, backend: Backend,
         if row is not None:
             return (row[0], row[1], row[2])
     return None
+
+
+def _add_new_columns(conn: Connection, tables: Tables, backend: Backend) -> None:
+    """Bring tables made by an older version up to this one: every column declared here
+    that a control table lacks is added (nullable; rows written before it hold NULL)."""
+    for table in tables.all():
+        if table.name.endswith("_raw") or table.name.startswith("mart_"):
+            continue  # data tables follow the contract (docs/contracts.md)
+        have = {c.lower() for c in backend.list_columns(conn, table.schema, table.name)}
+        for col in table.columns:
+            if have and col.name.lower() not in have:
+                kind = col.type.compile(dialect=backend.dialect)
+                conn.exec_driver_sql(f"ALTER TABLE {backend.qualified(table.schema, table.name)} "
+                                     f"ADD COLUMN {backend.quote(col.name)} {kind}")
+
+
+def _allow_null_cdc(conn: Connection, cfg: PipelineConfig, backend: Backend) -> None:
+    """Let the CDC column of every raw, mart and history table hold NULL, as tables made now
+    do: a source whose CDC column allows NULL has those rows read and landed."""
+    hist = backend.list_tables(conn, cfg.schemas.mart, "hist_")
+    for table in cfg.tables:
+        column = cfg.table(table).cdc.column
+        if column is None:
+            continue
+        targets = [(cfg.schemas.raw, raw_name(table)), (cfg.schemas.mart, mart_name(table))]
+        targets += [(cfg.schemas.mart, h) for h in hist if h.startswith(hist_prefix(table))]
+        existing = {(s, t) for s in {cfg.schemas.raw, cfg.schemas.mart}
+                    for t in backend.list_tables(conn, s)}
+        for schema, name in targets:
+            if (schema, name) in existing:
+                sql = backend.drop_not_null(backend.qualified(schema, name), column)
+                if sql:
+                    conn.exec_driver_sql(sql)
 
 
 def ensure(conn: Connection, cfg: PipelineConfig, backend: Backend, *,
@@ -318,7 +368,11 @@ def ensure(conn: Connection, cfg: PipelineConfig, backend: Backend, *,
         raise TerminalError(
             f"the warehouse's tables are at schema version {found}, newer than this ot "
             f"(version {SCHEMA_VERSION}): upgrade ot-workbench before running it here")
-    if found is None or recorded != wanted:
+    older = int(found) < SCHEMA_VERSION if found is not None else len(created) < len(tables.all())
+    if older:  # made by an older version (or before versions were recorded)
+        _add_new_columns(conn, tables, backend)
+        _allow_null_cdc(conn, cfg, backend)
+    if found is None or older or recorded != wanted:
         conn.execute(sa.delete(v))  # one row: the names the data lives under from now on
         conn.execute(sa.insert(v).values(
             version=SCHEMA_VERSION, raw_schema=wanted[0], mart_schema=wanted[1],

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -21,11 +21,20 @@ from ot_core.config import PipelineConfig, resolve_config
 from ot_core.db import schema
 from ot_core.db.connect import Database, connect_with_retries, open_database
 from ot_core.engines import Backend
+from ot_core.engines.strategies import LockSite
 
 if TYPE_CHECKING:
-    from ot_core.jobs.catalogue import JobSpec
-    from ot_core.jobs.lock import JobLock
-    from ot_core.quality.checksum import ChecksumDialect
+    from ot_core.engines.strategies import JobLock
+
+
+class _LockedJob(Protocol):
+    """What a job lock is taken for (a catalogue entry)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def timeout_seconds(self) -> int: ...
 
 
 class Warehouse:
@@ -87,15 +96,36 @@ class Warehouse:
         return created
 
     # -- the engine's strategies ----------------------------------------------------------------
-    def checksum(self) -> ChecksumDialect:
-        from ot_core.quality.checksum import checksum_dialect
+    def lock(self, spec: _LockedJob) -> JobLock:
+        """The lock of job ``spec`` on this warehouse's engine (not taken yet)."""
+        return self.backend.job_lock(self.lock_site(), spec.name, spec.timeout_seconds)
 
-        return checksum_dialect(self.backend)
+    @contextmanager
+    def hold(self, job: str, timeout_seconds: int, holder: str) -> Iterator[None]:
+        """Hold job ``job``'s lock for the block (``holder`` says who, for a run that finds
+        it busy); busy → JobLocked (exit 75). What changes the marts outside a cycle
+        (a repair) holds the cycle's lock, so the two never overlap."""
+        from ot_core.errors import JobLocked
+        from ot_core.secrets import redact
 
-    def lock(self, spec: JobSpec) -> JobLock:
-        from ot_core.jobs.lock import lock_for
+        lock = self.backend.job_lock(self.lock_site(), job, timeout_seconds)
+        if not lock.acquire():
+            raise JobLocked(job, redact(lock.holder()))
+        try:
+            lock.set_holder(holder)
+            yield
+        finally:
+            lock.release()
 
-        return lock_for(self.db, self.cfg, spec)
+    def lock_site(self) -> LockSite:
+        """What this warehouse's job locks work with (the engine's lock takes it)."""
+        from ot_core.db.sql import Renderer
+
+        return LockSite(
+            engine=self.engine, url=self.db.url, connect=self.connect,
+            locks_table=self.tables.job_locks, render=Renderer(self.backend).render,
+            ensure=lambda conn: schema.ensure(conn, self.cfg, self.backend,
+                                              new_schemas=self.new_schemas))
 
 
 @contextmanager
@@ -116,5 +146,3 @@ def using(config: PipelineConfig | str | None = None,
     finally:
         wh.close()
 
-
-__all__ = ["Warehouse", "using"]

@@ -1,235 +1,34 @@
 """Engines differ in a few named places; everything else is shared.
 
 Each engine is one module here and one registry entry, keyed by the SQLAlchemy dialect name
-of its URL. The module holds everything that engine does differently: catalog queries, DDL
-options, bulk load, the database clock, and its strategies (checksum spelling, job lock,
-maintenance). The rest of the code asks the entry — never ``if dialect == ...``.
+of its URL. The module holds everything that engine does differently: capabilities, catalog
+queries, DDL options, bulk load, the database clock, and its strategies (checksum spelling,
+job lock, maintenance). The rest of the code asks the entry — never ``if dialect == ...``.
+
+A leaf: the engines import only their base (``base.py``, ``strategies.py``) and the modules
+below them (config, contract, errors, timeutil); what a strategy needs from above is handed
+to it (``strategies.LockSite``, ``strategies.MaintenanceSite``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, ClassVar
+import importlib
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from ot_core.errors import ConfigError, TransientError
-from ot_core.quality.checksum import ChecksumDialect
+from ot_core.engines.base import Backend, driver
+from ot_core.errors import ConfigError
 
-if TYPE_CHECKING:
-    import pyarrow as pa
+__all__ = ["ENGINES", "Backend", "backend_class", "backend_for", "driver", "registered"]
 
-    from ot_core.config import PipelineConfig
-    from ot_core.db.connect import Database
-    from ot_core.jobs.catalogue import JobSpec
-    from ot_core.jobs.lock import JobLock
-    from ot_core.jobs.maintenance import Limits, Maintainer
-    from ot_core.pipeline.source_contract import SourceColumn
-
+# dialect name -> (module, class) of its entry; only the engines a command uses are imported
+# (a cycle on the embedded default never imports the server engines). An engine module
+# imports only the base, so loading one never imports this registry back.
+ENGINES = {"duckdb": ("duckdb", "DuckDBBackend"), "mysql": ("mysql", "MySQLBackend"),
+           "postgresql": ("postgres", "PostgresBackend"),
+           "redshift": ("redshift", "RedshiftBackend"), "sqlite": ("sqlite", "SQLiteBackend")}
 _REGISTRY: dict[str, type[Backend]] = {}
-
-
-def driver(conn: Connection) -> Any:
-    """The DBAPI driver's own connection under ``conn``, for what SQLAlchemy does not wrap
-    (executemany, COPY, DuckDB's register)."""
-    raw = conn.connection.driver_connection
-    if raw is None:  # only once the pool has invalidated it after a disconnect
-        raise TransientError("the database connection was lost; run the command again")
-    return raw
-
-
-def register(cls: type[Backend]) -> type[Backend]:
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-class Backend:
-    """Defaults follow ANSI/PostgreSQL; subclasses override only what truly differs."""
-
-    name: ClassVar[str] = "base"
-    roles: ClassVar[frozenset[str]] = frozenset()
-    # Whether marts/history get a declared PRIMARY KEY (DuckDB's ART index makes delete+insert
-    # of the same key in one transaction fail, so there uniqueness is the merge's job and the
-    # DUPLICATE_KEYS check's).
-    declares_primary_keys: ClassVar[bool] = True
-    has_schemas: ClassVar[bool] = True
-    # strategies: each engine module names its own classes
-    checksum_class: ClassVar[type[ChecksumDialect]] = ChecksumDialect
-    lock_class: ClassVar[type[JobLock] | None] = None
-    maintainer_class: ClassVar[type[Maintainer] | None] = None
-
-    def __init__(self, dialect: sa.engine.Dialect):
-        self.dialect = dialect
-
-    # -- identifiers -----------------------------------------------------------------
-    def quote(self, ident: str) -> str:
-        return self.dialect.identifier_preparer.quote_identifier(ident)
-
-    def qualified(self, schema: str | None, table: str) -> str:
-        if schema and self.has_schemas:
-            return f"{self.quote(schema)}.{self.quote(table)}"
-        return self.quote(table)
-
-    # -- DDL options -----------------------------------------------------------------
-    def table_kwargs(self, role: str, contract: Any) -> dict[str, Any]:
-        """Extra ``sa.Table`` kwargs by role ('raw', 'mart', 'hist', 'control')."""
-        return {}
-
-    def create_schema(self, conn: Connection, schema: str) -> None:
-        # Look first: PostgreSQL checks CREATE on the database even for IF NOT EXISTS, and a
-        # pipeline user that owns no schemas must still run when they already exist.
-        exists = conn.execute(
-            sa.text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :s"),
-            {"s": schema}).first()
-        if exists is None:
-            conn.exec_driver_sql(f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}")
-
-    def serialize_ids(self, conn: Connection, schema: str | None, table: str) -> None:
-        """Ids are max+1 (DuckDB has no SERIAL): make concurrent writers of ``table`` take
-        turns until commit. DuckDB admits one writer anyway; servers override."""
-
-    def prepare_bulk_write(self, conn: Connection) -> None:
-        """Tune one connection for a large bulk write (the simulator's). Default: nothing."""
-
-    def raw_indexes(self, schema: str, table: str) -> list[str]:
-        """Secondary indexes on a raw table (so a batch is found without a scan)."""
-        return []
-
-    def plan_for_batch(self, conn: Connection, rows: int) -> None:
-        """The rest of this transaction joins a batch of ``rows`` rows to a mart by key:
-        a backend whose planner may scan the whole mart for it says otherwise here."""
-
-    def plan_lifecycle(self, conn: Connection) -> None:
-        """The rest of this transaction runs lifecycle statements: short ones that select
-        the rows crossing the cutoff by index or zone map and probe history by key."""
-
-    def after_stage(self, conn: Connection, temp_table: str, rows: int) -> None:
-        """Hook after a staging temp table of ``rows`` rows is filled, in the merge's
-        transaction (PostgreSQL analyzes it and plans the merge as key lookups)."""
-
-    @contextmanager
-    def first_load(self, conn: Connection) -> Iterator[None]:
-        """Around a cycle's landing, merges and lifecycle when some table is read for the
-        first time (a backfill of the whole source in one process). Default: nothing."""
-        yield
-
-    @contextmanager
-    def filling(self, conn: Connection, target: str, rows: int) -> Iterator[None]:
-        """Around inserting ``rows`` staged rows into the table ``target`` (qualified), in
-        the caller's transaction. A backend may build the table's indexes once, after the
-        insert, when the table is empty and the rows many. Default: indexes as rows come."""
-        yield
-
-    def mart_indexes(self, schema: str, table: str, archive_column: str) -> list[str]:
-        """Secondary indexes on a mart so the lifecycle's cost follows the rows crossing the
-        cutoff (archive column) and the rows merged since it last ran (_batch_id)."""
-        return []
-
-    def is_permission_denied(self, exc: BaseException) -> bool:
-        """Whether a database error means a missing grant (SQLSTATE 42501)."""
-        orig = getattr(exc, "orig", exc)
-        code = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
-        return code == "42501" or "permission denied" in str(orig).lower()
-
-    # -- catalog: our own queries, not SQLAlchemy reflection (unreliable on duckdb-engine) --
-    def list_tables(self, conn: Connection, schema: str | None, prefix: str = "") -> list[str]:
-        rows = conn.execute(
-            sa.text(
-                "SELECT table_name FROM information_schema.tables "
-                "WHERE table_schema = :schema AND table_name LIKE :pattern ORDER BY table_name"
-            ),
-            {"schema": schema, "pattern": _like_prefix(prefix)},
-        )
-        return [r[0] for r in rows if r[0].startswith(prefix)]
-
-    def schemas_with_table(self, conn: Connection, table: str) -> list[str]:
-        """Every schema holding a table of that name (where a control schema moved from)."""
-        rows = conn.execute(sa.text(
-            "SELECT table_schema FROM information_schema.tables WHERE table_name = :t "
-            "ORDER BY table_schema"), {"t": table})
-        return [r[0] for r in rows]
-
-    def source_columns(self, conn: Connection, table: str) -> list[SourceColumn]:
-        """The source table's columns as the catalog declares them (a source engine
-        overrides this; see ``pipeline/source_contract.py``)."""
-        raise ConfigError(f"a {self.name} database cannot be the source")
-
-    def list_columns(self, conn: Connection, schema: str | None, table: str) -> list[str]:
-        rows = conn.execute(
-            sa.text(
-                "SELECT column_name FROM information_schema.columns "
-                "WHERE table_schema = :schema AND table_name = :table ORDER BY ordinal_position"
-            ),
-            {"schema": schema, "table": table},
-        )
-        return [r[0] for r in rows]
-
-    # -- data movement -----------------------------------------------------------------
-    def connectorx_url(self, url: sa.engine.URL) -> str | None:
-        """The source's URL as connectorx spells it, or None where it cannot read it."""
-        return None
-
-    def load_arrow(self, conn: Connection, schema: str | None, table: str,
-                   data: pa.Table) -> int:
-        """Append a typed Arrow table (columns named as the target's), in the caller's
-        transaction. Default: an INSERT with bound parameters through the driver's
-        executemany, exact Python values (``to_pylist``); fast engines override."""
-        if data.num_rows == 0:
-            return 0
-        rows = list(zip(*(c.to_pylist() for c in data.columns), strict=True))
-        return self.executemany(conn, schema, table, data.column_names, rows)
-
-    def executemany(self, conn: Connection, schema: str | None, table: str,
-                    columns: Sequence[str], rows: list[tuple]) -> int:
-        """INSERT plain tuples through the driver's executemany (values stay bound)."""
-        if not rows:
-            return 0
-        mark = {"qmark": "?", "numeric": ":1", "named": ":p", "format": "%s",
-                "pyformat": "%s"}[self.dialect.paramstyle]
-        cols = ", ".join(self.quote(c) for c in columns)
-        marks = ", ".join([mark] * len(columns))
-        sql = f"INSERT INTO {self.qualified(schema, table)} ({cols}) VALUES ({marks})"
-        cur = driver(conn).cursor()
-        try:
-            cur.executemany(sql, rows)
-        finally:
-            cur.close()
-        return len(rows)
-
-    @classmethod
-    def engine_kwargs(cls) -> dict[str, Any]:
-        return {}
-
-    @classmethod
-    def engine_url(cls, url: sa.engine.URL) -> sa.engine.URL:
-        """The URL the engine is built from (a backend may pick its own SQLAlchemy driver
-        for the dialect); messages keep showing the URL as given."""
-        return url
-
-    # -- strategies ------------------------------------------------------------------------
-    def job_lock(self, db: Database, cfg: PipelineConfig, spec: JobSpec) -> JobLock:
-        if self.lock_class is None:
-            raise ConfigError(f"a {self.name} database holds no job locks; it cannot be the "
-                              "warehouse")
-        return self.lock_class(db, cfg, spec)
-
-    def maintainer(self, db: Database, cfg: PipelineConfig, limits: Limits) -> Maintainer:
-        if self.maintainer_class is None:
-            raise ConfigError(f"there is no maintenance for a {self.name} database")
-        return self.maintainer_class(db, cfg, limits)
-
-    # The database's own clock in epoch seconds: a cycle never runs ahead of its source.
-    clock_sql: ClassVar[str] = "SELECT CAST(EXTRACT(EPOCH FROM CURRENT_TIMESTAMP) AS BIGINT)"
-
-    def clock(self, conn: Connection) -> int:
-        return int(conn.execute(sa.text(self.clock_sql)).scalar_one())
-
-
-def _like_prefix(prefix: str) -> str:
-    # '_' is a LIKE wildcard; the startswith() filter afterwards makes the match exact.
-    return prefix + "%"
 
 
 def backend_for(engine_or_dialect: Engine | Connection | sa.engine.Dialect, role: str | None = None) -> Backend:
@@ -255,22 +54,15 @@ def backend_class(name: str, role: str | None = None) -> type[Backend]:
     return cls
 
 
-# dialect name -> the module that registers its entry; only the engines a command uses are
-# imported (a cycle on the embedded default never imports the server engines)
-_MODULES = {"duckdb": "duckdb", "mysql": "mysql", "postgresql": "postgres",
-            "redshift": "redshift", "sqlite": "sqlite"}
-
-
 def _entry(name: str) -> type[Backend] | None:
-    if name not in _REGISTRY and name in _MODULES:
-        import importlib
-
-        importlib.import_module(f"ot_core.engines.{_MODULES[name]}")
+    if name not in _REGISTRY and name in ENGINES:
+        module, cls = ENGINES[name]
+        _REGISTRY[name] = getattr(importlib.import_module(f"ot_core.engines.{module}"), cls)
     return _REGISTRY.get(name)
 
 
 def registered() -> dict[str, type[Backend]]:
     """Every engine entry, by dialect name."""
-    for name in _MODULES:
+    for name in ENGINES:
         _entry(name)
     return dict(_REGISTRY)

@@ -13,7 +13,6 @@ import itertools
 import json
 import logging
 import os
-import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,25 +21,34 @@ from typing import TYPE_CHECKING
 from filelock import FileLock, Timeout
 from sqlalchemy.dialects import registry
 from sqlalchemy.engine import Connection
+from sqlalchemy.pool import NullPool
 
-from ot_core.engines import Backend, driver, register
-from ot_core.jobs.lock import JobLock
-from ot_core.jobs.maintenance import Decision, Maintainer, Plan
-from ot_core.quality.checksum import ChecksumDialect
-from ot_core.timeutil import iso, utcnow
+from ot_core import errors
+from ot_core.engines.base import Backend, driver
+from ot_core.engines.strategies import (
+    ChecksumDialect,
+    Decision,
+    JobLock,
+    LockSite,
+    Maintainer,
+    Plan,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
-
-    from ot_core.config import PipelineConfig
-    from ot_core.db.connect import Database
-    from ot_core.jobs.catalogue import JobSpec
 
 registry.register("duckdb.ot", "ot_core.engines.duckdb_dialect", "OTDuckDBDialect")
 _names = itertools.count()
 # DuckDB's buffer pool during a backfill (see ``DuckDBBackend.first_load``)
 FIRST_LOAD_MEMORY_LIMIT = "256MB"
 log = logging.getLogger("ot.cycle")
+
+# DuckDB raises its own IOException for a file another process holds: worth a retry
+errors.add_transient_check(lambda exc: type(exc).__name__ == "IOException"
+                           and "lock" in str(exc).lower())
+errors.add_advice("not a valid duckdb database file",
+                  "the file is not a DuckDB database: restore it from a backup or point "
+                  "OT_WAREHOUSE_URL at the right file")
 
 
 class DuckDBMaintainer(Maintainer):
@@ -53,15 +61,18 @@ class DuckDBMaintainer(Maintainer):
 
     def run(self, decision: Decision) -> None:
         # duckdb-engine has no AUTOCOMMIT level: run it on the driver connection directly
-        with self.db.engine.connect() as conn:
+        with self.site.engine.connect() as conn:
             driver(conn).execute(decision.action)
 
 
 class FileJobLock(JobLock):
-    def __init__(self, db: Database, cfg: PipelineConfig, spec: JobSpec):
-        super().__init__(db, cfg, spec)
-        base = Path(str(db.url.database))
-        self.path = Path(f"{base}.{spec.name}.lock")
+    """An OS file lock beside the warehouse file: the OS drops it when the process dies; a
+    sidecar JSON names the holder."""
+
+    def __init__(self, site: LockSite, backend: Backend, job: str, timeout_seconds: int):
+        super().__init__(site, backend, job, timeout_seconds)
+        base = Path(str(site.url.database))
+        self.path = Path(f"{base}.{job}.lock")
         self.info = Path(f"{self.path}.json")
         self._lock = FileLock(str(self.path), timeout=0)
 
@@ -71,7 +82,7 @@ class FileJobLock(JobLock):
             self._lock.acquire(timeout=0)
         except Timeout:
             return False
-        self.set_holder(f"pid {os.getpid()} on {socket.gethostname()}, started {iso(utcnow())}")
+        self.set_holder(self.this_process())
         return True
 
     def set_holder(self, description: str) -> None:
@@ -101,11 +112,13 @@ class DuckDBChecksum(ChecksumDialect):
         return f"(({a}) // {b})"
 
 
-@register
 class DuckDBBackend(Backend):
     name = "duckdb"
     roles = frozenset({"warehouse"})
     declares_primary_keys = False
+    embedded_file = True
+    single_writer = True
+    extra = None
     checksum_class = DuckDBChecksum
     lock_class = FileJobLock
     maintainer_class = DuckDBMaintainer
@@ -119,16 +132,25 @@ class DuckDBBackend(Backend):
     def engine_kwargs(cls) -> dict:
         # DuckDB's buffer pool defaults to 80% of RAM. OT_DUCKDB_MEMORY_LIMIT bounds it per
         # process (bigger work spills to the temp directory beside the file); not by
-        # default: at 512MB a steady cycle on a 10M-row mart took 0.88 s instead of 0.68 s,
-        # and a backfill's peak fell only from 1.21 to 1.06 GiB (bench/README.md).
+        # default: a bound made steady cycles on a large mart slower for little memory saved
+        # (measured in bench/README.md).
         limit = os.environ.get("OT_DUCKDB_MEMORY_LIMIT", "").strip()
-        return {"connect_args": {"config": {"memory_limit": limit}}} if limit else {}
+        kwargs: dict = {"poolclass": NullPool}  # one writing process per file: see single_writer
+        if limit:
+            kwargs["connect_args"] = {"config": {"memory_limit": limit}}
+        return kwargs
+
+    @classmethod
+    def read_only(cls, url):
+        if "access_mode" in url.query:
+            return url, {}
+        return url.update_query_dict({"access_mode": "read_only"}), {}
 
     @contextmanager
     def first_load(self, conn: Connection) -> Iterator[None]:
         """Bound the buffer pool for a backfill. Unbounded (80% of RAM), DuckDB keeps every
-        page the backfill wrote cached and stages the merges in memory: 1,313 MiB peak
-        RSS at 5M rows; with this bound it evicts and spills instead (bench/README.md). Only
+        page the backfill wrote cached and stages the merges in memory; with this bound it
+        evicts and spills instead (peak memory measured in bench/README.md). Only
         here: steady cycles on a large mart are slower under a bound (``engine_kwargs``). A
         bound set any other way (OT_DUCKDB_MEMORY_LIMIT, the URL, the caller's engine) is
         left as it is: the bound is applied only while the setting is DuckDB's default, and

@@ -1,6 +1,6 @@
 """MySQL / MariaDB: the production source.
 
-Read by connectorx when installed, else through pymysql's unbuffered cursor (see
+Read by connectorx, or through pymysql's unbuffered cursor where connectorx cannot (see
 ``pipeline/readers.py``); ``list_tables``/``list_columns`` use the URL's database
 (``DATABASE()``).
 """
@@ -13,9 +13,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ot_core.engines import Backend, register
-from ot_core.pipeline.source_contract import SourceColumn
-from ot_core.quality.checksum import ChecksumDialect
+from ot_core.engines.base import Backend
+from ot_core.engines.strategies import ChecksumDialect, SourceColumn
 
 
 class MySQLChecksum(ChecksumDialect):
@@ -32,13 +31,18 @@ class MySQLChecksum(ChecksumDialect):
         return f"(({a}) DIV {b})"
 
 
-@register
 class MySQLBackend(Backend):
     name = "mysql"
     checksum_class = MySQLChecksum
     roles = frozenset({"source"})
     has_schemas = False
+    extra = "mysql"
     clock_sql = "SELECT UNIX_TIMESTAMP()"
+
+    def epoch_type(self) -> sa.types.TypeEngine:
+        from sqlalchemy.dialects import mysql
+
+        return mysql.INTEGER(unsigned=True)
 
     def list_tables(self, conn: Connection, schema: str | None, prefix: str = "") -> list[str]:
         rows = conn.execute(

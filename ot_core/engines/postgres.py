@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
-import socket
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,18 +20,11 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ot_core.db.connect import connect_with_retries
-from ot_core.engines import Backend, driver, register
-from ot_core.jobs.lock import JobLock
-from ot_core.jobs.maintenance import Decision, Maintainer, Plan
-from ot_core.timeutil import iso, utcnow
+from ot_core.engines.base import Backend, driver
+from ot_core.engines.strategies import Decision, JobLock, LockSite, Maintainer, Plan
 
 if TYPE_CHECKING:
     import pyarrow as pa
-
-    from ot_core.config import PipelineConfig
-    from ot_core.db.connect import Database
-    from ot_core.jobs.catalogue import JobSpec
 
 # Staged batches up to this size are merged by key-index lookups (a backfill is not).
 KEY_LOOKUP_MAX_ROWS = 200_000
@@ -46,14 +37,14 @@ class PostgresMaintainer(Maintainer):
         rows = conn.execute(sa.text(
             "SELECT schemaname, relname, n_live_tup, n_dead_tup FROM pg_stat_user_tables "
             "WHERE schemaname IN (:mart, :raw, :ctl) ORDER BY schemaname, relname"),
-            {"mart": self.cfg.schemas.mart, "raw": self.cfg.schemas.raw,
-             "ctl": self.cfg.schemas.control}).fetchall()
+            {"mart": self.site.mart_schema, "raw": self.site.raw_schema,
+             "ctl": self.site.control_schema}).fetchall()
         decisions = []
         for schema, rel, live, dead in rows:
             live, dead = int(live), int(dead)
             ratio = dead / (live + dead) if live + dead else 0.0
             over = ratio > self.limits.dead_ratio and dead >= self.limits.min_dead_tuples
-            action = f"VACUUM (ANALYZE) {self.db.backend.qualified(schema, rel)}" if over else "skip"
+            action = f"VACUUM (ANALYZE) {self.backend.qualified(schema, rel)}" if over else "skip"
             decisions.append(Decision(
                 f"{schema}.{rel}", action, "pg_stat_user_tables",
                 f"dead {dead} of {live + dead} ({ratio:.1%}); vacuum above {self.limits.dead_ratio:.0%} "
@@ -63,30 +54,31 @@ class PostgresMaintainer(Maintainer):
 
 
 class AdvisoryJobLock(JobLock):
-    def __init__(self, db: Database, cfg: PipelineConfig, spec: JobSpec):
-        super().__init__(db, cfg, spec)
-        self.key = zlib.crc32(f"ot_job:{spec.name}".encode())
+    """A session-level advisory lock on a connection held while the job runs; the server
+    drops it when the session ends. The holder is named through ``application_name``."""
+
+    def __init__(self, site: LockSite, backend: Backend, job: str, timeout_seconds: int):
+        super().__init__(site, backend, job, timeout_seconds)
+        self.key = zlib.crc32(f"ot_job:{job}".encode())
         self._conn: sa.Connection | None = None
 
     def acquire(self) -> bool:
-        conn = connect_with_retries(self.db, retries=self.cfg.cycle.source_retries,
-                                    backoff=self.cfg.cycle.retry_backoff_seconds)
-        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        conn = self.site.connect().execution_options(isolation_level="AUTOCOMMIT")
         got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key}).scalar()
         if not got:
             conn.close()
             return False
         self._conn = conn
-        self.set_holder(f"pid {os.getpid()} on {socket.gethostname()}, started {iso(utcnow())}")
+        self.set_holder(self.this_process())
         return True
 
     def set_holder(self, description: str) -> None:
         if self._conn is not None:
             self._conn.execute(sa.text("SELECT set_config('application_name', :n, false)"),
-                               {"n": f"ot {self.spec.name}: {description}"[:63]})
+                               {"n": f"ot {self.job}: {description}"[:63]})
 
     def holder(self) -> str:
-        with self.db.engine.connect() as conn:
+        with self.site.engine.connect() as conn:
             row = conn.execute(sa.text(
                 "SELECT a.application_name, a.pid, a.backend_start FROM pg_locks l "
                 "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
@@ -102,16 +94,16 @@ class AdvisoryJobLock(JobLock):
             except sa.exc.DBAPIError:
                 # the session died (a server restart): the server dropped the lock with it,
                 # and the work done under it is committed or rolled back already
-                log.warning("job %s: the lock's session was gone at release", self.spec.name)
+                log.warning("job %s: the lock's session was gone at release", self.job)
             finally:
                 self._conn.close()
                 self._conn = None
 
 
-@register
 class PostgresBackend(Backend):
     name = "postgresql"
     roles = frozenset({"warehouse"})
+    extra = "postgres"
     lock_class = AdvisoryJobLock
     maintainer_class = PostgresMaintainer
 
@@ -137,8 +129,8 @@ class PostgresBackend(Backend):
     @contextmanager
     def filling(self, conn: Connection, target: str, rows: int) -> Iterator[None]:
         """A backfill into an empty table: drop its indexes (primary key included), insert,
-        then build each once by sorting, instead of growing three B-trees row by row (1M path
-        events: 4.0 s with the indexes in place, 1.9 s built after). DDL is transactional
+        then build each once by sorting, instead of growing three B-trees row by row (about
+        twice as fast: bench/README.md). DDL is transactional
         here, so a failure anywhere rolls the indexes back with the rows. The drop holds an
         exclusive lock on the (empty) table until commit: readers of it wait for the backfill.
         A user that does not own the table (one granted only reads and writes) may not drop
@@ -215,3 +207,9 @@ class PostgresBackend(Backend):
     @classmethod
     def engine_kwargs(cls) -> dict:
         return {"pool_pre_ping": True}
+
+    @classmethod
+    def read_only(cls, url):
+        # every transaction of the session is READ ONLY: no statement can write, whatever
+        # the role may do
+        return url, {"connect_args": {"options": "-c default_transaction_read_only=on"}}

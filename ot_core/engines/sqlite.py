@@ -10,9 +10,8 @@ from urllib.parse import quote
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ot_core.engines import Backend, driver, register
-from ot_core.pipeline.source_contract import SourceColumn
-from ot_core.quality.checksum import ChecksumDialect, hash28_text
+from ot_core.engines.base import Backend, driver
+from ot_core.engines.strategies import ChecksumDialect, SourceColumn, hash28_text
 
 
 class SQLiteChecksum(ChecksumDialect):
@@ -29,13 +28,16 @@ class SQLiteChecksum(ChecksumDialect):
         return f"ot_hash28({text})"
 
 
-@register
 class SQLiteBackend(Backend):
     name = "sqlite"
     checksum_class = SQLiteChecksum
     roles = frozenset({"source"})
     has_schemas = False
+    embedded_file = True
     clock_sql = "SELECT CAST(strftime('%s', 'now') AS INTEGER)"
+
+    def serial_key_type(self) -> sa.types.TypeEngine:
+        return sa.Integer()  # only INTEGER PRIMARY KEY is assigned automatically
 
     def list_tables(self, conn: Connection, schema: str | None, prefix: str = "") -> list[str]:
         rows = conn.execute(

@@ -12,8 +12,12 @@ __all__ = ["recent_runs", "show_figures"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
-        from ot_core.jobs import records
+    if name == "recent_runs":
+        from ot_core.jobs.records import recent_runs
 
-        return getattr(records, name)
+        return recent_runs
+    if name == "show_figures":
+        from ot_core.figures import show_figures
+
+        return show_figures
     raise AttributeError(f"module 'ot_core.jobs' has no attribute {name!r}")

@@ -167,7 +167,7 @@ def show_cycle(result: Any) -> None:
     """The cycle notebook's display: headline, table per table, lifecycle, chart, figures."""
     from IPython.display import SVG, Markdown, display
 
-    from ot_core.jobs.records import show_figures
+    from ot_core.figures import show_figures
 
     display(Markdown(headline(result)))
     display(table_frame(result))

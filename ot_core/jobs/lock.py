@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from ot_core.engines.strategies import JobLock
 from ot_core.timeutil import iso, utcnow
 
 if TYPE_CHECKING:
@@ -30,26 +31,9 @@ if TYPE_CHECKING:
 
 def lock_for(db: Database, cfg: PipelineConfig, spec: JobSpec) -> JobLock:
     """The job lock of ``spec`` on ``db``'s engine."""
-    return db.backend.job_lock(db, cfg, spec)
+    from ot_core.db.warehouse import Warehouse
 
-
-class JobLock:
-    """acquire() → bool without waiting; describe the holder; release() idempotent."""
-
-    def __init__(self, db: Database, cfg: PipelineConfig, spec: JobSpec):
-        self.db, self.cfg, self.spec = db, cfg, spec
-
-    def acquire(self) -> bool:
-        raise NotImplementedError
-
-    def set_holder(self, description: str) -> None:
-        """Say who holds the lock (the run id), so a skipped run can name it."""
-
-    def holder(self) -> str:
-        raise NotImplementedError
-
-    def release(self) -> None:
-        raise NotImplementedError
+    return Warehouse(cfg, db).lock(spec)
 
 
 @contextmanager
@@ -58,17 +42,16 @@ def held(job: str, config: PipelineConfig | str | None = None,
     """Hold ``job``'s lock around a direct command (``ot cycle``) exactly as ``ot run`` does,
     so a cycle started by hand can never overlap a scheduled one. Busy → JobLocked."""
     from ot_core.db.warehouse import using
-    from ot_core.errors import JobLocked
     from ot_core.jobs.catalogue import load_catalogue
-    from ot_core.secrets import redact
 
     spec = load_catalogue().job(job)
     with using(config, warehouse) as wh:
-        lock = wh.lock(spec)
-        if not spec.overlap and not lock.acquire():
-            raise JobLocked(job, redact(lock.holder()))
-        try:
-            lock.set_holder(f"'ot {job}' command, pid {os.getpid()}, started {iso(utcnow())}")
+        if spec.overlap:
             yield
-        finally:
-            lock.release()
+            return
+        with wh.hold(job, spec.timeout_seconds,
+                     f"'ot {job}' command, pid {os.getpid()}, started {iso(utcnow())}"):
+            yield
+
+
+__all__ = ["JobLock", "held", "lock_for"]

@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ot.jobs")
 
-FIGURES_MIME = "application/vnd.ot.figures+json"
 STATUSES = ("running", "succeeded", "failed", "skipped", "abandoned")
 
 
@@ -50,25 +49,10 @@ def job_runs_table(cfg: PipelineConfig, backend: Backend) -> sa.Table:
     return tables_for(cfg, backend).job_runs
 
 
-_ENSURED: set[tuple[str, str]] = set()
-
-
 def ensure_table(conn: Connection, cfg: PipelineConfig, backend: Backend) -> sa.Table:
-    """The job-runs table, after every missing table was created (with the others); a
-    job-runs table made before a column existed gets it (once per process)."""
+    """The job-runs table, after every missing table was created (with the others)."""
     ensure(conn, cfg, backend)
-    t = job_runs_table(cfg, backend)
-    key = (str(conn.engine.url), cfg.schemas.control)
-    if key in _ENSURED:
-        return t
-    have = {c.lower() for c in backend.list_columns(conn, cfg.schemas.control, JOB_RUNS_TABLE)}
-    for col in t.columns:
-        if col.name not in have:
-            kind = col.type.compile(dialect=backend.dialect)
-            conn.exec_driver_sql(f"ALTER TABLE {backend.qualified(t.schema, t.name)} "
-                                 f"ADD COLUMN {backend.quote(col.name)} {kind}")
-    _ENSURED.add(key)
-    return t
+    return job_runs_table(cfg, backend)
 
 
 def naive_utc(dt: datetime) -> datetime:
@@ -82,7 +66,7 @@ def to_json(value: Any) -> str:
 
 def spool_path(db: Database) -> Path | None:
     """Where rows wait while another process holds an embedded warehouse file."""
-    if db.url.get_backend_name() == "duckdb" and db.url.database not in (None, "", ":memory:"):
+    if db.backend.single_writer and db.url.database not in (None, "", ":memory:"):
         return Path(f"{db.url.database}.job_runs.pending.jsonl")
     return None
 
@@ -281,27 +265,6 @@ def recent_runs(job: str | None = None, *, failed: bool = False, status: str | N
     finally:
         db.dispose()
     return pd.DataFrame([tuple(r) for r in rows], columns=cols)
-
-
-# -- figures: what a notebook reports back to the runner ------------------------------------
-def show_figures(figures: dict) -> None:
-    """Display ``figures`` as a JSON output the runner reads back from the executed notebook."""
-    from IPython.display import display
-
-    payload = json.loads(json.dumps(figures, default=str))
-    display({FIGURES_MIME: payload, "text/plain": f"figures: {json.dumps(payload, sort_keys=True)}"},
-            raw=True)
-
-
-def read_figures(nb) -> dict | None:
-    """The last figures output of an executed notebook node (None if it recorded none)."""
-    found = None
-    for cell in nb.cells:
-        for out in cell.get("outputs", []):
-            data = out.get("data") or {}
-            if FIGURES_MIME in data:
-                found = data[FIGURES_MIME]
-    return found
 
 
 def listed_runs(job: str | None = None, *, failed: bool = False, limit: int = 20,

@@ -21,6 +21,8 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
@@ -31,7 +33,8 @@ import ot_core
 from ot_core.config import PipelineConfig, resolve_config
 from ot_core.db.connect import remember_env_secrets, url_from_env
 from ot_core.db.warehouse import Warehouse
-from ot_core.errors import JobError, JobLocked
+from ot_core.errors import JobError, JobLocked, exit_code_of
+from ot_core.figures import read_figures
 from ot_core.jobs import records
 from ot_core.jobs.catalogue import Catalogue, JobSpec, load_catalogue
 from ot_core.resources import runs_dir
@@ -163,7 +166,12 @@ class JobRun:
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.status == "succeeded" else 1
+        """0 succeeded; a failed run keeps the meaning of the project's error that stopped
+        its notebook (75 transient: retry later; 2 usage; 3 terminal; 1 a data check or any
+        other failure)."""
+        if self.status == "succeeded":
+            return 0
+        return exit_code_of(self.error.split(":", 1)[0] if self.error else None)
 
     def as_json(self) -> dict[str, Any]:
         """What ``ot run --json`` prints for schedulers."""
@@ -305,15 +313,28 @@ def _execute_in_memory(spec: JobSpec, params: dict, cwd: Path) -> tuple[Any, str
     nb = remove_error_markers(prepare_notebook_metadata(nb, str(spec.notebook_path), None))
     error, failed_cell = None, None
     try:
-        with chdir(str(cwd)):
+        with chdir(str(cwd)), _kernel_manager() as km:
             nb = papermill_engines.execute_notebook_with_engine(
                 None, nb, input_path=str(spec.notebook_path), output_path=None,
                 kernel_name="python3", progress_bar=False, log_output=False, start_timeout=60,
-                execution_timeout=spec.timeout_seconds)
+                execution_timeout=spec.timeout_seconds, km=km)
     except Exception as e:  # noqa: BLE001 - kernel died, timeout: a failed run with its notebook
         error = f"{type(e).__name__}: {e}"
     cell_error, failed_cell = notebook_error(nb)
     return nb, cell_error or error, failed_cell
+
+
+@contextmanager
+def _kernel_manager() -> Iterator[Any]:
+    """The job's kernel, spoken to over Unix sockets in a private folder (no TCP port that
+    any local user could connect to, and no warning about one in every run's output)."""
+    import tempfile
+
+    from jupyter_client.manager import KernelManager
+
+    with tempfile.TemporaryDirectory(prefix="ot-kernel-") as folder:
+        yield KernelManager(kernel_name="python3", transport="ipc",
+                            ip=os.path.join(folder, "k"))
 
 
 def _run_locked(spec: JobSpec, params, wh, cfg, lock, started, html, base, urls) -> JobRun:
@@ -336,7 +357,7 @@ def _run_locked(spec: JobSpec, params, wh, cfg, lock, started, html, base, urls)
     nb.cells.insert(0, header)
     final = output_path(spec.name, started, status, base)
     final.write_text(redact(nbformat.writes(nb)))  # once, scrubbed in memory
-    figures = records.read_figures(nb)
+    figures = read_figures(nb)
     html_path = to_html(nb, final) if html else None
     records.finish_run(wh, cfg, run_id, status=status, ended=ended, notebook_path=str(final),
                        error=error, figures=figures)

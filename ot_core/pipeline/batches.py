@@ -46,7 +46,7 @@ class _Slow(Exception):
 
 def _integers(arr: pa.Array, col: Column, target: pa.DataType) -> pa.Array:
     """Range-checked with numpy on the buffers: Arrow's own cast would import
-    pyarrow.compute, 30 ms of every cycle process's start for a check this simple."""
+    pyarrow.compute, a noticeable share of a short cycle process's start."""
     if not pa.types.is_integer(arr.type):
         raise _Slow
     values, valid, present = _int_values(arr)
@@ -167,8 +167,8 @@ def _strings(arr: pa.Array, col: Column) -> pa.Array:
     limit = getattr(col.type, "length", None)
     if limit is not None and len(arr) and arr.null_count < len(arr) \
             and _longest_bytes(arr) > limit:
-        # over the limit in bytes: count characters (pyarrow.compute, imported only here,
-        # costs a steady cycle's process 30 ms to import)
+        # over the limit in bytes: count characters (pyarrow.compute, imported only here:
+        # slow to import for a steady cycle's short process)
         import pyarrow.compute as pc
 
         longest = pc.max(pc.utf8_length(arr)).as_py()

@@ -22,18 +22,18 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 from ot_core.config import PipelineConfig, resolve_config
-from ot_core.contract import CONTRACTS
 from ot_core.db.connect import Database, opened, with_retries
 from ot_core.db.schema import WATERMARKS_TABLE
 from ot_core.db.warehouse import Warehouse, using
 from ot_core.errors import ClockError, SourceUnavailable
 from ot_core.failpoints import failpoint
 from ot_core.pipeline import lifecycle
+from ot_core.pipeline.context import CycleContext
 from ot_core.pipeline.control import Control
 from ot_core.pipeline.extract import Window, check_source, plan_window, read_window
 from ot_core.pipeline.land import land_batch
 from ot_core.pipeline.merge import merge_batch
-from ot_core.timeutil import from_epoch, iso, parse_as_of, parse_duration, to_epoch, utcnow
+from ot_core.timeutil import from_epoch, iso, parse_as_of, parse_duration, to_epoch
 
 log = logging.getLogger("ot.cycle")
 
@@ -62,11 +62,6 @@ class CycleResult:
     def rows(self) -> dict[str, dict]:
         """Figures per table, for the audit record (the job-runs row and the notebook)."""
         return {t: {k: v for k, v in asdict(r).items() if k != "table"} for t, r in self.tables.items()}
-
-    def to_frame(self):
-        import pandas as pd
-
-        return pd.DataFrame([asdict(r) for r in self.tables.values()]).set_index("table")
 
     def to_text(self) -> str:
         """The per-table figures as an aligned text table (the CLI's; no pandas import)."""
@@ -131,11 +126,11 @@ def _run_cycle(at: datetime, cfg: PipelineConfig, src: Database, wh: Warehouse, 
     upper = to_epoch(at)
     result = CycleResult(as_of=iso(at))
     # every table against the contract, and the source's clock, before any warehouse write
-    read_clock = check_source(cfg, src)
-    source_clock = read_clock if source_clock is None else source_clock
+    state = check_source(cfg, src)
+    source_clock = state.clock if source_clock is None else source_clock
     read_until = min(upper, source_clock)
-    control = Control.for_config(cfg, wh.backend)
     with wh.connect() as conn:
+        ctx = CycleContext.open(conn, cfg, wh.backend, upper)
         with conn.begin():
             guard_clock(upper, source_clock, newest_watermark(conn, cfg, wh),
                         cfg.cycle.clock_skew_seconds, allow_past=allow_past)
@@ -147,20 +142,19 @@ def _run_cycle(at: datetime, cfg: PipelineConfig, src: Database, wh: Warehouse, 
             t0 = time.perf_counter()
             run = result.tables.setdefault(table, TableRun(table))
             with conn.begin():
-                pending = control.pending(conn, table)
+                pending = ctx.control.pending(conn, table)
             for batch_id in pending:
                 with conn.begin():
-                    run.rows_merged += merge_batch(conn, cfg, wh.backend, control, table,
-                                                   batch_id, utcnow())
+                    run.rows_merged += merge_batch(ctx, table, batch_id)
                 run.recovered_batches += 1
             run.seconds += time.perf_counter() - t0
-        windows = _plan_windows(cfg, conn, control, read_until, result)
+        windows = _plan_windows(ctx, read_until, state.null_cdc, result)
         first = any(w.first for w in windows.values())
         with wh.backend.first_load(conn) if first else nullcontext():
             # 2-3. extract every table's window and land each as one batch, all in ONE
             #      transaction: a value that breaks the contract in the last table leaves
             #      no table written and no watermark moved
-            landed = _extract_and_land(cfg, src, wh, conn, control, windows, read_until, result)
+            landed = _extract_and_land(ctx, src, wh.display, windows, result)
             for table in cfg.tables:
                 failpoint("after_load", table)
             # 4. merge each batch (mart change + 'merged' flag in one transaction per table)
@@ -169,22 +163,19 @@ def _run_cycle(at: datetime, cfg: PipelineConfig, src: Database, wh: Warehouse, 
                 landed_id = landed.get(table)
                 if landed_id is not None:
                     with conn.begin():
-                        result.tables[table].rows_merged += merge_batch(
-                            conn, cfg, wh.backend, control, table, landed_id, utcnow())
+                        result.tables[table].rows_merged += merge_batch(ctx, table, landed_id)
                 failpoint("after_merge", table)
                 result.tables[table].seconds += time.perf_counter() - t0
 
             # 5. mart lifecycle (reactivation, archive, safety check, trim), after every
             #    mart has merged; its own transaction boundaries are explained in lifecycle.py
             if cfg.lifecycle.enabled:
-                result.lifecycle = lifecycle.run_lifecycle(
-                    conn, cfg, wh.backend, control, upper, utcnow()).figures()
+                result.lifecycle = lifecycle.run_lifecycle(ctx).figures()
         # 6. raw trim, on the as_of clock, only of merged batches
         for table in cfg.tables:
             t0 = time.perf_counter()
             with conn.begin():
-                result.tables[table].raw_trimmed = lifecycle.trim_raw(
-                    conn, cfg, wh.backend, control, table, upper)
+                result.tables[table].raw_trimmed = lifecycle.trim_raw(ctx, table)
             result.tables[table].seconds += time.perf_counter() - t0
     result.seconds = time.perf_counter() - started
     log.info("cycle as_of=%s done in %.2fs: %s", result.as_of, result.seconds,
@@ -207,38 +198,37 @@ def _progress(table: str, started: float, every: float = 2.0) -> Callable[[int],
     return report
 
 
-def _plan_windows(cfg: PipelineConfig, conn, control: Control, upper: int,
+def _plan_windows(ctx: CycleContext, upper: int, null_cdc: frozenset[str],
                   result: CycleResult) -> dict[str, Window]:
     """Each table's window up to ``upper`` from its watermark (tables already covered have
-    none)."""
+    none); tables in ``null_cdc`` also read the rows whose CDC value is NULL."""
     windows = {}
-    with conn.begin():
-        for table in cfg.tables:
-            window = plan_window(table, cfg.table(table), control.watermark(conn, table), upper)
+    with ctx.conn.begin():
+        for table in ctx.cfg.tables:
+            window = plan_window(table, ctx.table(table), ctx.control.watermark(ctx.conn, table),
+                                 upper, null_cdc=table in null_cdc)
             if window is not None:
                 windows[table] = window
                 result.tables[table].lower, result.tables[table].upper = window.lower, window.upper
     return windows
 
 
-def _extract_and_land(cfg: PipelineConfig, src: Database, wh: Warehouse, conn, control: Control,
-                      windows: dict[str, Window], upper: int,
-                      result: CycleResult) -> dict[str, int | None]:
+def _extract_and_land(ctx: CycleContext, src: Database, warehouse: str,
+                      windows: dict[str, Window], result: CycleResult) -> dict[str, int | None]:
     """Read every table's window and land it as one batch per table, in one warehouse
     transaction (retried whole on a transient source failure); the batch ids landed."""
     if not windows:
         return {}
+    cfg = ctx.cfg
 
     def attempt() -> dict[str, int | None]:
         out: dict[str, int | None] = {}
         spent: dict[str, float] = {}
-        with src.engine.connect() as sconn, conn.begin():
+        with src.engine.connect() as sconn, ctx.conn.begin():
             for table, window in windows.items():
                 t0 = time.perf_counter()
-                chunks = read_window(sconn, src.backend, CONTRACTS[table], cfg.table(table),
-                                     window, cfg.cycle.chunk_rows)
-                landed = land_batch(conn, cfg, wh.backend, control, window, chunks,
-                                    as_of=upper, now=utcnow(), on_chunk=_progress(table, t0))
+                chunks = read_window(sconn, src.backend, cfg, window)
+                landed = land_batch(ctx, window, chunks, on_chunk=_progress(table, t0))
                 run = result.tables[table]
                 run.rows_extracted, run.rows_loaded = landed.rows_extracted, landed.rows_loaded
                 run.batch_id = out[table] = landed.batch_id
@@ -251,7 +241,7 @@ def _extract_and_land(cfg: PipelineConfig, src: Database, wh: Warehouse, conn, c
         return out
 
     return with_retries(attempt, what=f"extracting from the source {src.display} into the "
-                        f"warehouse {wh.display}",
+                        f"warehouse {warehouse}",
                         retries=cfg.cycle.source_retries,
                         backoff=cfg.cycle.retry_backoff_seconds, error=SourceUnavailable)
 
@@ -278,7 +268,7 @@ def _catch_up(until, start, step, cfg: PipelineConfig, src: Database, wh: Wareho
     end = to_epoch(parse_as_of(until))
     step_s = parse_duration(step or cfg.cycle.interval)
     control = Control.for_config(cfg, wh.backend)
-    read_clock = check_source(cfg, src)
+    read_clock = check_source(cfg, src).clock
     clock = read_clock if source_clock is None else source_clock
     with wh.connect() as conn, conn.begin():
         guard_clock(end, clock, newest_watermark(conn, cfg, wh),

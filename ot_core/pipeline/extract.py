@@ -29,7 +29,7 @@ from ot_core.contract import CONTRACTS, TableContract
 from ot_core.db.connect import Database, with_retries
 from ot_core.db.sql import Renderer
 from ot_core.engines import Backend
-from ot_core.errors import SourceUnavailable, TerminalError
+from ot_core.errors import SourceUnavailable, TerminalError, first_line
 from ot_core.pipeline.readers import read_tables
 from ot_core.pipeline.source_contract import check_table
 from ot_core.secrets import redact
@@ -45,6 +45,9 @@ class Window:
     lower: int | None  # None: no lower bound (first extraction or full refresh)
     upper: int
     overlap_end: int | None  # rows below this were in the previous window
+    # the source's CDC column allows NULL: the rows holding NULL, which no range selects,
+    # are read too, every cycle (docs/cycle.md#null-cdc-values)
+    null_cdc: bool = False
 
     @property
     def first(self) -> bool:
@@ -55,31 +58,55 @@ class Window:
     def template(self) -> str:
         return "extract/incremental.sql" if self.lower is not None else "extract/backfill.sql"
 
+    def nulls(self) -> Window | None:
+        """The window of the rows whose CDC value is NULL, read after this one (None when
+        the source's CDC column is NOT NULL)."""
+        if not self.null_cdc:
+            return None
+        return Window(self.table, "null_cdc", None, self.upper, self.overlap_end)
 
-def plan_window(table: str, tcfg: TableConfig, watermark: int | None, upper: int) -> Window | None:
-    """The window a cycle at ``upper`` must read, or None when it is already covered."""
+
+def plan_window(table: str, tcfg: TableConfig, watermark: int | None, upper: int, *,
+                null_cdc: bool = False) -> Window | None:
+    """The window a cycle at ``upper`` must read, or None when it is already covered.
+    ``null_cdc``: the source's CDC column allows NULL (see ``Window.nulls``)."""
     if isinstance(tcfg.cdc, TimestampCDC):
         if watermark is None:
-            return Window(table, "timestamp", None, upper, None)
+            return Window(table, "timestamp", None, upper, None, null_cdc)
         if upper <= watermark:
             return None
         return Window(table, "timestamp", max(0, watermark - tcfg.cdc.lookback_seconds), upper,
-                      watermark)
+                      watermark, null_cdc)
     if watermark is not None and upper <= watermark:
         return None
     # every re-read row is compared with the mart at landing: unchanged rows land nothing
-    return Window(table, "full_refresh", None, upper, None if watermark is None else upper)
+    return Window(table, "full_refresh", None, upper, None if watermark is None else upper,
+                  null_cdc and tcfg.cdc.column is not None)
 
 
-def check_source_columns(conn: Connection, backend: Backend, contract: TableContract) -> None:
+@dataclass(frozen=True)
+class SourceState:
+    """What the source said before a cycle read it: its clock (epoch seconds) and the tables
+    whose CDC column allows NULL."""
+
+    clock: int
+    null_cdc: frozenset[str] = frozenset()
+
+
+def check_source_columns(conn: Connection, backend: Backend, contract: TableContract,
+                         cdc_column: str | None = None) -> bool:
     """Stop before reading if the source table breaks the contract (names, types, lengths,
-    nulls; see ``source_contract``); log a drift the landing can hold."""
-    check_table(contract, backend.source_columns(conn, contract.name))
+    nulls; see ``source_contract``); log a drift the landing can hold. True when the CDC
+    column ``cdc_column`` allows NULL."""
+    found = backend.source_columns(conn, contract.name)
+    check_table(contract, found)
+    return any(c.name == cdc_column and c.nullable for c in found)
 
 
-def check_source(cfg: PipelineConfig, src: Database) -> int:
+def check_source(cfg: PipelineConfig, src: Database) -> SourceState:
     """Check every source table against the contract before the warehouse is touched, and
-    return the source's own clock (epoch seconds): a cycle never reads past it.
+    return the source's own clock (epoch seconds; a cycle never reads past it) and which
+    CDC columns allow NULL.
 
     Done once for all tables up front, so a missing column in the last table cannot leave
     the first ones landed: a bad source stops the cycle with nothing written and no
@@ -88,18 +115,18 @@ def check_source(cfg: PipelineConfig, src: Database) -> int:
     without a traceback and without the password.
     """
 
-    def attempt() -> int:
+    def attempt() -> SourceState:
         with src.engine.connect() as conn:
-            for table in cfg.tables:
-                check_source_columns(conn, src.backend, CONTRACTS[table])
-            return src.backend.clock(conn)
+            nullable = frozenset(t for t in cfg.tables if check_source_columns(
+                conn, src.backend, CONTRACTS[t], cfg.table(t).cdc.column))
+            return SourceState(src.backend.clock(conn), nullable)
 
     try:
         return with_retries(attempt, what=f"reading the source {src.display}",
                      retries=cfg.cycle.source_retries, backoff=cfg.cycle.retry_backoff_seconds,
                      error=SourceUnavailable)
     except sa.exc.DBAPIError as e:
-        reason = redact(str(getattr(e, "orig", e)).splitlines()[0])
+        reason = redact(first_line(e))
         raise TerminalError(
             f"the source {src.display} refused the cycle ({reason}); check the user, password "
             "and grants of OT_SOURCE_URL. Nothing was extracted."
@@ -131,9 +158,15 @@ class ExtractQuery:
         key = list(self.contract.key)
         return key if self.window.lower is None else [str(self.cdc_column), *key]
 
+    @property
+    def template(self) -> str:
+        if self.window.strategy == "null_cdc":
+            return "extract/null_cdc.sql"
+        return self.window.template
+
     def sql(self, page: Sequence[str] = (), limit: int | None = None) -> str:
         return self.renderer.render(
-            self.window.template,
+            self.template,
             source=self.renderer.backend.qualified(None, self.contract.name),
             columns=self.contract.column_names, key=list(self.contract.key),
             cdc_column=self.cdc_column, page=list(page),
@@ -169,16 +202,19 @@ class ExtractQuery:
 
 def extract_query(backend: Backend, contract: TableContract, tcfg: TableConfig,
                   window: Window) -> ExtractQuery:
-    params: dict[str, int] = {"upper": window.upper}
+    params: dict[str, int] = {} if window.strategy == "null_cdc" else {"upper": window.upper}
     if window.lower is not None:
         params["lower"] = window.lower
     return ExtractQuery(Renderer(backend), contract, tcfg.cdc.column, window, params)
 
 
-def read_window(conn: Connection, backend: Backend, contract: TableContract, tcfg: TableConfig,
-                window: Window, chunk_rows: int) -> Iterator[pa.Table]:
-    """Yield the window's rows as typed Arrow tables, in chunks that keep memory flat (a
-    first extraction reads key ranges in parallel where the reader can)."""
-    query = extract_query(backend, contract, tcfg, window)
-    yield from read_tables(conn, backend, query, chunk_rows,
-                           backfill=window.first)
+def read_window(conn: Connection, backend: Backend, cfg: PipelineConfig,
+                window: Window) -> Iterator[pa.Table]:
+    """Yield the window's rows from the source connection ``conn`` as typed Arrow tables, in
+    chunks that keep memory flat (a first extraction reads key ranges in parallel where the
+    reader can)."""
+    for part in (window, window.nulls()):
+        if part is None:
+            continue
+        query = extract_query(backend, cfg.landed(part.table), cfg.table(part.table), part)
+        yield from read_tables(conn, backend, query, cfg.cycle.chunk_rows, backfill=part.first)

@@ -22,11 +22,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from ot_core.contract import Column, TableContract
-from ot_core.errors import ContractError
-
-
-class ValueOutOfContract(ContractError):
-    """A source value the warehouse column cannot hold exactly."""
+from ot_core.errors import ValueOutOfContract
 
 
 class _Bad(ValueError):

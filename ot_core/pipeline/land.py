@@ -14,14 +14,14 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from ot_core.config import PipelineConfig
 from ot_core.contract import CONTRACTS, RAW_META
 from ot_core.db.schema import names
 from ot_core.db.sql import Renderer
 from ot_core.engines import Backend
-from ot_core.pipeline.control import LOADED, Control
+from ot_core.pipeline.context import CycleContext
+from ot_core.pipeline.control import LOADED
 from ot_core.pipeline.extract import Window
 
 if TYPE_CHECKING:
@@ -50,13 +50,14 @@ def render_drop_unchanged_overlap(cfg: PipelineConfig, backend: Backend, table: 
     )
 
 
-def land_batch(
-    conn: Connection, cfg: PipelineConfig, backend: Backend, control: Control, window: Window,
-    chunks: Iterable[pa.Table], *, as_of: int, now: datetime,
-    on_chunk: Callable[[int], None] | None = None,
-) -> Landed:
+def land_batch(ctx: CycleContext, window: Window, chunks: Iterable[pa.Table], *,
+               on_chunk: Callable[[int], None] | None = None) -> Landed:
+    """Append the window's chunks to the raw table as one batch, record it and move the
+    watermark, in the caller's transaction."""
+    conn, cfg, backend, control = ctx.conn, ctx.cfg, ctx.backend, ctx.control
+    now = ctx.now()
     table = window.table
-    nm = names(cfg, backend, table)
+    nm = ctx.names(table)
     batch_id = control.next_batch_id(conn)
     next_raw = control.next_raw_id(conn, table)
     first_raw = next_raw
@@ -81,13 +82,12 @@ def land_batch(
 
     if loaded:
         control.record_batch(
-            conn, batch_id=batch_id, table_name=table, strategy=window.strategy, as_of=as_of,
+            conn, batch_id=batch_id, table_name=table, strategy=window.strategy, as_of=ctx.as_of,
             lower_bound=window.lower, upper_bound=window.upper, raw_id_min=first_raw,
             raw_id_max=next_raw - 1, rows_extracted=extracted, rows_loaded=loaded, status=LOADED,
-            loaded_at=now.replace(tzinfo=None),
+            loaded_at=now,
         )
-    control.set_watermark(conn, table, window.upper, batch_id if loaded else None,
-                          now.replace(tzinfo=None))
+    control.set_watermark(conn, table, window.upper, batch_id if loaded else None, now)
     return Landed(batch_id if loaded else None, extracted, loaded)
 
 

@@ -20,11 +20,12 @@ from sqlalchemy.engine import Connection
 from ot_core.config import PipelineConfig
 from ot_core.contract import CONTRACTS, MART_META
 from ot_core.db.catalog import HistoryTable
-from ot_core.db.schema import EXCEPTIONS_TABLE, mart_name, names, tables_for
+from ot_core.db.schema import EXCEPTIONS_TABLE, mart_name, tables_for
 from ot_core.db.sql import Renderer
 from ot_core.engines import Backend
 from ot_core.failpoints import failpoint
 from ot_core.pipeline import periods
+from ot_core.pipeline.context import CycleContext
 from ot_core.pipeline.control import MERGED, Control
 from ot_core.pipeline.exception_log import ROUTING_GAP, exception_state
 from ot_core.timeutil import from_epoch, iso
@@ -32,15 +33,15 @@ from ot_core.timeutil import from_epoch, iso
 log = logging.getLogger("ot.lifecycle")
 
 
-def trim_raw(conn: Connection, cfg: PipelineConfig, backend: Backend, control: Control,
-             table: str, as_of: int) -> int:
-    window = cfg.table(table).raw_trim_hours * 3600
-    first_kept = control.first_kept_batch(conn, table, as_of - window)
+def trim_raw(ctx: CycleContext, table: str) -> int:
+    """Delete ``table``'s raw batches that are merged and past its window (caller's
+    transaction); the rows deleted."""
+    window = ctx.table(table).raw_trim_hours * 3600
+    first_kept = ctx.control.first_kept_batch(ctx.conn, table, ctx.as_of - window)
     if first_kept is None:
         return 0
-    r = Renderer(backend)
-    sql = r.render("raw/trim.sql", raw=names(cfg, backend, table).raw)
-    deleted = conn.execute(sa.text(sql), {"first_kept_batch": first_kept}).rowcount
+    sql = ctx.renderer.render("raw/trim.sql", raw=ctx.names(table).raw)
+    deleted = ctx.conn.execute(sa.text(sql), {"first_kept_batch": first_kept}).rowcount
     return max(deleted or 0, 0)
 
 
@@ -202,18 +203,32 @@ def render_lifecycle(cfg: PipelineConfig, backend: Backend, table: str,
     return out
 
 
-def run_lifecycle(conn: Connection, cfg: PipelineConfig, backend: Backend, control: Control,
-                  as_of: int, now: datetime) -> LifecycleResult:
-    """Reactivation, archive, safety check and trim of every mart at ``as_of``."""
+@dataclass
+class _Round:
+    """What one lifecycle run read once and every mart's steps share."""
+
+    cut: int  # the cutoff, epoch seconds
+    now: datetime  # detected/resolved times of exceptions (naive UTC)
+    ranges: dict[str, tuple[int, int]]  # batches merged since reactivation last looked
+    hists: dict[str, list[HistoryTable]]
+    crossing: dict[str, Crossing]
+    hist_keys: dict[str, tuple]  # key bounds of every history table holding rows
+    next_id: int  # the next exception id
+    open_gaps: dict[str, int]  # open routing-gap exceptions per table
+
+
+def run_lifecycle(ctx: CycleContext) -> LifecycleResult:
+    """Reactivation, archive, safety check and trim of every mart at the cycle's instant."""
+    conn, cfg, backend, as_of = ctx.conn, ctx.cfg, ctx.backend, ctx.as_of
     started = time.perf_counter()
     cut = periods.cutoff(as_of, cfg.retention_months)
     res = LifecycleResult(as_of=iso(from_epoch(as_of)), cutoff=iso(from_epoch(cut)))
-    naive_now = now.replace(tzinfo=None, microsecond=0)
+    naive_now = ctx.now().replace(microsecond=0)
     # One read of what exists, shared by rotation and the four steps (fixed cost per cycle).
     with conn.begin():
         marks = marks_table(cfg, backend)  # created with the other control tables
         backend.plan_lifecycle(conn)
-        ranges = _ranges(conn, cfg, control, marks)
+        ranges = _ranges(conn, cfg, ctx.control, marks)
         hists = periods.discover(conn, cfg, backend)
         crossing = {t: _crossing(conn, _Mart(cfg, backend, t), cut) for t in cfg.tables}
         oldest = {t: c.oldest for t, c in crossing.items()}
@@ -230,11 +245,11 @@ def run_lifecycle(conn: Connection, cfg: PipelineConfig, backend: Backend, contr
                 f"history tables cannot be created: the warehouse user lacks {grant}; rows "
                 "older than the cutoff stay in the marts under ARCHIVE_ROUTING_GAP exceptions")
             log.warning(res.warnings[-1])
+    rnd = _Round(cut, naive_now, ranges, hists, crossing, hist_keys, next_id, open_gaps)
     for table in [t for t in ORDER if t in cfg.tables]:
         t0 = time.perf_counter()
-        f = _one_mart(conn, cfg, backend, table, cut, ranges, naive_now, hists[table],
-                      crossing[table], next_id, hist_keys, open_gaps.get(table, 0))
-        next_id += f.exceptions
+        f = _one_mart(ctx, table, rnd)
+        rnd.next_id += f.exceptions
         f.seconds = time.perf_counter() - t0
         res.tables[table] = f
     with conn.begin():
@@ -246,12 +261,13 @@ def run_lifecycle(conn: Connection, cfg: PipelineConfig, backend: Backend, contr
     return res
 
 
-def _one_mart(conn: Connection, cfg: PipelineConfig, backend: Backend, table: str, cut: int,
-              ranges: dict[str, tuple[int, int]], now: datetime, hists: list[HistoryTable],
-              crossing: Crossing, first_id: int, hist_keys: dict[str, tuple], open_gaps: int,
-              ) -> MartFigures:
+def _one_mart(ctx: CycleContext, table: str, rnd: _Round) -> MartFigures:
+    conn, backend = ctx.conn, ctx.backend
+    cut, ranges, now, hist_keys = rnd.cut, rnd.ranges, rnd.now, rnd.hist_keys
+    hists, crossing = rnd.hists[table], rnd.crossing[table]
+    first_id, open_gaps = rnd.next_id, rnd.open_gaps.get(table, 0)
     f = MartFigures()
-    m = _Mart(cfg, backend, table)
+    m = _Mart(ctx.cfg, backend, table)
     marker, upto = ranges[table]
     # Skip what the data rules out (cheap, and keeps the fixed cost per cycle low): an empty
     # history table holds no key to reactivate, and a period that ends before the oldest row

@@ -7,17 +7,14 @@ flipping the batch to 'merged', so a crash leaves the batch either merged or not
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from ot_core.config import PipelineConfig
 from ot_core.contract import CONTRACTS, MART_META
 from ot_core.db.schema import names
 from ot_core.db.sql import Renderer
 from ot_core.engines import Backend
-from ot_core.pipeline.control import Control
+from ot_core.pipeline.context import CycleContext
 
 STEPS = ("merge/stage.sql", "merge/drop_superseded.sql", "merge/delete_replaced.sql",
          "merge/insert.sql", "merge/drop_stage.sql")
@@ -36,9 +33,11 @@ def render_merge(cfg: PipelineConfig, backend: Backend, table: str) -> dict[str,
     return {step: r.render(step, **ctx) for step in STEPS}
 
 
-def merge_batch(conn: Connection, cfg: PipelineConfig, backend: Backend, control: Control,
-                table: str, batch_id: int, now: datetime) -> int:
-    stmts = render_merge(cfg, backend, table)
+def merge_batch(ctx: CycleContext, table: str, batch_id: int) -> int:
+    """Merge batch ``batch_id`` of ``table`` into its mart, in the caller's transaction; the
+    rows inserted."""
+    conn, backend = ctx.conn, ctx.backend
+    stmts = render_merge(ctx.cfg, backend, table)
     params = {"batch_id": batch_id}
     staged = conn.execute(sa.text(stmts["merge/stage.sql"]), params).rowcount
     backend.after_stage(conn, f"ot_stage_{table}", -1 if staged is None else staged)
@@ -48,9 +47,9 @@ def merge_batch(conn: Connection, cfg: PipelineConfig, backend: Backend, control
     conn.execute(sa.text(stmts["merge/drop_superseded.sql"]))
     # the mart is judged empty (or not) before the delete, which could empty it for this
     # transaction alone
-    with backend.filling(conn, names(cfg, backend, table).mart, -1 if staged is None else staged):
+    with backend.filling(conn, ctx.names(table).mart, -1 if staged is None else staged):
         conn.execute(sa.text(stmts["merge/delete_replaced.sql"]))
         merged = conn.execute(sa.text(stmts["merge/insert.sql"])).rowcount
     conn.execute(sa.text(stmts["merge/drop_stage.sql"]))
-    control.mark_merged(conn, batch_id, max(merged or 0, 0), now.replace(tzinfo=None))
+    ctx.control.mark_merged(conn, batch_id, max(merged or 0, 0), ctx.now())
     return max(merged or 0, 0)

@@ -22,7 +22,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ot_core.config import PipelineConfig
-from ot_core.contract import CONTRACTS
 from ot_core.db.catalog import HistoryTable, parse_history_name
 from ot_core.db.connect import Database
 from ot_core.db.schema import ddl, hist_prefix, keyed_table, mart_name
@@ -91,7 +90,7 @@ def cutoff(as_of: datetime | int, retention_months: int) -> int:
 def hist_table(cfg: PipelineConfig, backend: Backend, table: str, period: Period) -> sa.Table:
     """The history table of ``table`` for ``period``: the mart's columns incl. _raw_id and
     _batch_id, PRIMARY KEY where the backend declares keys, DISTKEY/SORTKEY on Redshift."""
-    return keyed_table(CONTRACTS[table], sa.MetaData(), cfg.schemas.mart, period.table(table),
+    return keyed_table(cfg.landed(table), sa.MetaData(), cfg.schemas.mart, period.table(table),
                        "hist", backend)
 
 

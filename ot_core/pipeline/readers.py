@@ -22,7 +22,7 @@ cursor, same page: the contract check then names the value instead of connectorx
 
 from __future__ import annotations
 
-import importlib.util
+import logging
 import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -30,7 +30,13 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ot_core.errors import TRANSIENT_HINTS, SourceUnavailable, TerminalError
+from ot_core.errors import (
+    TRANSIENT_HINTS,
+    SourceReadError,
+    SourceUnavailable,
+    first_line,
+    is_transient,
+)
 from ot_core.secrets import redact
 
 if TYPE_CHECKING:
@@ -40,7 +46,13 @@ if TYPE_CHECKING:
     from ot_core.engines import Backend
     from ot_core.pipeline.extract import ExtractQuery
 
+log = logging.getLogger("ot.cycle")
 READER_ENV = "OT_SOURCE_READER"
+# a source user limited in connections (MySQL 1226 max_user_connections, 1040): connectorx
+# cannot open its pool, and waiting does not help
+CONNECTION_LIMIT_HINTS = ("max_user_connections", "error 1226", "error 1040")
+_REFUSED: set[str] = set()  # sources connectorx could not connect to: this process reads
+# them through the DB-API cursor from then on
 # threads reading one first extraction's key ranges (connectorx partition_on)
 PARTITIONS = max(1, min(4, os.cpu_count() or 1))
 # more key ranges than this (keys far sparser than rows) and a first extraction is read in
@@ -48,16 +60,10 @@ PARTITIONS = max(1, min(4, os.cpu_count() or 1))
 MAX_RANGES = 10_000
 
 
-class SourceReadError(TerminalError):
-    """The source could not be read for a reason retrying cannot fix."""
-
-
 def connectorx_source(backend: Backend, url: sa.engine.URL) -> str | None:
-    """The source's connectorx URL when connectorx is installed, wanted and able to read
-    this source; None means the DB-API path."""
+    """The source's connectorx URL when connectorx is wanted and able to read this source;
+    None means the DB-API path."""
     if os.environ.get(READER_ENV, "").strip().lower() in ("dbapi", "pymysql", "sqlite3"):
-        return None
-    if importlib.util.find_spec("connectorx") is None:
         return None
     return backend.connectorx_url(url)
 
@@ -114,6 +120,8 @@ class _Connectorx:
 
         from ot_core.pipeline.batches import typed_table
 
+        if self.url in _REFUSED:
+            return None
         try:
             raw = cx.read_sql(self.url, text, return_type="arrow", **partition)
         except Exception as e:  # noqa: BLE001 - connectorx raises plain RuntimeErrors
@@ -121,6 +129,14 @@ class _Connectorx:
             if self.password:
                 message = message.replace(str(self.password), "***")
             message = redact(message).splitlines()[0] if message.strip() else type(e).__name__
+            if any(h in message.lower() for h in CONNECTION_LIMIT_HINTS):
+                # the source user may not open connectorx's connections: the one this
+                # process already holds reads the rest (retrying would wait for ever)
+                _REFUSED.add(self.url)
+                log.warning("the source user may not open more connections (%s): reading "
+                            "through the DB-API cursor instead; set %s=dbapi to skip the "
+                            "attempt", message, READER_ENV)
+                return None
             if any(h in message.lower() for h in TRANSIENT_HINTS):
                 raise SourceUnavailable(f"reading the source failed: {message}") from None
             return None
@@ -197,7 +213,9 @@ def _one_page_dbapi(conn: Connection, contract: TableContract, text: str) -> pa.
     try:
         result = conn.exec_driver_sql(text)
     except sa.exc.DBAPIError as e:
-        reason = redact(str(getattr(e, "orig", e)).splitlines()[0])
+        reason = redact(first_line(e))
+        if is_transient(e):  # the server went away mid-read: retry later, not a bad value
+            raise SourceUnavailable(f"reading the source failed: {reason}") from None
         raise SourceReadError(f"reading the source failed: {reason}") from None
     columns = list(result.keys())
     tables = []

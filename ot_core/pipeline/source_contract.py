@@ -13,31 +13,17 @@ line naming the table, the column, what was found and what the contract expects.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from ot_core.contract import Column, TableContract
+from ot_core.engines.strategies import SourceColumn
 from ot_core.errors import ContractError
 
 log = logging.getLogger("ot.contract")
 
 NOTHING_WRITTEN = "nothing was extracted, no table was written and no watermark moved"
-
-
-@dataclass(frozen=True)
-class SourceColumn:
-    """One column as the source's catalog describes it, in a common vocabulary."""
-
-    name: str
-    kind: str  # "integer", "decimal", "string", "float", "other"
-    declared: str  # the type as the catalog spells it, for messages
-    bits: int | None = None  # integers: 16, 32, 64 (unsigned counted as one more bit)
-    precision: int | None = None
-    scale: int | None = None
-    length: int | None = None  # strings: the declared maximum, None when unbounded
-    nullable: bool = True
 
 
 _INT_NAMES: dict[type[Any], str] = {sa.SmallInteger: "SMALLINT", sa.BigInteger: "BIGINT"}

@@ -27,7 +27,7 @@ from ot_core.db.connect import Database, opened
 from ot_core.db.schema import EXCEPTIONS_TABLE, mart_name, names
 from ot_core.db.sql import Renderer
 from ot_core.db.warehouse import Warehouse, using
-from ot_core.errors import DataCheckFailed
+from ot_core.errors import MonitoringFailed
 from ot_core.pipeline.control import LOADED, Control
 from ot_core.pipeline.exception_log import ROUTING_GAP, exceptions_frame
 from ot_core.pipeline.periods import AHEAD, cutoff, periods_between
@@ -36,10 +36,6 @@ from ot_core.timeutil import day_floor, from_epoch, iso, parse_as_of, to_epoch, 
 log = logging.getLogger("ot.monitor")
 OK, FAIL = "ok", "fail"
 UTI, SPATH = "uni_tracking_info", "uni_tracking_spath"
-
-
-class MonitoringFailed(DataCheckFailed):
-    """At least one check failed; every check has run and been recorded."""
 
 
 @dataclass
@@ -228,7 +224,7 @@ def source_count_mismatch(c: Context) -> list[CheckResult]:
             # A row updated in place after the watermark has left the source's window but
             # is still in the warehouse's: the difference is bounded by those rows.
             moved = 0
-            if tcfg.version_column:
+            if tcfg.updated_in_place:
                 since = src_r.render("monitor/count_since.sql", relation=c.source.backend.qualified(None, table),
                                      column=column)
                 moved = int(sconn.execute(sa.text(since), {"since": hi}).scalar_one())
@@ -352,7 +348,7 @@ def show(report: Report) -> None:
 
     from IPython.display import Image, Markdown, display
 
-    from ot_core.jobs import show_figures
+    from ot_core.figures import show_figures
 
     display(report.summary())
     for r in report.failed:

@@ -31,7 +31,8 @@ from ot_core.db.schema import (
     mart_name,
     tables_for,
 )
-from ot_core.errors import ConfigError, is_transient
+from ot_core.engines import backend_class
+from ot_core.errors import ConfigError, first_line, is_transient
 from ot_core.pipeline import exception_log
 from ot_core.secrets import masked, redact
 from ot_core.timeutil import parse_duration, to_epoch, utcnow
@@ -111,21 +112,22 @@ def open_workbench(config: PipelineConfig | str | None = None,
     except ConfigError as e:
         return Workbench(None, None, str(e))
     where = masked(url)
-    if url.get_backend_name() == "duckdb":
+    try:
+        embedded = backend_class(url.get_backend_name(), "warehouse").embedded_file
+    except ConfigError as e:
+        return Workbench(cfg, None, str(e), where)
+    if embedded:
         path = Path(url.database or "")
         if not url.database or url.database == ":memory:" or not path.is_file():
             return Workbench(cfg, None, f"No warehouse at {path}: {FIX}.", where)
-        if "access_mode" not in url.query:
-            url = url.update_query_dict({"access_mode": "read_only"})
-    db = warehouse if isinstance(warehouse, Database) and url == warehouse.url \
-        else open_database("warehouse", url)
+    db = open_database("warehouse", url, read_only=True)
     wb = Workbench(cfg, db, None, where)
     try:
         with db.engine.connect() as conn:
             has_marts = _exists(wb, conn, cfg.schemas.mart, mart_name("ecs_order_info"))
     except Exception as e:  # noqa: BLE001 - any failure to read becomes the one line
         db.dispose()
-        reason = redact(str(getattr(e, "orig", e)).splitlines()[0]) if str(e) else type(e).__name__
+        reason = redact(first_line(e))
         if is_transient(e):
             return Workbench(cfg, None, f"The warehouse {where} is busy ({reason}): "
                              "run this cell again in a minute.", where)

@@ -16,7 +16,7 @@ import pandas as pd
 import sqlalchemy as sa
 from IPython.display import display
 
-from ot_core.errors import OTError, is_transient
+from ot_core.errors import OTError, first_line, is_transient
 from ot_core.secrets import redact
 from ot_core.workbench import present
 from ot_core.workbench.explore import FIX, Workbench
@@ -25,7 +25,7 @@ from ot_core.workbench.present import Html, Message
 
 def read_problem(exc: BaseException) -> Message:
     """One line for a read that failed after the workbench opened (a job holds the file...)."""
-    reason = redact(str(getattr(exc, "orig", exc)).splitlines()[0] if str(exc) else type(exc).__name__)
+    reason = redact(first_line(exc))
     if is_transient(exc):
         return Message(f"The warehouse is busy ({reason}): try again in a minute.", "warning")
     return Message(f"The warehouse cannot be read ({reason}): {FIX}.", "problem")

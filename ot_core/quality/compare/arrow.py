@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from ot_core.quality.compare import _Reader
+    from ot_core.quality.compare.sides import SideReader
 
 # Keys read per Arrow chunk: memory stays bounded whatever the table (rows <= keys).
 CHUNK_KEYS = 1_000_000
@@ -27,16 +27,15 @@ SENTINEL = -(2**63)  # the typing row's key (see ``_typing_row``)
 
 
 class ArrowSegments:
-    def __init__(self, reader: _Reader, url: str):
+    def __init__(self, reader: SideReader, url: str):
         import duckdb
         from duckdb_engine import Dialect
 
         from ot_core.engines import backend_for
-        from ot_core.quality.checksum import checksum_dialect
 
         self.reader, self.url = reader, url
         self.duck = duckdb.connect()
-        self.cs = checksum_dialect(backend_for(Dialect()))
+        self.cs = backend_for(Dialect()).checksum()
         self.q = self.cs.backend.quote
 
     def close(self) -> None:
@@ -44,7 +43,7 @@ class ArrowSegments:
         self.duck.close()
 
     @classmethod
-    def for_reader(cls, reader: _Reader) -> ArrowSegments | None:
+    def for_reader(cls, reader: SideReader) -> ArrowSegments | None:
         from ot_core.pipeline.readers import connectorx_source
 
         if not reader.cs.hashes_in_python:
@@ -80,8 +79,7 @@ class ArrowSegments:
     def _pages(self, ranges: Sequence[tuple[int, int]]) -> Iterator[tuple[str, dict[str, Any]]]:
         """Literal SELECTs of the raw columns, at most ``CHUNK_KEYS`` keys and
         ``MAX_RANGES_PER_QUERY`` ranges each."""
-        from ot_core.quality.compare import _batches
-
+        batches = self.reader.batches
         pieces: list[tuple[int, int]] = []
         lo_key, hi_key = self.reader.key_bounds or (None, None)
         for lo, hi in ranges:
@@ -99,10 +97,10 @@ class ArrowSegments:
             group.append(piece)
             span += piece[1] - piece[0]
             if span >= CHUNK_KEYS:
-                yield from self._texts(_batches(group))
+                yield from self._texts(batches(group))
                 group, span = [], 0
         if group:
-            yield from self._texts(_batches(group))
+            yield from self._texts(batches(group))
 
     def _texts(self, parts: list[list[tuple[int, int]]]) -> Iterator[tuple[str, dict[str, Any]]]:
         """Straight from the table (connectorx types SQLite columns by their declared type,
@@ -117,11 +115,10 @@ class ArrowSegments:
             col = f"{plus}t.{q(r.scope.column)}"
             scope.append(f"{col} >= {int(r.base_params['scope_lo'])} AND "
                          f"{col} < {int(r.base_params['scope_hi'])}")
-        if r.scope.cdc_column:
-            scope.append(f"{plus}t.{q(r.scope.cdc_column)} < {int(r.base_params['cdc_hi'])}")
         key = f"t.{q(r.key)}"
         for part in parts:
-            ranges = " OR ".join(f"({key} >= {int(lo)} AND {key} < {int(hi)})"
+            # inclusive upper ends: a range may end at 2**63, past BIGINT
+            ranges = " OR ".join(f"({key} >= {int(lo)} AND {key} <= {int(hi) - 1})"
                                  for lo, hi in part)
             where = " AND ".join([f"({ranges})", *scope])
             yield (f"{self._typing_row()} UNION ALL "
