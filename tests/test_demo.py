@@ -96,6 +96,7 @@ def test_fresh_starts_over(tmp_path):
     assert small["mart_ecs_order_info"] < big["mart_ecs_order_info"] / 3
 
 
+@pytest.mark.slow
 def test_fresh_waits_for_a_running_job_and_deletes_nothing(tmp_path):
     assert ot(tmp_path, "demo", *SMALL).returncode == 0
     before = marts(tmp_path)

@@ -53,6 +53,7 @@ def _row(header: str, label: str) -> str:
     return m.group(1)
 
 
+@pytest.mark.slow
 def test_cycle_run_opens_with_its_header_and_reads_offline(embedded):
     simulate("2026-03-02", start="2026-03-01", orders_per_day=30, seed=3, source=embedded.source_url)
     res = _ot(embedded, "run", "cycle", "-p", "as_of", "2026-03-02T00:00:00Z", "--html", "--json")
