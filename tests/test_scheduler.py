@@ -107,9 +107,10 @@ def test_sigterm_stops_after_the_running_job(tmp_path):
 def test_ot_schedule_says_what_it_will_do_and_leaves_at_once_on_sigterm(tmp_path):
     """As an operator starts it: one line per job with its next slot, then SIGTERM while no
     job runs ends it within moments (it used to nap up to 30 s first)."""
-    import select
+    import queue
     import subprocess
     import sys
+    import threading
     import time
 
     jobs = tmp_path / "jobs.yml"
@@ -119,20 +120,28 @@ def test_ot_schedule_says_what_it_will_do_and_leaves_at_once_on_sigterm(tmp_path
                OT_DATA_DIR=str(tmp_path / "data"))
     proc = subprocess.Popen([sys.executable, "-m", "ot_core", "schedule"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(ln) for ln in proc.stdout], daemon=True)
+    reader.start()
+
     def line() -> str:
-        ready, _, _ = select.select([proc.stdout], [], [], 30)
-        assert ready, "ot schedule printed nothing at start"
-        return proc.stdout.readline()
+        try:
+            return lines.get(timeout=30)
+        except queue.Empty:
+            raise AssertionError("ot schedule printed nothing at start") from None
 
     try:
         first, second = line(), line()
         time.sleep(1.0)  # well into its first nap
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=10)
+        proc.wait(timeout=10)
+        reader.join(timeout=10)
+        err = proc.stderr.read()
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    out = "".join(lines.queue)
     assert first.startswith(f"ot schedule: 1 jobs from {jobs}, slots remembered in "), first
     assert second.split() == ["cycle", "0", "0", "1", "1", "*", "next",
                               f"{datetime.now(UTC).year + 1}-01-01T00:00:00Z"]
