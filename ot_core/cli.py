@@ -227,29 +227,27 @@ def _cycle(as_of, catch_up, step, allow_past, wh):
 
 
 @main.command()
-@click.option("--days", type=click.IntRange(2, 365), default=21, show_default=True)
-@click.option("--orders-per-day", type=click.IntRange(1, 100_000), default=2_000, show_default=True)
+@click.option("--days", type=click.IntRange(2, 365), default=21, show_default=True,
+              help="Days of orders a new demo simulates.")
+@click.option("--orders-per-day", type=click.IntRange(1, 100_000), default=2_000, show_default=True,
+              help="Mean new orders per day of a new demo.")
 @click.option("--step", default="6h", show_default=True, help="Catch-up cycle step.")
+@click.option("--fresh", is_flag=True,
+              help="Delete the existing demo (the embedded source and warehouse files in the "
+                   "data folder) and start a new one.")
 @config_option
 @handle_errors
-def demo(days, orders_per_day, step, config) -> None:
-    """Seed the embedded source, catch up with cycles and print what landed where."""
-    from tqdm import tqdm
+def demo(days, orders_per_day, step, fresh, config) -> None:
+    """Seed the embedded source, catch up with cycles and print what landed where.
 
-    from ot_core.demo import describe, run_demo
+    Run again, it advances the existing demo to now (the orders of the time that passed,
+    then the cycles to load them) and says so, or says there is nothing new; --days and
+    --orders-per-day apply to a new demo (the first one, or with --fresh)."""
+    from ot_core.demo import cycle_bar, describe, run_demo
 
-    bar = tqdm(total=None, unit="cycle", desc="cycles", disable=None)
-
-    def tick(res, i, n):
-        bar.total = n
-        rows = sum(t.rows_extracted for t in res.tables.values())
-        bar.set_postfix_str(f"last: {rows:,} rows, {rows / max(res.seconds, 1e-6):,.0f} rows/s",
-                            refresh=False)
-        bar.update(1)
-
-    res = run_demo(days=days, orders_per_day=orders_per_day, step=step, config=config,
-                   progress=tick)
-    bar.close()
+    with cycle_bar() as tick:
+        res = run_demo(days=days, orders_per_day=orders_per_day, step=step, config=config,
+                       progress=tick, fresh=fresh)
     click.echo(describe(res))
 
 
@@ -330,10 +328,11 @@ def list_runs(job, failed, limit, as_json, config) -> None:
 def schedule() -> None:
     """Run the job catalogue (see `ot jobs`) in the foreground on its cron
     schedules. A job that missed slots while the scheduler was down runs once, not once per
-    slot. SIGTERM or Ctrl-C stops it after the running job ends."""
+    slot. Prints the jobs and their next slots at start, then each job's start and exit.
+    SIGTERM or Ctrl-C stops it at once when no job runs, else after the running job ends."""
     from ot_core.jobs.scheduler import Scheduler
 
-    Scheduler().run()
+    Scheduler(announce=click.echo).run()
 
 
 @main.command("crontab")
@@ -363,6 +362,38 @@ def jobs_cmd(markdown, airflow, as_json) -> None:
                    for j in load_catalogue().jobs.values()])
         return
     click.echo(airflow_dag() if airflow else md() if markdown else table_text(), nl=not airflow)
+
+
+@main.command("notebooks")
+@click.argument("dest", required=False, default="ot-notebooks", type=click.Path(file_okay=False))
+@click.option("--lab", is_flag=True, help="Then open JupyterLab in DEST (needs the lab extra).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace copies that differ from the shipped notebooks; each is first saved "
+                   "beside it as NAME.<UTC time>.ipynb.")
+@handle_errors
+def notebooks_cmd(dest, lab, overwrite) -> None:
+    """Copy the analyst notebooks (order lookup, partner dashboard, pipeline health,
+    exceptions triage) into DEST (default: ./ot-notebooks) and, with --lab, open JupyterLab
+    there. A copy you changed is kept and named, never replaced without --overwrite."""
+    from ot_core.workbench.notebooks import copy_notebooks, open_lab
+
+    click.echo(copy_notebooks(dest, overwrite=overwrite).summary())
+    if lab:
+        open_lab(dest)
+
+
+@main.group("docs")
+def docs() -> None:
+    """Print the documentation pages that are generated from the code: docs/commands.md."""
+
+
+@docs.command("commands")
+def docs_commands() -> None:
+    """Print the command reference (docs/commands.md): every command's --help, with a table
+    of contents. Regenerate the page with `ot docs commands > docs/commands.md`."""
+    from ot_core.reference import command_reference
+
+    click.echo(command_reference(main), nl=False)
 
 
 TABLE_OPTION = click.option(

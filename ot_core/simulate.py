@@ -21,8 +21,9 @@ import numpy as np
 import sqlalchemy as sa
 
 from ot_core.contract import CONTRACTS, ECS, SPATH, STATUS_LABELS, UTI
-from ot_core.db.connect import Database, open_database
-from ot_core.errors import UsageError
+from ot_core.db.connect import Database, connect_with_retries, open_database
+from ot_core.errors import TerminalError, UsageError, first_line, is_transient
+from ot_core.secrets import redact
 from ot_core.timeutil import from_epoch, iso, parse_as_of, to_epoch
 
 log = logging.getLogger("ot.simulate")
@@ -183,17 +184,50 @@ class SimulationResult:
     seconds: float
 
 
-def ensure_source(db: Database) -> None:
+@dataclass
+class SimulationState:
+    """Where a simulated source stands: its seed, rate and the span written so far."""
+
+    seed: int
+    orders_per_day: int
+    start: int
+    until: int
+
+
+def ensure_source(db: Database, conn: sa.Connection | None = None) -> None:
     md = sa.MetaData()
     for c in CONTRACTS.values():
         db.backend.source_table(c, md)
     sa.Table(STATE_TABLE, md, sa.Column("k", sa.String(32), primary_key=True),
              sa.Column("v", sa.String(64), nullable=False))
-    md.create_all(db.engine)
+    if conn is None:
+        md.create_all(db.engine)
+    else:
+        md.create_all(conn)
+        conn.commit()
 
 
 def _state(conn) -> dict[str, str]:
     return {r[0]: r[1] for r in conn.execute(sa.text(f"SELECT k, v FROM {STATE_TABLE}"))}
+
+
+def simulation_state(db: Database) -> SimulationState | None:
+    """The state ``simulate`` left in ``db`` (None: a source it never wrote)."""
+    with _connected(db) as conn:
+        if not sa.inspect(conn).has_table(STATE_TABLE):
+            return None
+        st = _state(conn)
+    if not st:
+        return None
+    return SimulationState(int(st["seed"]), int(st["orders_per_day"]), int(st["start"]),
+                           int(st["until"]))
+
+
+def _connected(db: Database) -> sa.Connection:
+    """A first connection to the source, failing as one line that names it: a transient
+    failure is retried briefly, a refused login or grant says what to check (no driver
+    traceback)."""
+    return connect_with_retries(db, retries=2, backoff=0.5)
 
 
 def simulate(
@@ -203,22 +237,36 @@ def simulate(
 ) -> SimulationResult:
     """Write (or advance) the synthetic source up to ``until``."""
     if isinstance(source, Database):
-        return _simulate(until, seed, start, orders_per_day, days, source, progress)
+        return _refused_as_one_line(source, until, seed, start, orders_per_day, days, progress)
     db = open_database("source", source)
     try:
-        return _simulate(until, seed, start, orders_per_day, days, db, progress)
+        return _refused_as_one_line(db, until, seed, start, orders_per_day, days, progress)
     finally:
         db.dispose()
 
 
-def _simulate(until, seed: int, start, orders_per_day: int, days: int, db: Database,
+def _refused_as_one_line(db: Database, *args) -> SimulationResult:
+    """A statement the source refuses (a missing grant, a read-only user) is one terminal
+    line naming the source and what to check, like a cycle's."""
+    try:
+        return _simulate(db, *args)
+    except sa.exc.DBAPIError as e:
+        if is_transient(e):
+            raise
+        raise TerminalError(
+            f"the source {db.display} refused the simulation ({redact(first_line(e))}); check "
+            "the user, password and grants of OT_SOURCE_URL (it must create and write the "
+            "source tables)") from None
+
+
+def _simulate(db: Database, until, seed: int, start, orders_per_day: int, days: int,
               progress) -> SimulationResult:
     import time
 
     t_start = time.perf_counter()
-    ensure_source(db)
     t1 = to_epoch(parse_as_of(until))
-    with db.engine.begin() as conn:
+    with _connected(db) as conn:
+        ensure_source(db, conn)
         st = _state(conn)
     if st:
         if int(st["seed"]) != seed:

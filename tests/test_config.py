@@ -1,5 +1,6 @@
-"""``config/pipeline.yml`` is validated on load: a wrong file stops before any work, naming
-the key, the value and what is allowed; a right one becomes one frozen model."""
+"""The pipeline config (the shipped ``ot_core/defaults/pipeline.yml`` or the user's own) is
+validated on load: a wrong file stops before any work, naming the key, the value and what
+is allowed; a right one becomes one frozen model."""
 
 from __future__ import annotations
 

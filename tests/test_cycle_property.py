@@ -219,6 +219,7 @@ def dbs(pair):
     wh.dispose()
 
 
+@pytest.mark.slow
 @settings(max_examples=12, deadline=None, derandomize=False,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())

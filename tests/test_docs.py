@@ -89,7 +89,7 @@ def test_anchor_follows_github():
 
 def test_docs_pages_exist():
     for page in ("README.md", "contracts.md", "cycle.md", "lifecycle.md", "compare.md",
-                 "errors.md", "legacy-defects.md"):
+                 "errors.md", "legacy-defects.md", "commands.md"):
         assert (DOCS / page).is_file(), f"docs/{page} is missing"
 
 
@@ -153,3 +153,19 @@ def test_exit_codes_page_matches_the_command_line():
     documented = {int(m) for m in re.findall(r"^\|\s*(\d+)\s*\|", table, re.MULTILINE)}
     assert codes, "ot_core.cli defines no EXIT_* codes"
     assert documented == codes | {0}
+
+
+def test_readme_is_set_up_a_tour_and_links():
+    """The README keeps the two set-up commands CI runs and points at the design instead of
+    repeating it."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    install = re.search(r"pip install -e '(\.\[[a-z,]+\])' && \.venv/bin/ot demo", readme)
+    assert install, "the README's install command is missing"
+    assert f"pip install --quiet -e '{install.group(1)}'" in ci, "CI installs other extras"
+    assert "\n.venv/bin/python -m pytest\n" in readme
+    ci_tests = re.search(r"^\.venv/bin/python -m pytest (-m '[^']+')$", ci, re.M)
+    assert ci_tests and f".venv/bin/python -m pytest {ci_tests.group(1)}" in readme
+    for page in ("README.md", "commands.md", "cycle.md", "lifecycle.md", "compare.md"):
+        assert f"(docs/{page}" in readme, f"the README does not link docs/{page}"
+    assert len(readme.splitlines()) < 260, "the README grows into a second copy of docs/"

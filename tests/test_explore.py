@@ -208,6 +208,7 @@ def test_status_labels_come_from_the_contract(embedded):
     assert len(pairs) > 3 and all(STATUS_LABELS[s] == text for s, text in pairs)
 
 
+@pytest.mark.slow
 def test_order_lookup_view(embedded, tmp_path):
     import re
 
@@ -258,6 +259,7 @@ def test_order_lookup_view(embedded, tmp_path):
     wb.close()
 
 
+@pytest.mark.slow
 def test_partner_dashboard_view(embedded, tmp_path):
     _setup(embedded)
     until = "2026-03-01T12:00:00Z"  # the last day only half extracted
@@ -338,6 +340,7 @@ def _seed_runs_and_checks(url: str, notebook: Path) -> None:
     eng.dispose()
 
 
+@pytest.mark.slow
 def test_pipeline_health_view(embedded, tmp_path):
     _setup(embedded)
     wb = _wb(embedded)

@@ -1,7 +1,8 @@
 """The product as a user installs it: a wheel built from this checkout, installed (not
-editable, no extras) into a fresh venv, runs ``ot demo`` and ``ot run cycle`` from an empty
-folder, with the embedded files in the per-user data folder; and the pipeline commands
-import nothing of the notebook or plotting stack."""
+editable, no extras) into a fresh venv of the Python running the tests (CI runs this file
+on every supported Python), runs ``ot demo`` twice, every job of the catalogue and ``ot
+notebooks`` from an empty folder, with the embedded files in the per-user data folder; and
+the pipeline commands import nothing of the notebook or plotting stack."""
 
 from __future__ import annotations
 
@@ -10,15 +11,22 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 import venv
 import zipfile
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import nbformat
 import pytest
+import yaml
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_STACK = {"nbformat", "papermill", "jsonschema", "matplotlib", "ipywidgets", "nbclient",
                   "nbconvert", "IPython"}
+JOBS = ("cycle", "rotate_periods", "daily_monitoring", "maintenance", "monthly_compare")
 
 
 def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
@@ -27,9 +35,27 @@ def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return proc
 
 
-@pytest.mark.slow
-def test_the_wheel_installs_and_runs_from_an_empty_folder(tmp_path):
-    dist, src = tmp_path / "dist", tmp_path / "src"
+@dataclass
+class Installed:
+    wheel: Path
+    python: Path
+    ot: str
+    env: dict[str, str]
+    data: Path  # the per-user data folder under the fake HOME
+    empty: Path  # the folder the user happens to be in
+
+    def __call__(self, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
+        cmd = [self.ot, *args]
+        if check:
+            return _run(cmd, cwd=self.empty, env={**self.env, **env})
+        return subprocess.run(cmd, cwd=self.empty, env={**self.env, **env}, capture_output=True,
+                              text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Installed:
+    tmp = tmp_path_factory.mktemp("install")
+    dist, src = tmp / "dist", tmp / "src"
     # build from a copy of the tracked files: a build writes build/ and *.egg-info beside them
     tracked = _run(["git", "ls-files", "-z"], cwd=ROOT).stdout.split("\0")
     for rel in filter(None, tracked):
@@ -38,38 +64,116 @@ def test_the_wheel_installs_and_runs_from_an_empty_folder(tmp_path):
             shutil.copy2(ROOT / rel, src / rel)
     _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(src)])
     wheel = next(dist.glob("ot_workbench-*.whl"))
-    names = set(zipfile.ZipFile(wheel).namelist())
-    for shipped in ("ot_core/sql/merge/stage.sql", "ot_core/sql/compare/_scope.jinja",
-                    "ot_core/defaults/pipeline.yml", "ot_core/defaults/jobs.yml",
-                    "ot_core/notebooks/jobs/cycle.ipynb",
-                    "ot_core/notebooks/explore/order_lookup.ipynb", "ot_core/py.typed"):
-        assert shipped in names, shipped
-    env_dir = tmp_path / "venv"
+    env_dir = tmp / "venv"
     venv.create(env_dir, with_pip=True)
     py = env_dir / "bin" / "python"
     _run([str(py), "-m", "pip", "install", "-q", str(wheel)])
-    home, empty = tmp_path / "home", tmp_path / "empty"
+    home, empty = tmp / "home", tmp / "empty"
     home.mkdir()
     empty.mkdir()
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("OT_", "XDG_", "VIRTUAL_ENV", "PYTHON"))}
+           if not k.startswith(("OT_", "XDG_", "VIRTUAL_ENV", "PYTHON", "JUPYTER", "MPL"))}
     env.update(HOME=str(home), PATH=f"{env_dir / 'bin'}{os.pathsep}{env.get('PATH', '')}")
-    ot = str(env_dir / "bin" / "ot")
-    demo = _run([ot, "demo", "--days", "2", "--orders-per-day", "80"], cwd=empty, env=env)
-    data = home / ".local" / "share" / "ot-workbench"  # the per-user data folder
-    assert (data / "warehouse.duckdb").exists() and (data / "source.sqlite").exists(), demo.stdout
-    assert str(data) in demo.stdout
-    _run([ot, "run", "cycle"], cwd=empty, env=env)
-    runs = json.loads(_run([ot, "runs", "--json"], cwd=empty, env=env).stdout)
-    assert [(r["job"], r["status"]) for r in runs] == [("cycle", "succeeded")]
-    assert Path(runs[0]["notebook_path"]).is_relative_to(data / "runs")
-    assert list(empty.iterdir()) == []  # nothing written where the user happened to be
-    _run([str(py), "-m", "ot_core", "--help"], cwd=empty, env=env)
-    # a server URL without its extra installed: one line naming the extra, no ImportError
-    bad = subprocess.run([ot, "cycle"], cwd=empty, capture_output=True, text=True, timeout=120,
-                         env={**env, "OT_SOURCE_URL": "mysql+pymysql://etl@127.0.0.1:1/ecs"})
+    return Installed(wheel, py, str(env_dir / "bin" / "ot"), env,
+                     home / ".local" / "share" / "ot-workbench", empty)
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_the_sql_config_and_notebooks(installed):
+    names = set(zipfile.ZipFile(installed.wheel).namelist())
+    shipped = {"ot_core/sql/merge/stage.sql", "ot_core/sql/compare/_scope.jinja",
+               "ot_core/defaults/pipeline.yml", "ot_core/defaults/jobs.yml", "ot_core/py.typed"}
+    shipped |= {f"ot_core/notebooks/jobs/{job}.ipynb" for job in JOBS}
+    shipped |= {f"ot_core/notebooks/explore/{p.name}"
+                for p in (ROOT / "notebooks" / "explore").glob("*.ipynb")}
+    assert shipped - names == set()
+    # the bare install has the job stack (charts included) and none of the lab extra
+    probe = _run([str(installed.python), "-c", "import importlib.util as u; print(*(bool("
+                  "u.find_spec(m)) for m in ('matplotlib', 'papermill', 'jupyterlab', "
+                  "'ipywidgets', 'pymysql')))"])
+    assert probe.stdout.split() == ["True", "True", "False", "False", "False"]
+
+
+@pytest.mark.slow
+def test_demo_twice_then_every_job_from_an_empty_folder(installed):
+    first = installed("demo", "--days", "2", "--orders-per-day", "80")
+    data = installed.data
+    assert (data / "warehouse.duckdb").exists() and (data / "source.sqlite").exists()
+    assert str(data) in first.stdout and first.stdout.startswith("new demo")
+    again = installed("demo")  # the README's first command, run a second time
+    assert again.stdout.startswith(("up to date", "advanced")), again.stdout
+    # the month of the demo's newest rows (the job's default, the previous month, may hold
+    # none of a two-day demo); the demo ends on the last quarter-hour boundary
+    month = (datetime.now(UTC) - timedelta(minutes=15)).strftime("%Y-%m")
+    for job in JOBS:
+        extra = ["-p", "month", month] if job == "monthly_compare" else []
+        run = installed("run", job, "--json", *extra)
+        outcome = json.loads(run.stdout)
+        assert (outcome["job"], outcome["status"]) == (job, "succeeded"), outcome
+    runs = json.loads(installed("runs", "--json").stdout)
+    assert sorted((r["job"], r["status"]) for r in runs) == sorted(
+        (job, "succeeded") for job in JOBS)
+    for r in runs:
+        assert Path(r["notebook_path"]).is_relative_to(data / "runs")
+        if r["job"] in ("daily_monitoring", "monthly_compare"):  # their charts: in the record
+            nb = nbformat.read(r["notebook_path"], as_version=4)
+            outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+            assert any("image/png" in o.get("data", {}) for o in outputs), r["job"]
+    table = installed("runs").stdout
+    assert "monthly_compare" in table and "NaN" not in table and "NaT" not in table
+    assert list(installed.empty.iterdir()) == []  # nothing written where the user happened to be
+    _run([str(installed.python), "-m", "ot_core", "--help"], cwd=installed.empty,
+         env=installed.env)
+
+
+@pytest.mark.slow
+def test_ot_notebooks_from_the_wheel(installed):
+    out = installed("notebooks", "mine").stdout
+    copies = sorted(p.name for p in (installed.empty / "mine").glob("*.ipynb"))
+    shipped = sorted(p.name for p in (ROOT / "notebooks" / "explore").glob("*.ipynb"))
+    assert copies == shipped and all(f"copied    {n}" in out for n in shipped)
+    assert "pip install 'ot-workbench[lab]'" in out  # the bare wheel lacks JupyterLab: said
+    edited = installed.empty / "mine" / shipped[0]
+    edited.write_text(edited.read_text().replace("import", "import  ", 1))
+    again = installed("notebooks", "mine").stdout
+    assert f"kept      {shipped[0]}" in again and "import  " in edited.read_text()
+    lab = installed("notebooks", "mine", "--lab", check=False)
+    assert lab.returncode == 2 and "pip install 'ot-workbench[lab]'" in lab.stderr, lab.stderr
+    assert "Traceback" not in lab.stderr
+    shutil.rmtree(installed.empty / "mine")
+
+
+@pytest.mark.slow
+def test_a_server_url_without_its_extra_is_one_line(installed):
+    bad = installed("cycle", check=False, OT_SOURCE_URL="mysql+pymysql://etl@127.0.0.1:1/ecs")
     assert bad.returncode == 2, bad.stderr
     assert "pip install 'ot-workbench[mysql]'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_environment_yml_lists_every_dependency_pyproject_declares():
+    """Conda users get what pip users get: every core dependency, the extras the README's
+    set-up uses (mysql, postgres, lab, test) and the same Python range."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    conda = [d for d in env["dependencies"] if isinstance(d, str)]
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    listed = {Requirement(_pep508(d)).name.lower().replace("_", "-") for d in conda + pip}
+    conda_names = {"duckdb": "python-duckdb", "psycopg2-binary": "psycopg2"}
+    wanted = list(project["dependencies"])
+    for extra in ("mysql", "postgres", "lab", "test"):
+        wanted += [r for r in project["optional-dependencies"][extra] if "ot-workbench" not in r]
+    names = {Requirement(r).name.lower().replace("_", "-") for r in wanted}
+    missing = sorted(n for n in names if conda_names.get(n, n) not in listed)
+    assert missing == []
+    python = next(d for d in conda if d.startswith("python") and not d.startswith("python-"))
+    assert python.removeprefix("python") == project["requires-python"]
+
+
+def _pep508(conda_spec: str) -> str:
+    """A conda spec as a requirement string (``python=3.11`` → ``python==3.11``)."""
+    name = conda_spec.split("#")[0].strip()
+    return name.replace("=", "==", 1) if "=" in name and not any(
+        op in name for op in (">=", "<=", "==", "!=")) else name
 
 
 def test_pipeline_commands_import_nothing_of_the_notebook_stack():

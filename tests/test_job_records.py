@@ -53,6 +53,7 @@ def _row(header: str, label: str) -> str:
     return m.group(1)
 
 
+@pytest.mark.slow
 def test_cycle_run_opens_with_its_header_and_reads_offline(embedded):
     simulate("2026-03-02", start="2026-03-01", orders_per_day=30, seed=3, source=embedded.source_url)
     res = _ot(embedded, "run", "cycle", "-p", "as_of", "2026-03-02T00:00:00Z", "--html", "--json")
@@ -167,6 +168,7 @@ def _kill_mid_run(pair, as_of: str) -> int:
     return proc.pid
 
 
+@pytest.mark.slow
 def test_killed_run_is_marked_abandoned_by_runs_and_by_the_next_run(embedded):
     simulate("2026-03-03", start="2026-03-01", orders_per_day=20, seed=5, source=embedded.source_url)
     pid = _kill_mid_run(embedded, "2026-03-02T00:00:00Z")
@@ -199,6 +201,7 @@ def test_list_parameters_from_the_command_line():
         resolve_parameters(spec, {"tables": '["ecs", "uti"'})
 
 
+@pytest.mark.slow
 def test_monthly_compare_and_rotate_record_figures(embedded):
     simulate("2026-03-06", start="2026-03-01", orders_per_day=20, seed=9, source=embedded.source_url)
     catch_up("2026-03-06T00:00:00Z", start="2026-03-01T00:00:00Z", step="1d",

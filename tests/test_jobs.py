@@ -121,6 +121,7 @@ def _wait_for(pred, timeout=60.0):
     return False
 
 
+@pytest.mark.slow
 def test_two_concurrent_cycles_one_runs_the_other_exits_75(embedded):
     simulate("2026-03-03", start="2026-03-01", orders_per_day=40, seed=5, source=embedded.source_url)
     env = _env(embedded)
@@ -223,6 +224,7 @@ def test_row_lock_for_redshift_parses_and_expires(embedded):
 SECRET = "Sup3r-S3cret-pw-4711"
 
 
+@pytest.mark.slow
 def test_no_job_leaks_the_warehouse_password(servers, monkeypatch, caplog, capfd):
     """Every job of the catalogue, run with a password in the warehouse URL (trust auth
     ignores it): no executed notebook, HTML copy, job-runs row, log line or output has it."""

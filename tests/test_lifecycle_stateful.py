@@ -127,6 +127,7 @@ SETTINGS = settings(max_examples=8, stateful_step_count=12, deadline=None, deran
                     suppress_health_check=list(HealthCheck))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["embedded", pytest.param("servers", marks=pytest.mark.servers)])
 def test_conservation_over_two_years(kind):
     if kind == "servers":

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from ot_core.pipeline.cycle import catch_up
 from ot_core.simulate import simulate
 from ot_core.timeutil import from_epoch, to_epoch, utcnow
@@ -35,6 +37,7 @@ def test_notebooks_are_committed_stripped():
             assert "parameters" in tags, f"{path} has no parameters cell"
 
 
+@pytest.mark.slow
 def test_every_notebook_runs_against_a_seeded_warehouse(tmp_path):
     now = to_epoch(utcnow())
     until = from_epoch(now - now % 900)

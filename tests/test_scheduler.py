@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from ot_core.jobs.catalogue import parse_catalogue
 from ot_core.jobs.scheduler import Scheduler, latest_slot, next_slot
@@ -101,3 +102,61 @@ def test_sigterm_stops_after_the_running_job(tmp_path):
     assert events == ["start cycle", "end cycle"]
     assert s.stopping and ticks <= 3
     assert (tmp_path / "state.json").exists(), "the finished job's slot is remembered"
+
+
+def test_ot_schedule_says_what_it_will_do_and_leaves_at_once_on_sigterm(tmp_path):
+    """As an operator starts it: one line per job with its next slot, then SIGTERM while no
+    job runs ends it within moments (it used to nap up to 30 s first)."""
+    import queue
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    jobs = tmp_path / "jobs.yml"
+    jobs.write_text("jobs:\n  cycle:\n    notebook: cycle.ipynb\n    schedule: '0 0 1 1 *'\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OT_")}
+    env.update(OT_JOBS=str(jobs), OT_RUNS_DIR=str(tmp_path / "runs"),
+               OT_DATA_DIR=str(tmp_path / "data"))
+    proc = subprocess.Popen([sys.executable, "-m", "ot_core", "schedule"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(ln) for ln in proc.stdout], daemon=True)
+    reader.start()
+
+    def line() -> str:
+        try:
+            return lines.get(timeout=30)
+        except queue.Empty:
+            raise AssertionError("ot schedule printed nothing at start") from None
+
+    try:
+        first, second = line(), line()
+        time.sleep(1.0)  # well into its first nap
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+        reader.join(timeout=10)
+        err = proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = "".join(lines.queue)
+    assert first.startswith(f"ot schedule: 1 jobs from {jobs}, slots remembered in "), first
+    assert second.split() == ["cycle", "0", "0", "1", "1", "*", "next",
+                              f"{datetime.now(UTC).year + 1}-01-01T00:00:00Z"]
+    assert proc.returncode == 0, err
+    assert out.strip().endswith("stopped") and "Traceback" not in err
+
+
+def test_crontab_names_the_catalogue_it_was_generated_from(tmp_path, monkeypatch):
+    from ot_core.jobs.catalogue import catalogue_path, load_catalogue
+    from ot_core.jobs.scheduler import crontab
+
+    header = crontab(load_catalogue()).splitlines()[0]
+    named = header.split(" from ")[1].split(";")[0]
+    assert Path(named).is_file() and Path(named) == catalogue_path()
+    mine = tmp_path / "my-jobs.yml"
+    mine.write_text("jobs:\n  cycle:\n    notebook: cycle.ipynb\n    schedule: '*/15 * * * *'\n")
+    monkeypatch.setenv("OT_JOBS", str(mine))
+    assert f" from {mine};" in crontab(load_catalogue()).splitlines()[0]

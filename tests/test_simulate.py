@@ -6,11 +6,17 @@ same-second status updates, path events out of pathTime order, skewed partners.
 
 from __future__ import annotations
 
+import os
+import secrets
+import subprocess
+import sys
+import uuid
 from decimal import Decimal
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from ot_core.contract import CONTRACTS
 from ot_core.errors import UsageError
@@ -116,3 +122,45 @@ def test_partners_are_skewed_at_production_shape(tmp_path):
     assert 19_000 < res.orders < 21_000
     assert counts.size >= 300
     assert counts[: counts.size // 10].sum() > 0.4 * counts.sum()
+
+
+def _simulate_cli(url: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OT_")}
+    env["OT_SOURCE_URL"] = url
+    return subprocess.run([sys.executable, "-m", "ot_core", "simulate", "--days", "1",
+                           "--orders-per-day", "5"], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.servers
+def test_a_refused_login_is_one_line_naming_the_source(mysql_url):
+    """As under `ot run`: no driver exception, the URL masked, what to check."""
+    res = _simulate_cli(make_url(mysql_url).set(password="not-the-password")
+                        .render_as_string(hide_password=False))
+    assert res.returncode == 3, res.stderr
+    line = res.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line and "not-the-password" not in line
+    assert line.startswith("ot: error: cannot connect to the source mysql+pymysql://")
+    assert ":***@" in line and "1045" in line and "check OT_SOURCE_URL" in line
+
+
+@pytest.mark.servers
+def test_a_missing_grant_is_one_line_naming_the_source(mysql_url):
+    url = make_url(mysql_url)
+    user, password = f"ot_ro_{uuid.uuid4().hex[:8]}", secrets.token_hex(8)
+    admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE USER '{user}'@'%%' IDENTIFIED BY '{password}'")
+        conn.exec_driver_sql(f"GRANT SELECT ON `{url.database}`.* TO '{user}'@'%%'")
+    try:
+        res = _simulate_cli(url.set(username=user, password=password)
+                            .render_as_string(hide_password=False))
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP USER '{user}'@'%%'")
+        admin.dispose()
+    assert res.returncode == 3, res.stderr
+    line = res.stderr.strip()
+    assert "\n" not in line and "Traceback" not in line and password not in line
+    assert line.startswith("ot: error: the source mysql+pymysql://")
+    assert "refused the simulation" in line and "CREATE command denied" in line

@@ -285,12 +285,41 @@ def listed_runs(job: str | None = None, *, failed: bool = False, limit: int = 20
 
 def format_runs(job: str | None = None, *, failed: bool = False, limit: int = 20,
                 config: PipelineConfig | str | None = None) -> str:
-    """``ot runs``: recent runs as a text table."""
-    import pandas as pd
+    """``ot runs``: recent runs as a text table a terminal shows unwrapped: start time to the
+    second, duration, the notebook's file name (its folder follows from the job and date, as
+    the last line says; ``--json`` has full paths), an error's first line (cut at 90
+    characters; ``--json`` has all of it) on a line of its own."""
+    from ot_core.resources import runs_dir
 
     df = listed_runs(job, failed=failed, limit=limit, config=config)
     if df.empty:
         return "no job runs recorded"
-    shown = df[["run_id", "job", "status", "started_at", "ended_at", "notebook_path", "error"]]
-    with pd.option_context("display.max_colwidth", 80, "display.width", 200):
-        return shown.to_string(index=False)
+    base = runs_dir()
+    rows = [("run", "job", "status", "started (UTC)", "took", "notebook")]
+    errors = {}
+    for r in df.itertuples(index=False):
+        start, end = _when(r.started_at), _when(r.ended_at)
+        took = f"{(end - start).total_seconds():.1f} s" if start and end else "-"
+        rows.append((str(r.run_id), str(r.job), str(r.status),
+                     start.strftime("%Y-%m-%d %H:%M:%S") if start else "-", took,
+                     Path(r.notebook_path).name if isinstance(r.notebook_path, str) else "-"))
+        if isinstance(r.error, str) and r.error:
+            first = r.error.splitlines()[0]
+            errors[len(rows) - 1] = first if len(first) <= 90 else first[:89] + "…"
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = []
+    for n, row in enumerate(rows):
+        lines.append("  ".join([row[0].rjust(widths[0])]
+                               + [c.ljust(w) for c, w in zip(row[1:-1], widths[1:], strict=True)]
+                               + [row[-1]]).rstrip())
+        if n in errors:
+            lines.append(" " * (widths[0] + 2) + f"error: {errors[n]}")
+    lines.append(f"notebooks in {base / 'JOB/YYYY/MM/DD'} (UTC start date)")
+    return "\n".join(lines)
+
+
+def _when(value: Any) -> datetime | None:
+    """A stored time as a datetime (None for a missing one: NULL, NaT or NaN)."""
+    import pandas as pd
+
+    return None if value is None or pd.isna(value) else pd.Timestamp(value).to_pydatetime()

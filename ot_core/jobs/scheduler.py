@@ -5,7 +5,10 @@ runs folder). After downtime a job whose slots were missed runs ONCE, not once p
 slot. Jobs due at the same tick run one after another in catalogue order, each through the
 launcher (by default ``ot run JOB`` in a child process: a crashing notebook cannot take the
 scheduler down, and the job's lock still prevents overlap with runs started elsewhere).
-SIGTERM/SIGINT stop the loop cleanly after the running job ends.
+SIGTERM/SIGINT stop the loop cleanly after the running job ends; between jobs the loop
+naps in short steps, so it leaves within a moment of the signal. What it does (the jobs
+and their next slots at start, each job's start and exit) is said on the ``announce``
+callback (``ot schedule`` prints it), besides the log.
 
 The clock, the sleep and the launcher are injectable so tests drive it on a controlled clock.
 """
@@ -24,12 +27,13 @@ from pathlib import Path
 
 from croniter import croniter
 
-from ot_core.jobs.catalogue import Catalogue, load_catalogue
+from ot_core.jobs.catalogue import Catalogue, catalogue_path, load_catalogue
 from ot_core.resources import runs_dir
 from ot_core.timeutil import iso, parse_as_of, utcnow
 
 log = logging.getLogger("ot.scheduler")
 Launcher = Callable[[str], int]
+NAP = 0.25  # seconds: how long a stop request can go unnoticed between jobs
 
 
 def subprocess_launcher(job: str) -> int:
@@ -50,13 +54,17 @@ def next_slot(schedule: str, after: datetime) -> datetime:
 
 class Scheduler:
     def __init__(self, catalogue: Catalogue | None = None, *, launcher: Launcher = subprocess_launcher,
-                 clock: Callable[[], datetime] = utcnow, sleep: Callable[[float], None] = time.sleep,
-                 state_path: Path | None = None, max_sleep: float = 30.0):
+                 clock: Callable[[], datetime] = utcnow, sleep: Callable[[float], None] | None = None,
+                 state_path: Path | None = None, max_sleep: float = 30.0,
+                 announce: Callable[[str], None] | None = None):
         self.catalogue = catalogue or load_catalogue()
-        self.launcher, self.clock, self.sleep = launcher, clock, sleep
+        self.launcher, self.clock = launcher, clock
+        self.sleep = sleep or self._nap
+        self.announce = announce or (lambda _text: None)
         self.state_path = state_path or (runs_dir() / ".scheduler-state.json")
         self.max_sleep = max_sleep
         self.stopping = False
+        self.running: str | None = None  # the job being run now
         self.last: dict[str, datetime] = self._load_state()
         self.history: list[tuple[str, datetime, int]] = []  # (job, started, exit code)
 
@@ -98,9 +106,16 @@ class Scheduler:
             if missed > 1:
                 log.warning("job %s missed %d slots since %s: running it once", name, missed,
                             iso(self.last[name]))
-            code = self.launcher(name)
+            self.announce(f"{iso(started)} {name}: started")
+            self.running = name
+            try:
+                code = self.launcher(name)
+            finally:
+                self.running = None
             self.history.append((name, started, code))
             log.info("job %s exited %d", name, code)
+            self.announce(f"{iso(self.clock())} {name}: exited {code} after "
+                          f"{(self.clock() - started).total_seconds():.0f} s")
             self.last[name] = latest_slot(spec.schedule, started)
             self._save_state()
             ran.append(name)
@@ -120,14 +135,39 @@ class Scheduler:
         return max(0.0, (nxt - now).total_seconds())
 
     def request_stop(self, *_args) -> None:
+        if self.stopping:
+            return
         self.stopping = True
-        log.warning("stop requested: finishing the running job, then exiting")
+        if self.running:
+            log.warning("stop requested: finishing the running job %s, then exiting", self.running)
+
+    def _nap(self, seconds: float) -> None:
+        """Sleep up to ``seconds``, waking early once a stop is requested (a signal does not
+        cut ``time.sleep`` short: it resumes after the handler)."""
+        end = time.monotonic() + seconds
+        while not self.stopping and (left := end - time.monotonic()) > 0:
+            time.sleep(min(NAP, left))
+
+    def plan(self) -> list[str]:
+        """What the loop will do: the catalogue, where slots are remembered, each job's next
+        slot (said once at start)."""
+        now = self.clock()
+        lines = [f"ot schedule: {len(self.catalogue.jobs)} jobs from {catalogue_path()}, "
+                 f"slots remembered in {self.state_path}; SIGTERM or Ctrl-C stops it"]
+        for name, spec in self.catalogue.jobs.items():
+            last = self.last.get(name)
+            due = last is not None and next_slot(spec.schedule, last) <= now
+            nxt = "now (a slot was missed)" if due else iso(next_slot(spec.schedule, now))
+            lines.append(f"  {name:<18} {spec.schedule:<14} next {nxt}")
+        return lines
 
     def run(self, *, install_signals: bool = True, max_ticks: int | None = None) -> int:
         """Loop until stopped (SIGTERM/SIGINT) or ``max_ticks`` ticks; returns ticks done."""
         if install_signals:
             signal.signal(signal.SIGTERM, self.request_stop)
             signal.signal(signal.SIGINT, self.request_stop)
+        for line in self.plan():
+            self.announce(line)
         ticks = 0
         while not self.stopping and (max_ticks is None or ticks < max_ticks):
             self.tick()
@@ -135,6 +175,7 @@ class Scheduler:
             if self.stopping:
                 break
             self.sleep(max(0.5, min(self.max_sleep, self.seconds_to_next())))
+        self.announce(f"{iso(self.clock())} stopped")
         return ticks
 
 
@@ -146,7 +187,7 @@ def default_ot() -> str:
 def crontab(cat: Catalogue | None = None, *, ot: str | None = None) -> str:
     """Crontab lines equivalent to ``ot schedule`` (cron's own overlap guard is the job lock)."""
     cat = cat or load_catalogue()
-    lines = ["# generated by `ot crontab` from jobs/jobs.yml; schedules are UTC",
+    lines = [f"# generated by `ot crontab` from {catalogue_path()}; schedules are UTC",
              "CRON_TZ=UTC"]
     for name, spec in cat.jobs.items():
         lines.append(f"{spec.schedule} {ot or default_ot()} run {name} >> {runs_dir()}/cron.log 2>&1")
