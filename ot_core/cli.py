@@ -136,12 +136,16 @@ config_option = click.option(
 @click.option("--seed", type=int, default=7, show_default=True, help="Random seed (reproducible).")
 @click.option("--orders-per-day", type=click.IntRange(0, 1_000_000), default=20_000,
               show_default=True, help="Mean new orders per day (a new source only).")
+@click.option("--into-existing", is_flag=True,
+              help="Write synthetic orders into a source that already holds orders it did not "
+                   "write (refused without it: such a source is someone's data).")
 @handle_errors
-def simulate(until, start, days, seed, orders_per_day) -> None:
+def simulate(until, start, days, seed, orders_per_day, into_existing) -> None:
     """Write or advance the synthetic source tables (OT_SOURCE_URL: SQLite or MySQL/MariaDB).
 
     A new source gets orders from --start (or --days back) to --until; an existing one is
-    advanced from where it stopped to --until, so each later cycle finds new work.
+    advanced from where it stopped to --until, so each later cycle finds new work. A source
+    holding orders the simulator did not write is refused unless --into-existing.
     """
     from tqdm import tqdm
 
@@ -155,7 +159,7 @@ def simulate(until, start, days, seed, orders_per_day) -> None:
         bar.refresh()
 
     res = run(until, seed=seed, start=start, days=days, orders_per_day=orders_per_day,
-              progress=progress)
+              progress=progress, into_existing=into_existing)
     bar.close()
     click.echo(f"source advanced {res.start} → {res.until}: {res.orders:,} orders, "
                f"{res.uti_upserts:,} tracking states written, {res.path_events:,} path events "

@@ -19,14 +19,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from ot_core.config import PipelineConfig, load_config
-from ot_core.contract import ECS
 from ot_core.db.connect import Database, open_database, url_from_env
 from ot_core.db.schema import mart_name
 from ot_core.db.warehouse import Warehouse
 from ot_core.errors import TransientError, UsageError
 from ot_core.pipeline.cycle import catch_up, newest_watermark
 from ot_core.resources import data_dir
-from ot_core.simulate import SimulationState, simulate, simulation_state
+from ot_core.simulate import SimulationState, foreign_orders, simulate, simulation_state
 from ot_core.timeutil import from_epoch, iso, to_epoch, utcnow
 
 DAY = 86400
@@ -149,10 +148,7 @@ def _refuse_a_foreign_source(src: Database) -> None:
     """A source holding orders that ``ot simulate`` did not write is someone's real data:
     the demo writes synthetic orders only into a source of its own."""
     with src.engine.connect() as conn:
-        if not sa.inspect(conn).has_table(ECS.name):
-            return
-        found = conn.execute(sa.select(sa.literal(1)).select_from(sa.table(ECS.name)).limit(1))
-        if found.first() is None:
+        if not foreign_orders(conn):
             return
     raise UsageError(f"the source {src.display} holds orders that `ot simulate` did not write: "
                      "ot demo writes synthetic orders only into a source of its own; unset "

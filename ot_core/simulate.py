@@ -233,16 +233,29 @@ def _connected(db: Database) -> sa.Connection:
 def simulate(
     until: str | datetime | None = None, *, seed: int = 7, start: str | datetime | None = None,
     orders_per_day: int = 20_000, days: int = 30, source: Database | str | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None, into_existing: bool = False,
 ) -> SimulationResult:
-    """Write (or advance) the synthetic source up to ``until``."""
+    """Write (or advance) the synthetic source up to ``until``. A source that holds orders
+    the simulator did not write is someone's data: refused unless ``into_existing``."""
+    args = (until, seed, start, orders_per_day, days, progress, into_existing)
     if isinstance(source, Database):
-        return _refused_as_one_line(source, until, seed, start, orders_per_day, days, progress)
+        return _refused_as_one_line(source, *args)
     db = open_database("source", source)
     try:
-        return _refused_as_one_line(db, until, seed, start, orders_per_day, days, progress)
+        return _refused_as_one_line(db, *args)
     finally:
         db.dispose()
+
+
+def foreign_orders(conn: sa.Connection) -> bool:
+    """The source holds orders, and no record that ``simulate`` wrote them."""
+    inspect = sa.inspect(conn)
+    if not inspect.has_table(ECS.name):
+        return False
+    if inspect.has_table(STATE_TABLE) and _state(conn):
+        return False
+    found = conn.execute(sa.select(sa.literal(1)).select_from(sa.table(ECS.name)).limit(1))
+    return found.first() is not None
 
 
 def _refused_as_one_line(db: Database, *args) -> SimulationResult:
@@ -260,12 +273,18 @@ def _refused_as_one_line(db: Database, *args) -> SimulationResult:
 
 
 def _simulate(db: Database, until, seed: int, start, orders_per_day: int, days: int,
-              progress) -> SimulationResult:
+              progress, into_existing: bool) -> SimulationResult:
     import time
 
     t_start = time.perf_counter()
     t1 = to_epoch(parse_as_of(until))
     with _connected(db) as conn:
+        if not into_existing and foreign_orders(conn):
+            raise UsageError(
+                f"the source {db.display} holds orders that `ot simulate` did not write: it "
+                "writes synthetic orders only into a source of its own. Point OT_SOURCE_URL "
+                "at an empty database, or pass --into-existing to add them to this one on "
+                "purpose. Nothing was written.")
         ensure_source(db, conn)
         st = _state(conn)
     if st:

@@ -164,3 +164,37 @@ def test_a_missing_grant_is_one_line_naming_the_source(mysql_url):
     assert "\n" not in line and "Traceback" not in line and password not in line
     assert line.startswith("ot: error: the source mysql+pymysql://")
     assert "refused the simulation" in line and "CREATE command denied" in line
+
+
+def test_a_source_it_did_not_write_is_refused_unless_told(pair):
+    """Orders already in the source and no record of the simulator: someone's data."""
+    import sqlalchemy as sa
+    from click.testing import CliRunner
+
+    from ot_core.cli import main
+    from ot_core.db.connect import open_database
+
+    src = open_database("source", pair.source_url)
+    md = sa.MetaData()
+    from ot_core.contract import CONTRACTS
+
+    tables = [src.backend.source_table(c, md) for c in CONTRACTS.values()]
+    with src.engine.begin() as c:
+        md.create_all(c)
+        c.execute(sa.insert(tables[0]), [dict(
+            order_id=1, order_sn="REAL-1", partner_id=7, store_id=None, shipping_channel=None,
+            consignee_country="DE", weight_grams=10, declared_value=1, currency="EUR",
+            add_time=1_770_000_000)])
+    src.dispose()
+    res = CliRunner().invoke(main, ["simulate", "--days", "2", "--orders-per-day", "5"],
+                             env=pair.env())
+    assert res.exit_code == 2, res.output
+    assert "did not write" in res.stderr and "--into-existing" in res.stderr
+    eng = sa.create_engine(pair.source_url)
+    with eng.connect() as c:
+        assert c.exec_driver_sql("SELECT COUNT(*) FROM ecs_order_info").scalar() == 1
+        assert "ot_sim_state" not in sa.inspect(c).get_table_names()
+    eng.dispose()
+    res = CliRunner().invoke(main, ["simulate", "--days", "2", "--orders-per-day", "5",
+                                    "--into-existing"], env=pair.env())
+    assert res.exit_code == 0, res.output
