@@ -75,13 +75,15 @@ def _outcome(stdout: str) -> dict:
     return {}
 
 
-def run_ot_job(job: str, pass_as_of: bool, **context) -> dict:
+def run_ot_job(job: str, pass_as_of: bool, pass_scheduled: bool = False, **context) -> dict:
     """Run `ot run JOB --json`; skip on a held lock, retry only exit 75, else fail at once."""
     if not OT:
         raise AirflowFailException(f"job {job!r}: {OT_PROBLEM}")
     cmd = [*OT, "run", job, "--json"]
     if pass_as_of:
         cmd += ["-p", "as_of", as_of_for(context)]
+    if pass_scheduled:  # the slot is the scheduler's: one a cycle run by hand covered is done
+        cmd += ["-p", "scheduled", "true"]
     print("running:", " ".join(cmd), flush=True)
     # A session of its own: when Airflow stops the task (execution_timeout), the run and its
     # notebook kernel are stopped together.
@@ -110,11 +112,12 @@ def run_ot_job(job: str, pass_as_of: bool, **context) -> dict:
         f"job {job!r} {outcome.get('status', 'failed')} (exit {proc.returncode}): {error}{kept}")
 
 
-def _job_task(job: str, *, timeout_seconds: int, pass_as_of: bool) -> PythonOperator:
+def _job_task(job: str, *, timeout_seconds: int, pass_as_of: bool,
+              pass_scheduled: bool = False) -> PythonOperator:
     return PythonOperator(
         task_id=job,
         python_callable=run_ot_job,
-        op_kwargs={"job": job, "pass_as_of": pass_as_of},
+        op_kwargs={"job": job, "pass_as_of": pass_as_of, "pass_scheduled": pass_scheduled},
         execution_timeout=timedelta(seconds=timeout_seconds),
         retries=2,
         retry_delay=timedelta(seconds=60),
@@ -131,7 +134,8 @@ with DAG(
     max_active_runs=1,  # overlap: false in the catalogue
     tags=['order-tracking', 'job:cycle'],
 ) as ot_cycle:
-    _job_task('cycle', timeout_seconds=840, pass_as_of=True)
+    _job_task('cycle', timeout_seconds=840, pass_as_of=True,
+              pass_scheduled=True)
 
 
 with DAG(
@@ -144,7 +148,8 @@ with DAG(
     max_active_runs=1,  # overlap: false in the catalogue
     tags=['order-tracking', 'job:rotate_periods'],
 ) as ot_rotate_periods:
-    _job_task('rotate_periods', timeout_seconds=1800, pass_as_of=True)
+    _job_task('rotate_periods', timeout_seconds=1800, pass_as_of=True,
+              pass_scheduled=False)
 
 
 with DAG(
@@ -157,7 +162,8 @@ with DAG(
     max_active_runs=1,  # overlap: false in the catalogue
     tags=['order-tracking', 'job:daily_monitoring'],
 ) as ot_daily_monitoring:
-    _job_task('daily_monitoring', timeout_seconds=1800, pass_as_of=True)
+    _job_task('daily_monitoring', timeout_seconds=1800, pass_as_of=True,
+              pass_scheduled=False)
 
 
 with DAG(
@@ -170,7 +176,8 @@ with DAG(
     max_active_runs=1,  # overlap: false in the catalogue
     tags=['order-tracking', 'job:maintenance'],
 ) as ot_maintenance:
-    _job_task('maintenance', timeout_seconds=3600, pass_as_of=False)
+    _job_task('maintenance', timeout_seconds=3600, pass_as_of=False,
+              pass_scheduled=False)
 
 
 with DAG(
@@ -183,4 +190,5 @@ with DAG(
     max_active_runs=1,  # overlap: false in the catalogue
     tags=['order-tracking', 'job:monthly_compare'],
 ) as ot_monthly_compare:
-    _job_task('monthly_compare', timeout_seconds=3600, pass_as_of=False)
+    _job_task('monthly_compare', timeout_seconds=3600, pass_as_of=False,
+              pass_scheduled=False)

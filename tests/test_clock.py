@@ -109,3 +109,35 @@ def test_catch_up_with_a_zero_step_is_refused(embedded, tmp_path):
     _seeded(embedded)
     res = _cli(embedded, tmp_path, "--catch-up", "--step", "0m")
     assert res.exit_code == 2 and "zero" in res.output, res.output
+
+
+def test_a_scheduled_slot_a_manual_cycle_covered_is_nothing_to_do(embedded):
+    """Try a cycle by hand, then unpause the scheduler: its slot (earlier than what the hand
+    run read) succeeds as nothing to do; a past instant typed by a person is still refused."""
+    import json
+
+    from click.testing import CliRunner
+
+    from ot_core.cli import main
+    from ot_core.simulate import simulate
+
+    simulate("2026-03-02T12:00:00Z", start="2026-03-01", orders_per_day=20, seed=3,
+             source=embedded.source_url)
+    env = embedded.env()
+    run = CliRunner().invoke
+    assert run(main, ["cycle", "--as-of", "2026-03-02T12:00:26Z"], env=env).exit_code == 0
+    slot = run(main, ["run", "cycle", "-p", "as_of", "2026-03-02T12:00:00Z", "-p", "scheduled",
+                      "true", "--json"], env=env)
+    assert slot.exit_code == 0, slot.output
+    out = json.loads(slot.stdout)
+    assert out["status"] == "succeeded"
+    import nbformat
+
+    text = nbformat.read(out["notebook"], as_version=4)
+    shown = "".join(o.get("text", "") + str(o.get("data", {}).get("text/markdown", ""))
+                    for c in text.cells for o in c.get("outputs", []))
+    assert "Nothing to do" in shown and "2026-03-02T12:00:26Z" in shown
+    typed = run(main, ["cycle", "--as-of", "2026-03-02T12:00:00Z"], env=env)
+    assert typed.exit_code == 2 and "earlier than what the warehouse has already read" in typed.stderr
+    hand = run(main, ["run", "cycle", "-p", "as_of", "2026-03-02T12:00:00Z"], env=env)
+    assert hand.exit_code == 2, hand.output

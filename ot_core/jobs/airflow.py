@@ -93,13 +93,15 @@ def _outcome(stdout: str) -> dict:
     return {}
 
 
-def run_ot_job(job: str, pass_as_of: bool, **context) -> dict:
+def run_ot_job(job: str, pass_as_of: bool, pass_scheduled: bool = False, **context) -> dict:
     """Run `ot run JOB --json`; skip on a held lock, retry only exit 75, else fail at once."""
     if not OT:
         raise AirflowFailException(f"job {job!r}: {OT_PROBLEM}")
     cmd = [*OT, "run", job, "--json"]
     if pass_as_of:
         cmd += ["-p", "as_of", as_of_for(context)]
+    if pass_scheduled:  # the slot is the scheduler's: one a cycle run by hand covered is done
+        cmd += ["-p", "scheduled", "true"]
     print("running:", " ".join(cmd), flush=True)
     # A session of its own: when Airflow stops the task (execution_timeout), the run and its
     # notebook kernel are stopped together.
@@ -128,11 +130,12 @@ def run_ot_job(job: str, pass_as_of: bool, **context) -> dict:
         f"job {job!r} {outcome.get('status', 'failed')} (exit {proc.returncode}): {error}{kept}")
 
 
-def _job_task(job: str, *, timeout_seconds: int, pass_as_of: bool) -> PythonOperator:
+def _job_task(job: str, *, timeout_seconds: int, pass_as_of: bool,
+              pass_scheduled: bool = False) -> PythonOperator:
     return PythonOperator(
         task_id=job,
         python_callable=run_ot_job,
-        op_kwargs={"job": job, "pass_as_of": pass_as_of},
+        op_kwargs={"job": job, "pass_as_of": pass_as_of, "pass_scheduled": pass_scheduled},
         execution_timeout=timedelta(seconds=timeout_seconds),
         retries=@RETRIES@,
         retry_delay=timedelta(seconds=@RETRY_DELAY@),
@@ -150,14 +153,15 @@ with DAG(
     catchup=False,  # after downtime a missed slot runs once, not once per slot
 %(overlap)s    tags=%(tags)r,
 ) as %(dag_id)s:
-    _job_task(%(job)r, timeout_seconds=%(timeout)d, pass_as_of=%(as_of)r)
+    _job_task(%(job)r, timeout_seconds=%(timeout)d, pass_as_of=%(as_of)r,
+              pass_scheduled=%(scheduled)r)
 '''
 
 
-def declares_as_of(spec: JobSpec) -> bool:
+def declares(spec: JobSpec, parameter: str) -> bool:
     from ot_core.jobs.runner import notebook_parameters
 
-    return "as_of" in notebook_parameters(spec.notebook_path)
+    return parameter in notebook_parameters(spec.notebook_path)
 
 
 def _doc_md(spec: JobSpec, as_of: bool) -> str:
@@ -175,13 +179,13 @@ def airflow_dag(cat: Catalogue | None = None) -> str:
     parts = [_HEAD.replace("@RETRIES@", str(RETRIES))
              .replace("@RETRY_DELAY@", str(RETRY_DELAY_SECONDS))]
     for name, spec in cat.jobs.items():
-        as_of = declares_as_of(spec)
+        as_of = declares(spec, "as_of")
         parts.append(_DAG % {
             "dag_id": f"ot_{name}", "job": name, "description": spec.description or name,
             "doc_md": _doc_md(spec, as_of), "schedule": spec.schedule,
             "overlap": "" if spec.overlap else
             "    max_active_runs=1,  # overlap: false in the catalogue\n",
             "tags": ["order-tracking", f"job:{name}"], "timeout": spec.timeout_seconds,
-            "as_of": as_of,
+            "as_of": as_of, "scheduled": as_of and declares(spec, "scheduled"),
         })
     return "".join(parts)

@@ -169,6 +169,12 @@ def show_cycle(result: Any) -> None:
 
     from ot_core.figures import show_figures
 
+    if getattr(result, "covered_by", None):
+        display(Markdown(f"**Nothing to do:** a cycle already read up to {result.covered_by}, "
+                         f"past this scheduled slot ({result.as_of}); the next slot reads on "
+                         "from there."))
+        show_figures({"covered_by": result.covered_by})
+        return
     display(Markdown(headline(result)))
     display(table_frame(result))
     display(lifecycle_frame(result))

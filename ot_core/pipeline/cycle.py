@@ -58,6 +58,9 @@ class CycleResult:
     tables: dict[str, TableRun] = field(default_factory=dict)
     lifecycle: dict | None = None
     seconds: float = 0.0
+    # set when nothing was done because a later cycle had already read past as_of (a
+    # scheduler's slot that a cycle run by hand covered)
+    covered_by: str | None = None
 
     def rows(self) -> dict[str, dict]:
         """Figures per table, for the audit record (the job-runs row and the notebook)."""
@@ -104,6 +107,7 @@ def run_cycle(
     as_of: str | datetime | None = None, *, config: PipelineConfig | str | None = None,
     source: Database | str | None = None, warehouse: Warehouse | Database | str | None = None,
     allow_past: bool = False, source_clock: int | None = None, new_schemas: bool = False,
+    scheduled: bool = False,
 ) -> CycleResult:
     """Run one cycle at ``as_of`` (default now). Raises a TerminalError or TransientError.
 
@@ -112,11 +116,21 @@ def run_cycle(
     source's clock, so a watermark never moves past what was read. ``source_clock`` replaces
     the clock read from the source where a caller simulates time (tests, what-if runs).
     ``new_schemas`` confirms a change of the config's schema names (see ``db.schema``).
+    ``scheduled``: ``as_of`` is a scheduler's slot; when a cycle already read past it (one
+    run by hand in between), there is nothing to do and the result says so, instead of the
+    refusal a person typing a past instant gets.
     """
     at = parse_as_of(as_of)
     cfg = resolve_config(config)
     with opened("source", source) as src, \
             using(cfg, warehouse, new_schemas=new_schemas) as wh:
+        if scheduled:
+            with wh.connect() as conn, conn.begin():
+                newest = newest_watermark(conn, cfg, wh)
+            if newest is not None and to_epoch(at) <= newest:
+                log.info("cycle as_of=%s: already read up to %s, nothing to do", iso(at),
+                         iso(from_epoch(newest)))
+                return CycleResult(as_of=iso(at), covered_by=iso(from_epoch(newest)))
         return _run_cycle(at, cfg, src, wh, allow_past, source_clock)
 
 
