@@ -63,8 +63,10 @@ def test_generator_follows_overlap_timeout_description_and_declared_parameters()
     assert "max_active_runs" not in often  # overlap: true
     assert "max_active_runs=1," in tidy
     # cycle.ipynb declares as_of in its parameters cell; maintenance.ipynb does not
-    assert "_job_task('often', timeout_seconds=120, pass_as_of=True)" in often
-    assert "_job_task('tidy', timeout_seconds=3600, pass_as_of=False)" in tidy
+    assert ("_job_task('often', timeout_seconds=120, pass_as_of=True,\n"
+            "              pass_scheduled=True)") in often  # the cycle notebook declares it
+    assert ("_job_task('tidy', timeout_seconds=3600, pass_as_of=False,\n"
+            "              pass_scheduled=False)") in tidy
     assert "description='a cycle that may overlap'" in often
     assert "doc_md=\"tidy the warehouse\\n\\nRuns `ot run tidy`" in tidy
     assert "PapermillOperator" not in text and "{{" not in text  # no templates to go undefined
