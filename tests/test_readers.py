@@ -185,7 +185,8 @@ def test_float_decimals_vectorised_match_value_by_value(values):
     from ot_core.pipeline.batches import _exact
 
     def slow_path():
-        arr = _exact(list(values), ecs, ecs.column("declared_value"), pa.decimal128(12, 2))
+        arr = _exact(list(values), ecs, ecs.column("declared_value"), pa.decimal128(12, 2),
+                     list(range(n)))
         return pa.table({"declared_value": arr})
 
     assert fast == outcome(slow_path)
