@@ -1,0 +1,149 @@
+"""Commands that run and describe the scheduled jobs, and the generated pages."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ot_core import errors
+from ot_core.cli.base import (
+    config_option,
+    echo_json,
+    frame_records,
+    handle_errors,
+    json_option,
+    main,
+)
+from ot_core.secrets import redact
+
+
+@main.command("run")
+@click.argument("job")
+@click.option("-p", "--parameter", "params", nargs=2, multiple=True, metavar="NAME VALUE",
+              help="A notebook parameter (repeatable), e.g. -p as_of 2026-11-26T06:15:00Z. "
+                   "Checked against the notebook's parameters cell; merged over the catalogue's "
+                   "defaults. A list parameter takes uti, ecs,uti or a JSON list.")
+@click.option("--html", is_flag=True,
+              help="Also keep a self-contained HTML copy of the executed notebook.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the outcome as one JSON line: run_id, job, status, notebook, error, "
+                   "exit_code (status 'skipped' with exit 75: another run holds the lock).")
+@config_option
+@handle_errors
+def run_job(job, params, html, config, as_json) -> None:
+    """Run JOB's notebook (see `ot jobs`) with papermill under the job's lock. The executed
+    notebook opens with the run's header (id, parameters, times, outcome, code version) and is
+    kept under OT_RUNS_DIR (default: runs/ in the data folder)/JOB/YYYY/MM/DD whatever the
+    outcome; a row is written to the control schema's ot_job_runs table.
+    Exit 0 succeeded, 1 failed, 75 skipped because a run of JOB is in progress."""
+    from ot_core.jobs.runner import execute
+
+    try:
+        run = execute(job, dict(params), html=html, config=config)
+    except errors.OTError as e:
+        if not as_json:
+            raise
+        code = errors.exit_code(e)  # 75 for a held lock; nothing ran otherwise either
+        echo_json({"run_id": None, "job": job,
+                   "status": "skipped" if isinstance(e, errors.JobLocked) else "not run",
+                   "notebook": None, "error": redact(str(e)), "exit_code": code})
+        sys.exit(code)
+    if as_json:
+        echo_json(run.as_json())
+        sys.exit(run.exit_code)
+    click.echo(f"{run.job} run {run.run_id} {run.status}: {run.notebook}")
+    if run.error:
+        click.echo(f"error: {redact(run.error)}", err=True)
+    sys.exit(run.exit_code)
+
+
+@main.command("runs")
+@click.option("--job", default=None, help="Only this job.")
+@click.option("--failed", is_flag=True, help="Only failed runs.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@json_option
+@config_option
+@handle_errors
+def list_runs(job, failed, limit, as_json, config) -> None:
+    """List recent job runs (newest first) from the ot_job_runs table."""
+    from ot_core.jobs.records import format_runs, listed_runs
+
+    if as_json:
+        echo_json(frame_records(listed_runs(job, failed=failed, limit=limit, config=config)))
+    else:
+        click.echo(format_runs(job=job, failed=failed, limit=limit, config=config))
+
+
+@main.command("schedule")
+@handle_errors
+def schedule() -> None:
+    """Run the job catalogue (see `ot jobs`) in the foreground on its cron
+    schedules. A job that missed slots while the scheduler was down runs once, not once per
+    slot. Prints the jobs and their next slots at start, then each job's start and exit.
+    SIGTERM or Ctrl-C stops it at once when no job runs, else after the running job ends."""
+    from ot_core.jobs.scheduler import Scheduler
+
+    Scheduler(announce=click.echo).run()
+
+
+@main.command("crontab")
+@click.option("--ot", "ot", default=None,
+              help="The ot executable the lines call (default: the one running now).")
+@handle_errors
+def crontab_cmd(ot) -> None:
+    """Print crontab lines equivalent to `ot schedule`, generated from the job catalogue."""
+    from ot_core.jobs.scheduler import crontab
+
+    click.echo(crontab(ot=ot), nl=False)
+
+
+@main.command("jobs")
+@click.option("--markdown", is_flag=True, help="The README's job table (Markdown).")
+@click.option("--airflow", is_flag=True, help="The Airflow 3 DAG file (jobs/airflow_dag.py).")
+@json_option
+@handle_errors
+def jobs_cmd(markdown, airflow, as_json) -> None:
+    """List the job catalogue (OT_JOBS, else the shipped one): schedules, timeouts, notebooks."""
+    from ot_core.jobs.airflow import airflow_dag
+    from ot_core.jobs.catalogue import load_catalogue, table_text
+    from ot_core.jobs.catalogue import markdown as md
+
+    if as_json:
+        echo_json([{**j.model_dump(exclude={"notebooks_dir"}), "notebook_path": str(j.notebook_path)}
+                   for j in load_catalogue().jobs.values()])
+        return
+    click.echo(airflow_dag() if airflow else md() if markdown else table_text(), nl=not airflow)
+
+
+@main.command("notebooks")
+@click.argument("dest", required=False, default="ot-notebooks", type=click.Path(file_okay=False))
+@click.option("--lab", is_flag=True, help="Then open JupyterLab in DEST (needs the lab extra).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace copies that differ from the shipped notebooks; each is first saved "
+                   "beside it as NAME.<UTC time>.ipynb.")
+@handle_errors
+def notebooks_cmd(dest, lab, overwrite) -> None:
+    """Copy the analyst notebooks (order lookup, partner dashboard, pipeline health,
+    exceptions triage) into DEST (default: ./ot-notebooks) and, with --lab, open JupyterLab
+    there. A copy you changed is kept and named, never replaced without --overwrite."""
+    from ot_core.workbench.notebooks import copy_notebooks, open_lab
+
+    click.echo(copy_notebooks(dest, overwrite=overwrite).summary())
+    if lab:
+        open_lab(dest)
+
+
+@main.group("docs")
+def docs() -> None:
+    """Print the documentation pages that are generated from the code: docs/commands.md."""
+
+
+@docs.command("commands")
+def docs_commands() -> None:
+    """Print the command reference (docs/commands.md): every command's --help, with a table
+    of contents. Regenerate the page with `ot docs commands > docs/commands.md`."""
+    from ot_core.reference import command_reference
+
+    click.echo(command_reference(main), nl=False)
+
