@@ -25,7 +25,8 @@ from ot_core.secrets import redact
                    "Checked against the notebook's parameters cell; merged over the catalogue's "
                    "defaults. A list parameter takes uti, ecs,uti or a JSON list.")
 @click.option("--html", is_flag=True,
-              help="Also keep a self-contained HTML copy of the executed notebook.")
+              help="Kept for old scripts: every run now keeps a self-contained HTML copy of "
+                   "its executed notebook (docs/audit.md).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the outcome as one JSON line: run_id, job, status, notebook, error, "
                    "exit_code (status 'skipped' with exit 75: another run holds the lock).")
@@ -35,7 +36,8 @@ def run_job(job, params, html, config, as_json) -> None:
     """Run JOB's notebook (see `ot jobs`) with papermill under the job's lock. The executed
     notebook opens with the run's header (id, parameters, times, outcome, code version) and is
     kept under OT_RUNS_DIR (default: runs/ in the data folder)/JOB/YYYY/MM/DD whatever the
-    outcome; a row is written to the control schema's ot_job_runs table.
+    outcome, written once, signed and read-only, with an HTML twin; a row with both files'
+    SHA-256 is written to the control schema's ot_job_runs table (`ot runs verify`).
     Exit 0 succeeded, 1 failed, 75 skipped because a run of JOB is in progress."""
     from ot_core.jobs.runner import execute
 
@@ -58,17 +60,21 @@ def run_job(job, params, html, config, as_json) -> None:
     sys.exit(run.exit_code)
 
 
-@main.command("runs")
+@main.group("runs", invoke_without_command=True)
 @click.option("--job", default=None, help="Only this job.")
 @click.option("--failed", is_flag=True, help="Only failed runs.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
 @json_option
 @config_option
+@click.pass_context
 @handle_errors
-def list_runs(job, failed, limit, as_json, config) -> None:
-    """List recent job runs (newest first) from the ot_job_runs table."""
+def list_runs(ctx, job, failed, limit, as_json, config) -> None:
+    """List recent job runs (newest first) from the ot_job_runs table, each with a link to
+    its record's HTML twin; `ot runs verify` checks the records have not changed."""
     from ot_core.jobs.records import format_runs, listed_runs
 
+    if ctx.invoked_subcommand is not None:
+        return
     if as_json:
         echo_json(frame_records(listed_runs(job, failed=failed, limit=limit, config=config)))
     else:

@@ -28,7 +28,8 @@ from ot_core.timeutil import utcnow
 # 2: columns added to control tables since they were first created (job runs: pid, host)
 # 3: CDC columns of raw, mart and history tables may hold NULL (docs/cycle.md#null-cdc-values);
 #    comparisons keep their differing keys; batches count the rows a repair deleted
-SCHEMA_VERSION = 3
+# 4: job runs record their executed notebook's checksums in a chain (docs/audit.md)
+SCHEMA_VERSION = 4
 TEXT = 65535  # the widest VARCHAR Redshift allows
 
 EXCEPTIONS_TABLE = "order_tracking_exceptions"
@@ -159,6 +160,12 @@ class Tables:
             # the runner's process: a row left 'running' by a killed one is found abandoned
             sa.Column("pid", sa.BigInteger),
             sa.Column("host", sa.String(255)),
+            # the audit chain (docs/audit.md): SHA-256 of the record and of its HTML twin, the
+            # order records were sealed in, and the previous sealed record's notebook SHA-256
+            sa.Column("notebook_sha256", sa.String(64)),
+            sa.Column("html_sha256", sa.String(64)),
+            sa.Column("seal_seq", sa.BigInteger),
+            sa.Column("prev_sha256", sa.String(64)),
             schema=ctl,
         )
         # the job lock of warehouses without advisory locks (Redshift): a row with an expiry

@@ -206,14 +206,29 @@ def sweep_abandoned(db: Database, cfg: PipelineConfig) -> list[int]:
 
 
 def finish_run(db: Database, cfg: PipelineConfig, run_id: int, *, status: str, ended: datetime,
-               notebook_path: str, error: str | None, figures: Any) -> None:
+               notebook_path: str, error: str | None, figures: Any,
+               checksums: tuple[str, str] | None = None) -> None:
+    """The run's final row. With ``checksums`` (the notebook's and its HTML twin's SHA-256)
+    the row is sealed into the audit chain: the next ``seal_seq`` and the previous sealed
+    record's notebook hash, taken in turns with other writers (docs/audit.md)."""
     assert status in STATUSES
 
     def upd(conn, t):
+        seal: dict[str, Any] = {}
+        if checksums is not None:
+            from ot_core.engines import backend_for
+
+            backend_for(conn).serialize_ids(conn, t.schema, t.name)
+            last = conn.execute(sa.select(t.c.seal_seq, t.c.notebook_sha256)
+                                .where(t.c.seal_seq.is_not(None))
+                                .order_by(t.c.seal_seq.desc()).limit(1)).first()
+            seal = {"notebook_sha256": checksums[0], "html_sha256": checksums[1],
+                    "seal_seq": (int(last[0]) if last else 0) + 1,
+                    "prev_sha256": last[1] if last else None}
         conn.execute(sa.update(t).where(t.c.run_id == run_id).values(
             ended_at=naive_utc(ended), status=status, notebook_path=notebook_path,
             error=redact(error) if error else None,
-            figures=to_json(figures) if figures is not None else None))
+            figures=to_json(figures) if figures is not None else None, **seal))
 
     _write(db, cfg, upd, wait_seconds=120.0)
 
@@ -287,8 +302,9 @@ def format_runs(job: str | None = None, *, failed: bool = False, limit: int = 20
                 config: PipelineConfig | str | None = None) -> str:
     """``ot runs``: recent runs as a text table a terminal shows unwrapped: start time to the
     second, duration, the notebook's file name (its folder follows from the job and date, as
-    the last line says; ``--json`` has full paths), an error's first line (cut at 90
-    characters; ``--json`` has all of it) on a line of its own."""
+    the last line says; ``--json`` has full paths), then on lines of their own an error's
+    first line (cut at 90 characters; ``--json`` has all of it) and a file:// link to the
+    record's HTML twin (a terminal opens it; no kernel needed to read it)."""
     from ot_core.resources import runs_dir
 
     df = listed_runs(job, failed=failed, limit=limit, config=config)
@@ -296,25 +312,30 @@ def format_runs(job: str | None = None, *, failed: bool = False, limit: int = 20
         return "no job runs recorded"
     base = runs_dir()
     rows = [("run", "job", "status", "started (UTC)", "took", "notebook")]
-    errors = {}
+    errors: dict[int, list[str]] = {}
     for r in df.itertuples(index=False):
         start, end = _when(r.started_at), _when(r.ended_at)
         took = f"{(end - start).total_seconds():.1f} s" if start and end else "-"
         rows.append((str(r.run_id), str(r.job), str(r.status),
                      start.strftime("%Y-%m-%d %H:%M:%S") if start else "-", took,
                      Path(r.notebook_path).name if isinstance(r.notebook_path, str) else "-"))
+        notes = []
         if isinstance(r.error, str) and r.error:
             first = r.error.splitlines()[0]
-            errors[len(rows) - 1] = first if len(first) <= 90 else first[:89] + "…"
+            notes.append(f"error: {first if len(first) <= 90 else first[:89] + '…'}")
+        if isinstance(r.notebook_path, str) and Path(r.notebook_path).with_suffix(".html").exists():
+            notes.append(f"record: {Path(r.notebook_path).with_suffix('.html').as_uri()}")
+        if notes:
+            errors[len(rows) - 1] = notes
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = []
     for n, row in enumerate(rows):
         lines.append("  ".join([row[0].rjust(widths[0])]
                                + [c.ljust(w) for c, w in zip(row[1:-1], widths[1:], strict=True)]
                                + [row[-1]]).rstrip())
-        if n in errors:
-            lines.append(" " * (widths[0] + 2) + f"error: {errors[n]}")
-    lines.append(f"notebooks in {base / 'JOB/YYYY/MM/DD'} (UTC start date)")
+        lines += [" " * (widths[0] + 2) + note for note in errors.get(n, [])]
+    lines.append(f"notebooks in {base / 'JOB/YYYY/MM/DD'} (UTC start date); "
+                 "`ot runs verify` checks none changed")
     return "\n".join(lines)
 
 

@@ -35,7 +35,7 @@ from ot_core.db.connect import remember_env_secrets, url_from_env
 from ot_core.db.warehouse import Warehouse
 from ot_core.errors import JobError, JobLocked, exit_code_of
 from ot_core.figures import read_figures
-from ot_core.jobs import records
+from ot_core.jobs import audit, records
 from ot_core.jobs.catalogue import Catalogue, JobSpec, load_catalogue
 from ot_core.resources import runs_dir
 from ot_core.secrets import masked, redact
@@ -180,27 +180,10 @@ class JobRun:
                 "error": redact(self.error) if self.error else None, "exit_code": self.exit_code}
 
 
-# The lab template without its scripts from the network (require.js, MathJax, mermaid, the
-# widget manager): the HTML copy must read the same offline, years later.
-_OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
-{%- block html_head_js -%}{%- endblock html_head_js -%}
-{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
-{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
-{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
-"""
-
-
 def to_html(nb: Any, notebook: Path) -> Path:
-    """A self-contained HTML copy beside ``notebook``: images embedded, no remote script."""
-    from jinja2 import DictLoader
-    from nbconvert import HTMLExporter
-
-    exporter = HTMLExporter(template_name="lab", embed_images=True,
-                            extra_loaders=[DictLoader({"ot_offline.html.j2": _OFFLINE_TEMPLATE})])
-    exporter.template_file = "ot_offline.html.j2"
-    body, _ = exporter.from_notebook_node(nb)
+    """A self-contained HTML copy beside ``notebook`` (the runner writes one for every run)."""
     out = notebook.with_suffix(".html")
-    out.write_text(redact(body))
+    out.write_text(audit.to_html(nb))
     return out
 
 
@@ -360,10 +343,10 @@ def _run_locked(spec: JobSpec, params, wh, cfg, lock, started, html, base, urls)
     header.metadata["tags"] = [HEADER_TAG]
     nb.cells.insert(0, header)
     final = output_path(spec.name, started, status, base)
-    final.write_text(redact(nbformat.writes(nb)))  # once, scrubbed in memory
     figures = read_figures(nb)
-    html_path = to_html(nb, final) if html else None
+    sealed = audit.seal(nb, final)  # once, scrubbed, signed, read-only, with its HTML twin
     records.finish_run(wh, cfg, run_id, status=status, ended=ended, notebook_path=str(final),
-                       error=error, figures=figures)
+                       error=error, figures=figures,
+                       checksums=(sealed.notebook_sha256, sealed.html_sha256))
     log.info("job %s run %d %s", spec.name, run_id, status)
-    return JobRun(spec.name, status, final, started, ended, error, run_id, html_path, figures)
+    return JobRun(spec.name, status, final, started, ended, error, run_id, sealed.html, figures)
