@@ -192,8 +192,8 @@ def _check_chain(rows: list[Any]) -> list[Finding]:
         if r.prev_sha256 in by_hash and r.prev_sha256 is not None:
             other = by_hash[r.prev_sha256]
             out.append(Finding(int(r.run_id), "reordered",
-                               f"sealed after run {other.run_id} (seal {other.seal_seq}), but now "
-                               f"at seal {r.seal_seq}, after "
+                               f"sealed right after run {other.run_id}, but now at seal "
+                               f"{r.seal_seq}, following "
                                + (f"run {prev.run_id}" if prev is not None else "nothing")))
         elif prev is None and r.prev_sha256 is None:
             out.append(Finding(int(r.run_id), "reordered",
