@@ -99,6 +99,9 @@ def test_a_run_is_sealed_signed_read_only_and_chained(embedded):
         nb = nbformat.read(path, as_version=4)
         notary = NotebookNotary(data_dir=str(embedded.tmp / "jupyter-data"))
         assert notary.check_signature(nb), "the record is not trusted: its charts would not render"
+        # no kernel for JupyterLab to start; the one the run used is kept for the reader
+        assert nb.metadata.kernelspec == {"display_name": "", "name": ""}
+        assert nb.metadata.ot_record["kernelspec"]["name"] == "python3"
     svg = [o for c in nbformat.read(first, as_version=4).cells for o in c.get("outputs", [])
            if "image/svg+xml" in o.get("data", {})]
     assert svg and 'alt="chart' in first.with_suffix(".html").read_text()

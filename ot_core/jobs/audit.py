@@ -118,11 +118,27 @@ def seal(nb: Any, path: Path) -> Sealed:
 
     fold_errors(nb)
     node = nbformat.reads(redact(nbformat.writes(nb)), as_version=4)
+    page = to_html(node)
+    detach_kernel(node)
     NotebookNotary().sign(node)  # trusted where the same Jupyter data folder is used
     _write_once(path, nbformat.writes(node))
     html = path.with_suffix(".html")
-    _write_once(html, to_html(node))
+    _write_once(html, page)
     return Sealed(path, html, sha256_file(path), sha256_file(html))
+
+
+def detach_kernel(node: Any) -> None:
+    """Keep the kernel the run used under ``metadata.ot_record``, not where JupyterLab looks
+    for one to start: a record opened in JupyterLab then gets no kernel (it asks; "No
+    Kernel" views it), so Run All cannot run a real job from it, and no kernel's
+    start-up rewrites the metadata, marks the record modified and has autosave save it."""
+    moved = {k: node.metadata.pop(k) for k in ("kernelspec", "language_info") if k in node.metadata}
+    node.metadata["ot_record"] = {
+        "note": "the audit record of a job run: read-only, checked by `ot runs verify`",
+        **moved}
+    # what JupyterLab writes for "No Kernel": choosing it then changes nothing
+    node.metadata["kernelspec"] = {"display_name": "", "name": ""}
+    node.metadata["language_info"] = {"name": ""}
 
 
 # -- verification ------------------------------------------------------------------------------
