@@ -103,6 +103,21 @@ def headline(result: Any) -> str:
             f"in {result.seconds:.2f} s")
 
 
+def loaded_note(result: Any) -> str | None:
+    """Why a table loaded fewer rows than it extracted (e.g. "extracted 3, loaded 0"):
+    each window starts ``lookback_seconds`` before the last one ended (a full refresh reads
+    everything), and re-read rows the mart already holds unchanged are dropped at landing
+    (docs/cycle.md#extract-window, #boundary-seconds)."""
+    fewer = [f"`{name}` {r.rows_extracted:,} → {r.rows_loaded:,}" for name, r in result.tables.items()
+             if r.rows_loaded < r.rows_extracted]
+    if not fewer:
+        return None
+    return ("*Extracted but not loaded* (" + ", ".join(fewer) + "): each window re-reads the "
+            "last minutes before the previous one ended, to catch rows committed late (a full "
+            "refresh re-reads every row); re-read rows the mart already holds unchanged are "
+            "dropped at landing, so nothing is merged twice. Nothing was lost.")
+
+
 def _ticks(top: float) -> list[float]:
     """About five round steps from 0 to at least ``top``."""
     if top <= 0:
@@ -177,6 +192,9 @@ def show_cycle(result: Any) -> None:
         return
     display(Markdown(headline(result)))
     display(table_frame(result))
+    note = loaded_note(result)
+    if note:
+        display(Markdown(note))
     display(lifecycle_frame(result))
     display(SVG(data=chart_svg(result)))
     show_figures(result.rows())

@@ -284,8 +284,9 @@ class Report:
         results must not be drawn across years."""
         import matplotlib.dates as mdates
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
 
-        fig = Figure(figsize=(10, 3.5))
+        fig = Figure(figsize=(12, 3.8))
         ax = fig.subplots()
         h = self.history
         if h.empty:
@@ -304,7 +305,10 @@ class Report:
             ax.xaxis.set_major_locator(mdates.DayLocator(interval=max(1, (hi - lo).days // 8)))
             ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
             ax.set_ylim(bottom=0, top=max(1.0, float(pivot.to_numpy().max()) * 1.15))
-            ax.legend(fontsize=7, loc="upper left", ncol=3)
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+            # beside the plot, never over it: a legend inside can cover the one failing point
+            ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+                      title="check", title_fontsize=7)
         ax.set_title("failing rows per check, last 30 days")
         ax.set_xlabel("as_of day (UTC)")
         ax.set_ylabel("rows")
@@ -356,22 +360,10 @@ def run_checks(as_of: str | datetime | None = None, *, limits: Thresholds | None
 
 
 def show(report: Report) -> None:
-    """The notebook's display: summary, failing samples, the 30-day chart, figures."""
-    from io import BytesIO
+    """The notebook's display (ot_core/quality/monitor_view.py)."""
+    from ot_core.quality.monitor_view import show as show_report
 
-    from IPython.display import Image, Markdown, display
-
-    from ot_core.figures import show_figures
-
-    display(report.summary())
-    for r in report.failed:
-        display(Markdown(f"**{r.check}** on `{r.subject}`: {r.count} — {r.detail}"))
-        if not r.sample.empty:
-            display(r.sample)
-    png = BytesIO()
-    report.chart().savefig(png, format="png", dpi=90)
-    display(Image(data=png.getvalue(), format="png"))
-    show_figures(report.figures())
+    show_report(report)
 
 
 __all__ = ["CHECKS", "CheckResult", "MonitoringFailed", "Report", "Thresholds",
