@@ -118,7 +118,7 @@ def test_demo_twice_then_every_job_from_an_empty_folder(installed):
         if r["job"] in ("daily_monitoring", "monthly_compare"):  # their charts: in the record
             nb = nbformat.read(r["notebook_path"], as_version=4)
             outputs = [o for c in nb.cells for o in c.get("outputs", [])]
-            assert any("image/png" in o.get("data", {}) for o in outputs), r["job"]
+            assert any({"image/png", "image/svg+xml"} & set(o.get("data", {})) for o in outputs), r["job"]
     table = installed("runs").stdout
     assert "monthly_compare" in table and "NaN" not in table and "NaT" not in table
     assert list(installed.empty.iterdir()) == []  # nothing written where the user happened to be

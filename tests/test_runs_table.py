@@ -49,6 +49,7 @@ def test_runs_is_a_readable_table(embedded, monkeypatch):
     assert lines[5].strip() == "error: DataCheckFailed: 2 checks failed: FRESHNESS_LAG"
     assert lines[6].split() == ["1", "cycle", "succeeded", "2026-11-26", "06:15:00", "4.2", "s",
                                 "cycle-20261126T061500Z-succeeded.ipynb"]
-    assert lines[-1] == f"notebooks in {base}/JOB/YYYY/MM/DD (UTC start date)"
+    assert lines[-1] == (f"notebooks in {base}/JOB/YYYY/MM/DD (UTC start date); "
+                         "`ot runs verify` checks none changed")
     assert max(map(len, lines[:-1])) <= 115, res.output  # was ~300
     assert not re.search(r"\b(NaN|None|NaT|nan)\b", res.output), res.output
