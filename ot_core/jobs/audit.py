@@ -16,6 +16,7 @@ and walks the chain (``ot runs verify``). See docs/audit.md.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import stat
@@ -32,6 +33,7 @@ from ot_core.db.schema import JOB_RUNS_TABLE
 from ot_core.jobs.records import job_runs_table
 from ot_core.secrets import redact
 
+log = logging.getLogger("ot.jobs")
 READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
 ERROR_DETAIL_TAG = "ot-error-detail"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -120,7 +122,11 @@ def seal(nb: Any, path: Path) -> Sealed:
     node = nbformat.reads(redact(nbformat.writes(nb)), as_version=4)
     page = to_html(node)
     detach_kernel(node)
-    NotebookNotary().sign(node)  # trusted where the same Jupyter data folder is used
+    try:  # trusted where the same Jupyter data folder is used
+        NotebookNotary().sign(node)
+    except Exception as exc:  # noqa: BLE001 - no writable data folder: kept, hashed, unsigned
+        log.warning("record %s not signed (JupyterLab will show it untrusted; its HTML twin "
+                    "shows everything): %s", path.name, redact(str(exc).splitlines()[0]))
     _write_once(path, nbformat.writes(node))
     html = path.with_suffix(".html")
     _write_once(html, page)
@@ -201,7 +207,7 @@ def _check_chain(rows: list[Any]) -> list[Finding]:
     prev = None
     for r in rows:
         expected_seq = 1 if prev is None else int(prev.seal_seq) + 1
-        want = None if prev is None else prev.notebook_sha256
+        want: str | None = None if prev is None else prev.notebook_sha256
         if r.prev_sha256 == want and int(r.seal_seq) == expected_seq:
             prev = r
             continue
