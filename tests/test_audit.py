@@ -214,3 +214,47 @@ def test_job_notebooks_name_no_missing_config_file():
     for path in (ROOT / "notebooks" / "jobs").glob("*.ipynb"):
         text = path.read_text()
         assert "config/pipeline.yml" not in text, path.name
+
+
+def test_a_run_whose_kernel_died_ends_with_the_error(embedded, monkeypatch, tmp_path):
+    """No cell raised (the kernel died under it): the record's last cell says why; sealed."""
+    from ot_core.jobs.catalogue import Catalogue, JobSpec
+    from ot_core.jobs.runner import execute
+
+    for k, v in embedded.env().items():
+        monkeypatch.setenv(k, v)
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("code = 3", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("import os\nos._exit(code)")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "dies.ipynb")
+    spec = JobSpec(name="dies", notebook="dies.ipynb", schedule="0 0 * * *",
+                   notebooks_dir=str(tmp_path))
+    run = execute("dies", catalogue=Catalogue(jobs={"dies": spec}))
+    assert run.status == "failed" and "DeadKernel" in (run.error or ""), run.error
+    last = nbformat.read(run.notebook, as_version=4).cells[-1]
+    assert last.cell_type == "markdown" and last.source.startswith("**The run failed here:**")
+    assert "DeadKernel" in last.source
+    assert audit.verify(warehouse=embedded.warehouse_url).ok
+
+
+@pytest.mark.slow
+def test_a_cell_past_the_job_timeout_is_stopped(embedded, monkeypatch, tmp_path):
+    """The catalogue's timeout_seconds stops a run (it did not while the kernel manager was
+    a blocking one): the run fails with the timeout, its record sealed."""
+    from ot_core.jobs.catalogue import Catalogue, JobSpec
+    from ot_core.jobs.runner import execute
+
+    for k, v in embedded.env().items():
+        monkeypatch.setenv(k, v)
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("seconds = 300", metadata={"tags": ["parameters"]}),
+        nbformat.v4.new_code_cell("import time\ntime.sleep(seconds)")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "sleepy.ipynb")
+    spec = JobSpec(name="sleepy", notebook="sleepy.ipynb", schedule="0 0 * * *",
+                   timeout_seconds=10, notebooks_dir=str(tmp_path))
+    run = execute("sleepy", catalogue=Catalogue(jobs={"sleepy": spec}))
+    assert run.status == "failed" and "CellTimeoutError" in (run.error or ""), run.error
+    assert (run.ended - run.started).total_seconds() < 120
+    assert audit.verify(warehouse=embedded.warehouse_url).ok

@@ -310,18 +310,24 @@ def _execute_in_memory(spec: JobSpec, params: dict, cwd: Path) -> tuple[Any, str
 @contextmanager
 def _kernel_manager() -> Iterator[Any]:
     """The job's kernel, spoken to over Unix sockets in a private folder (no TCP port that
-    any local user could connect to, and no warning about one in every run's output)."""
+    any local user could connect to, and no warning about one in every run's output).
+
+    An *async* manager, as nbclient expects: with a blocking one its client blocks the event
+    loop while it waits for output, so neither the job's timeout nor a dead kernel is ever
+    noticed (a cell sleeping past ``timeout_seconds`` ran to its end; a kernel that died
+    left the run waiting for ever)."""
     import tempfile
 
-    from jupyter_client.manager import KernelManager
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
 
     with tempfile.TemporaryDirectory(prefix="ot-kernel-") as folder:
-        km = KernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(folder, "k"))
+        km = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=os.path.join(folder, "k"))
         try:
             yield km
         finally:  # a kernel manager handed to papermill is the caller's to shut down
             if km.has_kernel:
-                km.shutdown_kernel(now=True)
+                run_sync(km.shutdown_kernel)(now=True)
 
 
 def _run_locked(spec: JobSpec, params, wh, cfg, lock, started, html, base, urls) -> JobRun:
@@ -342,6 +348,8 @@ def _run_locked(spec: JobSpec, params, wh, cfg, lock, started, html, base, urls)
         run_header(spec, run_id, params, started, ended, status, error, failed_cell, urls))
     header.metadata["tags"] = [HEADER_TAG]
     nb.cells.insert(0, header)
+    if error and failed_cell is None:  # no cell raised it (timeout, a lost kernel): say so last
+        nb.cells.append(nbformat.v4.new_markdown_cell(f"**The run failed here:** `{_md(error)[:500]}`"))
     final = output_path(spec.name, started, status, base)
     figures = read_figures(nb)
     sealed = audit.seal(nb, final)  # once, scrubbed, signed, read-only, with its HTML twin
