@@ -218,6 +218,48 @@ class Backend:
         workbench). Default: the URL as given, the database's grants decide."""
         return url, {}
 
+    # -- the analyst's one write: resolving an exception -----------------------------------
+    # "PROCEDURE": the engine resolves through a SECURITY DEFINER procedure the pipeline owns
+    # and grants to the analyst (who may update nothing else); None: a plain UPDATE of the
+    # resolution columns (DuckDB: no roles, the file's permissions decide)
+    routine_kind: ClassVar[str | None] = None
+    resolver_name: ClassVar[str] = "ot_resolve_exception"
+    resolver_args: ClassVar[str] = "BIGINT, VARCHAR"
+
+    def resolver(self, schema: str) -> str:
+        """The resolve procedure's qualified name with its argument types (for GRANT)."""
+        return f"{self.qualified(schema, self.resolver_name)}({self.resolver_args})"
+
+    def resolver_body(self, table: str) -> str:
+        """The procedure's plpgsql body updating ``table`` (qualified): an engine with a
+        ``routine_kind`` overrides this."""
+        raise NotImplementedError
+
+    routine_options: ClassVar[str] = ""
+
+    def resolver_statements(self, schema: str, table: str) -> list[str]:
+        """The DDL (re)creating the resolve procedure in ``schema`` over the exceptions
+        ``table`` (qualified), run by the pipeline, so the pipeline owns it; EXECUTE is
+        revoked from PUBLIC and granted to the analyst role (``ot roles --sql``)."""
+        if self.routine_kind is None:
+            return []
+        name = self.qualified(schema, self.resolver_name)
+        return [f"CREATE OR REPLACE PROCEDURE {name}(p_id BIGINT, p_note VARCHAR(1000)) AS $$\n"
+                f"{self.resolver_body(table)}\n$$ LANGUAGE plpgsql SECURITY DEFINER"
+                f"{self.routine_options}",
+                f"REVOKE EXECUTE ON PROCEDURE {self.resolver(schema)} FROM PUBLIC"]
+
+    def has_resolver(self, conn: Connection, schema: str) -> bool:
+        """Whether the resolve procedure exists in ``schema``."""
+        return conn.execute(sa.text(
+            "SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE n.nspname = :s AND p.proname = :p"),
+            {"s": schema, "p": self.resolver_name}).first() is not None
+
+    def database_user(self, conn: Connection) -> str:
+        """Who the database says this session is (recorded as who resolved an exception)."""
+        return str(conn.execute(sa.text("SELECT SESSION_USER")).scalar_one())
+
     # -- the source tables (what the simulator and the tests create) -------------------------
     def epoch_type(self) -> sa.types.TypeEngine:
         """Epoch seconds as the source declares them (INT UNSIGNED on MySQL)."""

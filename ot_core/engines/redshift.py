@@ -190,6 +190,18 @@ class RedshiftBackend(Backend):
     def serialize_ids(self, conn: Connection, schema: str | None, table: str) -> None:
         conn.exec_driver_sql(f"LOCK {self.qualified(schema, table)}")
 
+    @classmethod
+    def read_only(cls, url):
+        # Redshift takes no start-up options: every transaction begins READ ONLY instead
+        # (psycopg2 sends BEGIN READ ONLY)
+        return url, {"execution_options": {"postgresql_readonly": True}}
+
+    # Redshift functions cannot write: the narrow write path is a stored procedure
+    routine_kind = "PROCEDURE"
+
+    def resolver_body(self, table: str) -> str:
+        return _RESOLVER_BODY.format(table=table)
+
     def drop_not_null(self, qualified: str, column: str) -> str | None:
         return None  # Redshift cannot change a column's nullability in place
 
@@ -208,3 +220,23 @@ class RedshiftBackend(Backend):
             {"schema": schema, "pattern": prefix + "%"},
         )
         return [r[0] for r in rows if r[0].startswith(prefix)]
+
+
+# the resolution of one exception (``Backend.resolver_statements``): plpgsql as Redshift's
+# stored procedures take it (no SET clause; every name qualified)
+_RESOLVER_BODY = """DECLARE
+  n INTEGER;
+BEGIN
+  IF p_note IS NULL OR BTRIM(p_note) = '' THEN
+    RAISE EXCEPTION 'a resolution note is required';
+  END IF;
+  UPDATE {table} SET resolved_at = DATE_TRUNC('second', GETDATE()),
+    resolved_by = SESSION_USER,
+    notes = LEFT(CASE WHEN COALESCE(notes, '') = '' THEN 'resolved: ' || BTRIM(p_note)
+                 ELSE notes || ' | resolved: ' || BTRIM(p_note) END, 1000)
+  WHERE exception_id = p_id AND resolved_at IS NULL;
+  GET DIAGNOSTICS n := ROW_COUNT;
+  IF n = 0 THEN
+    RAISE EXCEPTION 'exception % is not open (unknown or already resolved)', p_id;
+  END IF;
+END"""
