@@ -143,6 +143,14 @@ class Backend:
         code = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
         return code == "42501" or "permission denied" in str(orig).lower()
 
+    def refused_write(self, exc: BaseException) -> bool:
+        """Whether a database error is a write refused to a read-only session (SQLSTATE
+        25006, DuckDB's read-only mode) or to a role without the grant."""
+        orig = getattr(exc, "orig", exc)
+        code = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
+        return (code == "25006" or "read-only" in str(orig).lower()
+                or self.is_permission_denied(exc) or "must be owner" in str(orig).lower())
+
     # -- catalog: our own queries, not SQLAlchemy reflection (unreliable on duckdb-engine) --
     def list_tables(self, conn: Connection, schema: str | None, prefix: str = "") -> list[str]:
         rows = conn.execute(
@@ -259,6 +267,20 @@ class Backend:
     def database_user(self, conn: Connection) -> str:
         """Who the database says this session is (recorded as who resolved an exception)."""
         return str(conn.execute(sa.text("SELECT SESSION_USER")).scalar_one())
+
+    # -- how the engine spells roles and grants (``ot roles --sql``, docs/roles.md) -----------
+    has_roles: ClassVar[bool] = False
+    # the pipeline logs in as itself (it owns what it creates); the others are group roles
+    # granted to people
+    role_login_sql: ClassVar[str] = "CREATE ROLE {name} LOGIN"
+    role_group_sql: ClassVar[str] = "CREATE ROLE {name} NOLOGIN"
+    role_grantee: ClassVar[str] = "{name}"
+    role_member_sql: ClassVar[str] = "GRANT {role} TO {user}"
+    role_creator: ClassVar[str] = "FOR ROLE {name}"  # ALTER DEFAULT PRIVILEGES FOR ...
+    # database privileges: what the pipeline needs (staging temp tables), what readers need
+    role_database_writer: ClassVar[str | None] = "CONNECT, TEMPORARY"
+    role_database_reader: ClassVar[str | None] = "CONNECT"
+    role_login_note: ClassVar[str] = "set its password with ALTER ROLE {name} PASSWORD '…'"
 
     # -- the source tables (what the simulator and the tests create) -------------------------
     def epoch_type(self) -> sa.types.TypeEngine:

@@ -210,6 +210,7 @@ class PostgresBackend(Backend):
         return {"pool_pre_ping": True}
 
     routine_kind = "PROCEDURE"
+    has_roles = True
     # a SECURITY DEFINER routine runs with a fixed search path: nothing the caller creates
     # (a temp table of the same name) can stand in for what it uses
     routine_options = " SET search_path = pg_catalog, pg_temp"

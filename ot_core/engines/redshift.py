@@ -198,6 +198,18 @@ class RedshiftBackend(Backend):
 
     # Redshift functions cannot write: the narrow write path is a stored procedure
     routine_kind = "PROCEDURE"
+    # roles cannot log in on Redshift: the pipeline is a user, the others roles granted to
+    # users; there is no CONNECT privilege
+    has_roles = True
+    role_login_sql = "CREATE USER {name} PASSWORD DISABLE"
+    role_group_sql = "CREATE ROLE {name}"
+    role_grantee = "ROLE {name}"
+    role_member_sql = "GRANT ROLE {role} TO {user}"
+    role_creator = "FOR USER {name}"
+    role_database_writer = "TEMPORARY"
+    role_database_reader = None
+    role_login_note = ("give it a password (ALTER USER {name} PASSWORD '…') or IAM "
+                       "credentials")
 
     def resolver_body(self, table: str) -> str:
         return _RESOLVER_BODY.format(table=table)
