@@ -124,6 +124,8 @@ class _Writer:
         self.raw, self.mart, self.ctl = be.quote(s.raw), be.quote(s.mart), be.quote(s.control)
 
     def grantee(self, kind: str) -> str:
+        if kind == "pipeline":  # a login (a user on Redshift), not a group role
+            return self.names[kind]
         return self.be.role_grantee.format(name=self.names[kind])
 
     def on_database(self, kind: str, privileges: str | None) -> list[str]:
