@@ -1,4 +1,4 @@
-"""Who may do what in a server warehouse: the pipeline, analyst and auditor roles."""
+"""Who may do what: the roles of a server warehouse, and the views served behind a login."""
 
 from __future__ import annotations
 
@@ -41,3 +41,22 @@ def roles(as_sql, only, backend, database, pipeline_role, analyst_role, auditor_
                          names={"pipeline": pipeline_role, "analyst": analyst_role,
                                 "auditor": auditor_role}, only=tuple(only) or KINDS)
     click.echo(script.sql(), nl=False)
+
+
+@main.command()
+@click.argument("notebook")
+@click.option("--port", type=int, default=8866, show_default=True, help="Port to listen on.")
+@click.option("--ip", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but localhost is reachable from the "
+                   "network: put the team's login in front (docs/roles.md#serving-the-views).")
+@handle_errors
+def serve(notebook, port, ip) -> None:
+    """Serve one analyst view (a shipped view's name, e.g. partner_dashboard, or an .ipynb
+    file) as a web page with Voilà, until interrupted. Authentication is always on: the
+    token comes from OT_VIEW_TOKEN or the file OT_VIEW_TOKEN_FILE names (at least 16
+    characters; without one it refuses to start, exit 2). Visitors open
+    http://127.0.0.1:PORT/?token=TOKEN; without it they are refused. The page reads with
+    OT_ANALYST_URL and runs no code a visitor types."""
+    from ot_core.workbench.serve import serve as serve_view
+
+    serve_view(notebook, port=port, ip=ip)
