@@ -316,3 +316,27 @@ def test_roles_sql_per_engine_and_names_checked():
     assert "SECURITY DEFINER" in ddl[0] and "SESSION_USER" in ddl[0]
     assert ddl[1] == (f'REVOKE EXECUTE ON PROCEDURE "{MART}"."ot_resolve_exception"'
                       "(BIGINT, VARCHAR) FROM PUBLIC")
+
+
+def test_serve_never_starts_without_a_token(tmp_path):
+    """`ot serve` refuses (exit 2, one line) without a token, with a short one or an
+    unreadable file, and for an unknown notebook; the token never reaches its output."""
+    from ot_core.workbench.serve import notebook_path, view_token
+
+    cli = CliRunner()
+    clean = {"OT_VIEW_TOKEN": None, "OT_VIEW_TOKEN_FILE": None}
+    res = cli.invoke(main, ["serve", "partner_dashboard"], env=clean)
+    assert res.exit_code == 2 and "needs a login: set OT_VIEW_TOKEN" in res.output
+    res = cli.invoke(main, ["serve", "partner_dashboard"], env={**clean, "OT_VIEW_TOKEN": "pw12"})
+    assert res.exit_code == 2 and "shorter than 16 characters" in res.output
+    res = cli.invoke(main, ["serve", "partner_dashboard"],
+                     env={**clean, "OT_VIEW_TOKEN_FILE": str(tmp_path / "missing")})
+    assert res.exit_code == 2 and "OT_VIEW_TOKEN_FILE cannot be read" in res.output
+    token = "t0ken-" + uuid.uuid4().hex
+    res = cli.invoke(main, ["serve", "nope"], env={**clean, "OT_VIEW_TOKEN": token})
+    assert res.exit_code == 2 and "partner_dashboard" in res.output and token not in res.output
+    (tmp_path / "tok").write_text(token + "\n")
+    env = {"OT_VIEW_TOKEN_FILE": str(tmp_path / "tok"), "OTHER": "x"}
+    assert view_token(env) == token and env == {"OTHER": "x"}  # taken out for the kernels
+    assert redact(f"token={token}") == "token=***"
+    assert notebook_path("pipeline_health").name == "pipeline_health.ipynb"
