@@ -44,7 +44,7 @@ log = logging.getLogger("ot")
 DELIVERED = 40  # uni_tracking_info.status of a delivered parcel
 DAY = 86400
 MIN_EVENTS = 4  # the default order shows a real path, not a lone label-created event
-FIX = "run `ot demo`, or set OT_ANALYST_URL (or OT_WAREHOUSE_URL)"
+FIX = "run `ot demo`, or set OT_WAREHOUSE_URL"
 
 
 @dataclass
