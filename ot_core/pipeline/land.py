@@ -54,6 +54,12 @@ def render_drop_unchanged_overlap(cfg: PipelineConfig, backend: Backend, table: 
     )
 
 
+def raw_columns(table: str) -> list[str]:
+    """The raw table's columns in its declared order (``db.schema.raw_table``): the order a
+    batch is handed to the bulk load in, since a COPY from Parquet loads columns by position."""
+    return [*CONTRACTS[table].column_names, *RAW_META]
+
+
 def land_batch(ctx: CycleContext, window: Window, chunks: Iterable[pa.Table], *,
                load: BatchLoad, on_chunk: Callable[[int], None] | None = None) -> Landed:
     """Append the window's chunks to the raw table as one batch through the engine's bulk
@@ -67,8 +73,7 @@ def land_batch(ctx: CycleContext, window: Window, chunks: Iterable[pa.Table], *,
     next_raw = control.next_raw_id(conn, table)
     first_raw = next_raw
     extracted = 0
-    # the raw table's column order (a COPY from Parquet loads columns by position)
-    order = [*CONTRACTS[table].column_names, *RAW_META]
+    order = raw_columns(table)
     for chunk in chunks:
         n = chunk.num_rows
         if n == 0:
