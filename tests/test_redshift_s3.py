@@ -340,3 +340,25 @@ def _pg_type(t: pa.DataType) -> str:
 
 def test_the_copy_template_is_under_sql():
     assert (Path(__file__).parents[1] / "sql" / "land" / "copy_parquet.sql").is_file()
+
+
+@pytest.mark.servers
+def test_the_copy_parameters_are_bound_by_the_driver(pg_url, bucket):
+    """The statement psycopg2 sends (its client-side binding, as on Redshift) quotes the
+    manifest URL and the role as literals, and still parses as a Redshift COPY."""
+    load = _loader(bucket)
+    sql = load.copy_sql("settlement_public", "ecs_order_info_raw")
+    params = {"manifest": f"s3://{bucket}/it's/manifest.json", "iam_role": ROLE}
+    compiled = sa.text(sql).compile(dialect=RS.dialect)
+    assert "%(manifest)s" in str(compiled) and "%(iam_role)s" in str(compiled)
+    engine = sa.create_engine(pg_url)
+    try:
+        with engine.connect() as conn:
+            cur = conn.connection.driver_connection.cursor()
+            sent = cur.mogrify(str(compiled), params).decode()
+    finally:
+        engine.dispose()
+    tree = parse_check(sent, "redshift")
+    assert isinstance(tree, exp.Copy)
+    assert [f.name for f in tree.args["files"]] == [params["manifest"]]
+    assert tree.args["credentials"].args["iam_role"].name == ROLE
