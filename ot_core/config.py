@@ -137,7 +137,8 @@ class CompareConfig(Strict):
         return legacy
 
 
-S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9!_.*()/-]*)?$")
+# a prefix is required: a landing deletes every object under it that is not its own
+S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9!_.*()-][A-Za-z0-9!_.*()/-]*$")
 IAM_ROLE = re.compile(r"^(default|arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512})$")
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
 # the environment overrides the config file (a deployment names its bucket, the file stays shared)
@@ -161,7 +162,9 @@ class RedshiftConfig(Strict):
     def _s3_uri(cls, v: str | None) -> str | None:
         if v is not None and not S3_URI.match(v):
             raise ValueError("use s3://bucket/prefix/ (a bucket name of lower-case letters, "
-                             "digits, '.' and '-'; a prefix of letters, digits and /!_.*()-)")
+                             "digits, '.' and '-'; a prefix of letters, digits and /!_.*()-, "
+                             "used only for staging: a landing deletes what other landings "
+                             "left under it)")
         return v if v is None else v.rstrip("/") + "/"
 
     @field_validator("iam_role")

@@ -212,6 +212,9 @@ def test_an_s3_location_without_an_iam_role_is_a_config_error():
     ("s3_uri", "https://bucket/x", "s3://bucket/prefix/"),
     ("s3_uri", "s3://Bad_Bucket/x", "s3://bucket/prefix/"),
     ("s3_uri", "s3://bucket/x y", "s3://bucket/prefix/"),
+    ("s3_uri", "s3://bucket/", "used only for staging"),  # the bucket's root: refused
+    ("s3_uri", "s3://bucket", "used only for staging"),
+    ("s3_uri", "s3://bucket//x", "s3://bucket/prefix/"),
     ("iam_role", "arn:aws:iam::12:role/x", "12-digit account"),
     ("region", "Europe", "region"),
 ])
