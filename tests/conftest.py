@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,8 @@ def _end_sessions_on(c: sa.Connection, name: str) -> None:
     ids = c.exec_driver_sql(
         "SELECT id FROM information_schema.processlist WHERE db = %s AND id <> CONNECTION_ID()",
         (name,)).scalars().all()
+    if ids:
+        warnings.warn(f"{name}: ended {len(ids)} session(s) still open at teardown", stacklevel=2)
     for pid in ids:
         try:
             c.exec_driver_sql(f"KILL {int(pid)}")
