@@ -194,3 +194,20 @@ def _isolated_env(monkeypatch, tmp_path):
             monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("OT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("OT_RUNS_DIR", str(tmp_path / "runs"))
+
+
+@pytest.fixture
+def seeded(embedded) -> Pair:
+    """The embedded pair with two days of simulated orders and one cycle run (the test config:
+    lifecycle off): a warehouse every command can work on."""
+    from support.configs import base_config
+
+    from ot_core.config import parse_config
+    from ot_core.pipeline.cycle import run_cycle
+    from ot_core.simulate import simulate
+
+    simulate("2026-03-02", start="2026-03-01", orders_per_day=20, seed=3,
+             source=embedded.source_url)
+    run_cycle("2026-03-01T12:00:00Z", config=parse_config(base_config()),
+              source=embedded.source_url, warehouse=embedded.warehouse_url)
+    return embedded
