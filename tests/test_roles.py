@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 from conftest import PG_ADMIN, _dispose_all
-from dbutil import run_sql, scalar
+from support.db import run_sql, scalar
 from test_explore import MART, _setup
 
 from ot_core.cli import main
