@@ -302,6 +302,7 @@ def test_roles_sql_per_engine_and_names_checked():
     assert (f'ALTER DEFAULT PRIVILEGES FOR USER "ot_pipeline" IN SCHEMA "{MART}" GRANT SELECT '
             'ON TABLES TO ROLE "ot_analyst";') in rs
     assert 'GRANT TEMPORARY ON DATABASE "wh" TO "ot_pipeline";' in rs
+    assert 'GRANT ROLE "sys:monitor" TO "ot_pipeline";' in rs and "sys:monitor" not in pg
     # every statement names the configured schemas, none the raw schema for readers
     analyst = role_script(cfg, backend="postgresql", only=("analyst",)).sql()
     assert cfg.schemas.raw not in analyst and "INSERT" not in analyst and "UPDATE" not in analyst

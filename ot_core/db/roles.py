@@ -145,6 +145,7 @@ class _Writer:
                be.role_login_sql.format(name=name) + ";",
                f"-- {be.role_login_note.format(name=name)}"]
         out += self.on_database("pipeline", be.role_database_writer)
+        out += [extra.format(name=name) for extra in be.role_pipeline_extra]
         for schema in dict.fromkeys((self.raw, self.mart, self.ctl)):
             out += [f"CREATE SCHEMA IF NOT EXISTS {schema} AUTHORIZATION {name};",
                     f"GRANT USAGE, CREATE ON SCHEMA {schema} TO {to};",

@@ -285,6 +285,8 @@ class Backend:
     role_database_writer: ClassVar[str | None] = "CONNECT, TEMPORARY"
     role_database_reader: ClassVar[str | None] = "CONNECT"
     role_login_note: ClassVar[str] = "set its password with ALTER ROLE {name} PASSWORD '…'"
+    # further grants the pipeline's jobs need on this engine (with why, as a comment)
+    role_pipeline_extra: ClassVar[tuple[str, ...]] = ()
 
     # -- the source tables (what the simulator and the tests create) -------------------------
     def epoch_type(self) -> sa.types.TypeEngine:

@@ -234,6 +234,8 @@ class RedshiftBackend(Backend):
     role_database_reader = None
     role_login_note = ("give it a password (ALTER USER {name} PASSWORD '…') or IAM "
                        "credentials")
+    role_pipeline_extra = ('GRANT ROLE "sys:monitor" TO {name};  -- maintenance reads '
+                           "svv_table_info (docs/redshift.md)",)
 
     def resolver_body(self, table: str) -> str:
         return _RESOLVER_BODY.format(table=table)
