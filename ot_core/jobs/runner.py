@@ -35,7 +35,7 @@ from ot_core.db.connect import remember_env_secrets, url_from_env
 from ot_core.db.warehouse import Warehouse
 from ot_core.errors import JobError, JobLocked, exit_code_of
 from ot_core.figures import read_figures
-from ot_core.jobs import records
+from ot_core.jobs import alerts, records
 from ot_core.jobs.catalogue import Catalogue, JobSpec, load_catalogue
 from ot_core.resources import runs_dir
 from ot_core.secrets import masked, redact
@@ -290,11 +290,18 @@ def execute(job: str, parameters: dict[str, Any] | None = None, *, html: bool = 
             holder = redact(lock.holder())
             records.record_skipped(wh, cfg, job, params, started,
                                    f"skipped: already running: {holder}")
-            raise JobLocked(job, holder)
-        try:
-            return _run_locked(spec, params, wh, cfg, lock, started, html, base, urls)
-        finally:
-            lock.release()
+            skipped = JobLocked(job, holder)
+        else:
+            skipped = None
+            try:
+                run = _run_locked(spec, params, wh, cfg, lock, started, html, base, urls)
+            finally:
+                lock.release()
+    # the lock is free and the warehouse closed: alerts hold up nothing, and never raise
+    alerts.after_job(job, cfg)
+    if skipped is not None:
+        raise skipped
+    return run
 
 
 def _execute_in_memory(spec: JobSpec, params: dict, cwd: Path) -> tuple[Any, str | None, int | None]:
