@@ -100,6 +100,7 @@ class Sent:
 @dataclass
 class Evaluation:
     at: str
+    destinations: int = 0
     problems: list[str] = field(default_factory=list)
     sent: list[Sent] = field(default_factory=list)
 
@@ -140,7 +141,7 @@ def evaluate(config: PipelineConfig | str | None = None,
     dests = notify.destinations(cfg)
     now = (now or utcnow()).replace(microsecond=0)
     naive = now.replace(tzinfo=None)
-    result = Evaluation(now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    result = Evaluation(now.strftime("%Y-%m-%dT%H:%M:%SZ"), len(dests))
     if not dests:
         return result
     digest_every = timedelta(seconds=parse_duration(cfg.alerts.digest_every))

@@ -357,7 +357,8 @@ def _run_locked(spec: JobSpec, params, wh, cfg, lock, started, html, base, urls)
     run_id = records.start_run(wh, cfg, spec.name, params, started, None,
                                lock_held=not spec.overlap)
     lock.set_holder(f"run {run_id}, pid {os.getpid()}, started {iso(started)}")
-    log.info("job %s run %d started", spec.name, run_id)
+    log.info("job %s run %d started", spec.name, run_id,
+             extra={"event": "job_started", "job": spec.name, "run_id": run_id})
     nb, error, failed_cell = _execute_in_memory(spec, params, folder)
     status = "failed" if error else "succeeded"
     error = redact(error) if error else None
@@ -372,5 +373,8 @@ def _run_locked(spec: JobSpec, params, wh, cfg, lock, started, html, base, urls)
     html_path = to_html(nb, final) if html else None
     records.finish_run(wh, cfg, run_id, status=status, ended=ended, notebook_path=str(final),
                        error=error, figures=figures)
-    log.info("job %s run %d %s", spec.name, run_id, status)
+    log.info("job %s run %d %s", spec.name, run_id, status,
+             extra={"event": "job_finished", "job": spec.name, "run_id": run_id,
+                    "status": status, "seconds": round((ended - started).total_seconds(), 3),
+                    "notebook": str(final)})
     return JobRun(spec.name, status, final, started, ended, error, run_id, html_path, figures)
