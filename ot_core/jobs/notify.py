@@ -38,6 +38,17 @@ log = logging.getLogger("ot.notify")
 _SPLIT = re.compile(r"\s+")
 
 
+class _Redacting(logging.Filter):
+    """Apprise logs a URL it refuses and some server replies: scrub them like ours."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage()), ()
+        return True
+
+
+logging.getLogger("apprise").addFilter(_Redacting())
+
+
 @dataclass(frozen=True)
 class Destination:
     """One Apprise URL. ``url`` is secret: print ``shown`` instead."""
@@ -53,32 +64,47 @@ class Destination:
     @cached_property
     def shown(self) -> str:
         """The URL with its password and tokens masked (Apprise's privacy form)."""
+        _remember(self.url)
         plugin = _instantiate(self.url)
-        text = plugin.url(privacy=True) if plugin is not None else "(not understood)"
-        return redact(str(text))
+        text = str(plugin.url(privacy=True)) if plugin is not None else "(not understood)"
+        for part in secret_parts(self.url):
+            text = text.replace(part, "***")
+        return redact(text)
 
 
 def _instantiate(url: str):
+    """Apprise's plugin for ``url``, or None. Apprise's own log line about a URL it refuses
+    quotes the URL whole: it is silenced here (our message names the position instead)."""
     import apprise
 
-    return apprise.Apprise.instantiate(url, suppress_exceptions=True)
+    logger = logging.getLogger("apprise")
+    was, logger.disabled = logger.disabled, True
+    try:
+        return apprise.Apprise.instantiate(url, suppress_exceptions=True)
+    finally:
+        logger.disabled = was
 
 
-def _remember(url: str) -> None:
-    """Register every secret part of ``url`` for redaction: the whole URL, its password and
-    every long path or query part (webhook tokens live there)."""
-    from urllib.parse import parse_qsl, unquote, urlsplit
+def secret_parts(url: str) -> list[str]:
+    """The parts of ``url`` that may be secret: its password and every long path or query
+    part (webhook tokens live there), as written and decoded."""
+    from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-    remember_secret(url)
     try:
         parts = urlsplit(url)
     except ValueError:
-        return
-    if parts.password:
-        remember_secret(unquote(parts.password))
-    for piece in [*parts.path.split("/"), *(v for _k, v in parse_qsl(parts.query))]:
-        if len(piece) >= 12:
-            remember_secret(unquote(piece))
+        return [url]  # not even a URL: all of it
+    found = [parts.password] if parts.password else []
+    found += [p for p in [*parts.path.split("/"), *(v for _k, v in parse_qsl(parts.query))]
+              if len(p) >= 12]
+    out = {v for p in found for v in (p, unquote(p), quote(unquote(p), safe=""))}
+    return sorted(out, key=len, reverse=True)
+
+
+def _remember(url: str) -> None:
+    """Register the secret parts of ``url`` for redaction everywhere."""
+    for part in secret_parts(url):
+        remember_secret(part)
 
 
 def _expand(text: str, where: str) -> str:
@@ -132,6 +158,7 @@ def send(dest: Destination, title: str, body: str, *, timeout: float = 10.0) -> 
     raises: the caller records the failure and retries on its next evaluation."""
     import apprise
 
+    _remember(dest.url)
     plugin = _instantiate(dest.url)
     if plugin is None:
         return "not an Apprise URL"
