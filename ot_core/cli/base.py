@@ -165,11 +165,15 @@ def json_formatter() -> logging.Formatter:
 
 
 def setup_json_logging(stream) -> None:
-    """Replace the root logger's handlers with one JSON handler on ``stream``."""
+    """One JSON handler on ``stream`` for the root logger (replacing the one an earlier
+    call added; handlers others installed are left alone)."""
     handler = logging.StreamHandler(stream)
     handler.setFormatter(json_formatter())
+    handler.set_name("ot-json")
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    for old in [h for h in root.handlers if h.get_name() == "ot-json"]:
+        root.removeHandler(old)
+    root.addHandler(handler)
     root.setLevel(logging.INFO)
 
 
