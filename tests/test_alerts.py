@@ -215,3 +215,26 @@ def test_no_destination_is_a_usage_error_for_notify_test_and_a_no_op_elsewhere(e
     assert res.exit_code == 2 and "OT_NOTIFY" in res.stderr
     res = CliRunner().invoke(main, ["notify", "run"], env=embedded.env())
     assert res.exit_code == 0 and "no alert destination" in res.stdout
+
+
+def test_a_failing_job_run_alerts_and_a_down_destination_changes_nothing(embedded):
+    """The whole path: `ot run` fails its job, the runner evaluates after releasing the lock,
+    the webhook receives the failure; the down destination leaves the exit code alone."""
+    import subprocess
+    import sys
+
+    seed(embedded)
+    with webhook_server() as hook:
+        env = embedded.process_env(
+            OT_NOTIFY=f"json://127.0.0.1:{free_port()}/down {hook.url()}", OT_MAX_LAG="30d")
+        res = subprocess.run([sys.executable, "-m", "ot_core.cli", "run", "daily_monitoring",
+                              "-p", "as_of", "2026-03-02T12:00:00Z", "--json"],
+                             capture_output=True, text=True, timeout=300, env=env)
+        assert res.returncode == 1, res.stderr  # the checks failed: exit as without alerts
+        run = json.loads(res.stdout.splitlines()[-1])
+        assert run["status"] == "failed" and run["error"].startswith("MonitoringFailed")
+        assert len(hook.posts) == 1
+        message = hook.posts[0]["message"]
+        assert f"FAILING: job daily_monitoring failed (run {run['run_id']})" in message
+        assert "FAILING: check FRESHNESS_LAG failing on ecs_order_info" in message
+        assert "not delivered" in res.stderr  # the down one: logged
