@@ -238,3 +238,32 @@ def test_a_failing_job_run_alerts_and_a_down_destination_changes_nothing(embedde
         assert f"FAILING: job daily_monitoring failed (run {run['run_id']})" in message
         assert "FAILING: check FRESHNESS_LAG failing on ecs_order_info" in message
         assert "not delivered" in res.stderr  # the down one: logged
+
+
+def test_a_version_3_warehouse_gains_the_alert_table(pair, monkeypatch, quiet_freshness):
+    """A warehouse made before alerts (schema version 3, no ot_alerts) is upgraded by the
+    next write (here the run's record): the table is created, the version row says 4, the
+    data is kept, and alerts are kept there."""
+    from ot_core.db.schema import SCHEMA_VERSION
+
+    seed(pair)
+    cfg = load_config()
+    db = open_database("warehouse", pair.warehouse_url)
+    tables = tables_for(cfg, db.backend)
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP TABLE {db.backend.qualified(cfg.schemas.control, 'ot_alerts')}")
+        conn.execute(sa.update(tables.schema_version).values(version=3))
+    db.dispose()
+    record_run(pair, "cycle", "failed", "SourceUnavailable: down")
+    with webhook_server() as hook:
+        monkeypatch.setenv("OT_NOTIFY", hook.url())
+        assert evaluate(warehouse=pair.warehouse_url).problems == ["job:cycle"]
+        assert len(hook.posts) == 1
+    assert [r["alert_key"] for r in alert_rows(pair)] == ["job:cycle"]
+    db = open_database("warehouse", pair.warehouse_url)
+    with db.engine.connect() as conn:
+        assert conn.execute(sa.select(tables.schema_version.c.version)).scalar_one() == \
+            SCHEMA_VERSION == 4
+        assert conn.execute(sa.select(sa.func.count()).select_from(
+            tables.raw["ecs_order_info"])).scalar_one() > 0
+    db.dispose()
