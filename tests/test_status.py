@@ -113,3 +113,26 @@ def test_status_writes_nothing(embedded):
     before = (embedded.tmp / "warehouse.duckdb").stat().st_mtime_ns
     assert status(embedded).exit_code == 0
     assert (embedded.tmp / "warehouse.duckdb").stat().st_mtime_ns == before
+
+
+def test_the_pipeline_health_notebook_reads_the_same_status(pair, monkeypatch):
+    from ot_core.workbench import explore
+    from ot_core.workbench.present import Message
+    from ot_core.workbench.widgets import PipelineHealth
+
+    seed(pair)
+    failed = record_run(pair, "monthly_compare", "failed", "CompareFailed: 12 rows differ")
+    now = utcnow() + timedelta(hours=3)  # stalled: three hours without a cycle
+    wb = explore.open_workbench(load_config(), pair.warehouse_url)
+    health = PipelineHealth(wb, now=now)
+    same = pipeline_status(warehouse=pair.warehouse_url, now=now)
+    assert health.status is not None
+    shown, read = health.status.as_json(), same.as_json()
+    assert shown.pop("warehouse").startswith(read.pop("warehouse"))  # the view reads read-only
+    assert shown == read
+    verdicts = [m.text for m in health.shown if isinstance(m, Message)
+                and m.text.startswith("**Status**")]
+    assert verdicts == ["**Status** (as `ot status`): breached — " + "; ".join(same.breaches)]
+    jobs = health.frames["jobs"].set_index("job")
+    assert jobs.loc["monthly_compare", "note"] == f"run {failed} failed"
+    wb.close()

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ot_core.config import PipelineConfig
-from ot_core.db.connect import connect_with_retries
+from ot_core.db.connect import Database, connect_with_retries
 from ot_core.db.warehouse import Warehouse, using
 from ot_core.errors import EXIT_CHECK_FAILED, EXIT_OK
 from ot_core.jobs.catalogue import Catalogue, load_catalogue
@@ -290,7 +290,7 @@ def _exceptions(conn: Connection, wh: Warehouse, now: datetime,
 
 
 def pipeline_status(config: PipelineConfig | str | None = None,
-                    warehouse: Warehouse | str | None = None, now: datetime | None = None, *,
+                    warehouse: Warehouse | Database | str | None = None, now: datetime | None = None, *,
                     catalogue: Catalogue | None = None, retries: int | None = None) -> Status:
     """Everything the on-call person looks at first, read in one connection. The warehouse
     not reachable raises WarehouseUnavailable (exit 75) after ``retries`` (default the
