@@ -267,3 +267,34 @@ def test_a_version_3_warehouse_gains_the_alert_table(pair, monkeypatch, quiet_fr
         assert conn.execute(sa.select(sa.func.count()).select_from(
             tables.raw["ecs_order_info"])).scalar_one() > 0
     db.dispose()
+
+
+def test_a_stalled_pipeline_is_alerted_and_its_recovery_too(pair, monkeypatch):
+    seed(pair)
+    monkeypatch.setenv("OT_MAX_LAG", "1h")
+    with webhook_server() as hook:
+        monkeypatch.setenv("OT_NOTIFY", hook.url())
+        stalled = evaluate(warehouse=pair.warehouse_url, now=utcnow() + timedelta(hours=2))
+        tables = sorted(load_config().tables)
+        assert stalled.problems == [f"freshness:{t}" for t in tables]
+        assert len(hook.posts) == 1 and hook.posts[0]["title"].startswith("ot: 3 new problems")
+        body = hook.posts[0]["message"]
+        assert body.count("is stale: last cycle") == 3 and "`ot runs --job cycle`" in body
+        assert "longer than the limit 60 min (OT_MAX_LAG)" in body
+
+        run_cycle("2026-03-01T12:15:00Z", source=pair.source_url, warehouse=pair.warehouse_url)
+        back = evaluate(warehouse=pair.warehouse_url)
+        assert back.problems == [] and len(hook.posts) == 2
+        assert hook.posts[1]["message"].count("OK AGAIN: table ") == 3
+
+
+def test_notify_run_exits_75_when_the_warehouse_is_unreachable(tmp_path):
+    from test_bad_input import base_config, write_config
+
+    data = base_config()
+    data["cycle"].update(source_retries=1, retry_backoff_seconds=0.05)
+    path = write_config(tmp_path, data)
+    res = CliRunner().invoke(main, ["notify", "run", "--config", str(path)], env={
+        "OT_NOTIFY": "json://127.0.0.1:9/h",
+        "OT_WAREHOUSE_URL": "postgresql+psycopg2://ot@127.0.0.1:9/nowhere"})
+    assert res.exit_code == 75 and "transient" in res.stderr, res.output
