@@ -298,3 +298,23 @@ def test_notify_run_exits_75_when_the_warehouse_is_unreachable(tmp_path):
         "OT_NOTIFY": "json://127.0.0.1:9/h",
         "OT_WAREHOUSE_URL": "postgresql+psycopg2://ot@127.0.0.1:9/nowhere"})
     assert res.exit_code == 75 and "transient" in res.stderr, res.output
+
+
+def test_a_destination_that_hangs_is_given_up_after_the_send_timeout(embedded, monkeypatch,
+                                                                    quiet_freshness):
+    """A destination that accepts the connection and never answers is given up after
+    alerts.send_timeout_seconds (the test would hang otherwise); the others still get it."""
+    from alert_servers import silent_server
+    from test_bad_input import base_config
+
+    seed(embedded)
+    data = base_config()
+    data["alerts"] = {"send_timeout_seconds": 1}
+    cfg = parse_config(data)
+    record_run(embedded, "cycle", "failed", "SourceUnavailable: down")
+    with silent_server() as port, webhook_server() as hook:
+        monkeypatch.setenv("OT_NOTIFY", f"json://127.0.0.1:{port}/h mailto://127.0.0.1:{port}"
+                                        f"?from=ot@example.com&to=oncall@example.com {hook.url()}")
+        outcome = evaluate(cfg, warehouse=embedded.warehouse_url)
+        assert [bool(s.error) for s in outcome.sent] == [True, True, False]
+        assert len(hook.posts) == 1
