@@ -318,3 +318,22 @@ def test_a_destination_that_hangs_is_given_up_after_the_send_timeout(embedded, m
         outcome = evaluate(cfg, warehouse=embedded.warehouse_url)
         assert [bool(s.error) for s in outcome.sent] == [True, True, False]
         assert len(hook.posts) == 1
+
+
+def test_one_evaluation_at_a_time(pair, monkeypatch, quiet_freshness):
+    """Two jobs ending together must not both send the same change: an evaluation holds a
+    lock of its own; the one that finds it held sends nothing (the next one will)."""
+    from ot_core.db.warehouse import Warehouse
+    from ot_core.errors import JobLocked
+
+    seed(pair)
+    record_run(pair, "cycle", "failed", "SourceUnavailable: down")
+    with webhook_server() as hook:
+        monkeypatch.setenv("OT_NOTIFY", hook.url())
+        with Warehouse.open(None, pair.warehouse_url) as wh, \
+                wh.hold(alerts.LOCK, 300, "another evaluation"):
+            with pytest.raises(JobLocked):
+                evaluate(warehouse=pair.warehouse_url)
+        assert hook.posts == []
+        assert evaluate(warehouse=pair.warehouse_url).problems == ["job:cycle"]
+        assert len(hook.posts) == 1

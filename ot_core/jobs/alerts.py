@@ -15,6 +15,7 @@ Evaluations run after every ``ot run`` (the runner calls :func:`after_job`) and 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -29,6 +30,7 @@ from ot_core.timeutil import parse_duration, utcnow
 
 log = logging.getLogger("ot.alerts")
 FAILING, OK = "failing", "ok"
+LOCK = "ot_alerts"  # the lock one evaluation holds (a name no job of the catalogue has)
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,9 @@ def evaluate(config: PipelineConfig | str | None = None,
              warehouse: Warehouse | str | None = None, now: datetime | None = None, *,
              retries: int | None = None) -> Evaluation:
     """Compare what is wrong now with what each destination was told; send the changes
-    and the due digest; record what was delivered. Nothing configured: nothing read."""
+    and the due digest; record what was delivered. Nothing configured: nothing read. No
+    connection is held while sending (a slow destination must not keep an embedded
+    warehouse file from the next cycle)."""
     cfg = resolve_config(config)
     dests = notify.destinations(cfg)
     now = (now or utcnow()).replace(microsecond=0)
@@ -145,69 +149,95 @@ def evaluate(config: PipelineConfig | str | None = None,
     if not dests:
         return result
     digest_every = timedelta(seconds=parse_duration(cfg.alerts.digest_every))
-    with using(cfg, warehouse) as wh:
+    with using(cfg, warehouse) as wh, wh.hold(LOCK, 300, f"alert evaluation, pid {os.getpid()}"):
+        # one evaluation at a time: two jobs ending together must not both send a change
         status = pipeline_status(cfg, wh, now, retries=retries)
         found = problems(status)
         result.problems = sorted(found)
         t = wh.tables.alerts
-        with wh.connect() as conn:
-            with conn.begin():
-                wh.ensure(conn)
-                rows = {(r.destination, r.alert_key): r for r in conn.execute(
-                    sa.select(t).where(t.c.destination.in_([d.id for d in dests])))}
-            for d in dests:
-                mine = {k: r for (dest, k), r in rows.items() if dest == d.id}
-                _one_destination(conn, t, d, mine, found, naive, digest_every,
-                                 cfg.alerts.send_timeout_seconds, result)
+        with wh.connect() as conn, conn.begin():
+            wh.ensure(conn)
+            rows = {(r.destination, r.alert_key): r for r in conn.execute(
+                sa.select(t).where(t.c.destination.in_([d.id for d in dests])))}
+        plans = [_Plan.of(d, {k: r for (dest, k), r in rows.items() if dest == d.id}, found,
+                          naive, digest_every) for d in dests]
+        for plan in plans:
+            plan.send(cfg.alerts.send_timeout_seconds, naive, result)
+        with wh.connect() as conn, conn.begin():
+            for plan in plans:
+                plan.record(conn, t, naive)
     return result
 
 
-def _one_destination(conn, t: sa.Table, d: notify.Destination, mine: dict, found: dict,
-                     now: datetime, digest_every: timedelta, timeout: int,
-                     result: Evaluation) -> None:
-    """Send ``d`` what changed and its due digest; write the outcome of each."""
-    started = [p for k, p in found.items() if k not in mine or mine[k].sent_state != FAILING]
-    resolved = [(k, r.title) for k, r in mine.items() if k not in found
-                and r.sent_state == FAILING]
-    gone_untold = [k for k, r in mine.items() if k not in found and r.sent_state != FAILING]
-    due = [(p, mine[k].since) for k, p in found.items() if k in mine
-           and mine[k].sent_state == FAILING and mine[k].sent_at <= now - digest_every]
-    change_err = digest_err = None
-    if started or resolved:
-        title, body = _change_message(started, resolved)
-        change_err = notify.send(d, title, body, timeout=timeout)
-        result.sent.append(Sent(d.shown, title, "change", change_err))
-    if due:
-        title, body = _digest_message(due, now)
-        digest_err = notify.send(d, title, body, timeout=timeout)
-        result.sent.append(Sent(d.shown, title, "digest", digest_err))
-    where = (t.c.destination == d.id)
-    with conn.begin():
-        for p in started:
+@dataclass
+class _Plan:
+    """What one destination is to be told now, and after sending, how it went."""
+
+    dest: notify.Destination
+    mine: dict
+    started: list[Problem]
+    resolved: list[tuple[str, str]]
+    gone_untold: list[str]
+    due: list[tuple[Problem, datetime]]
+    change_err: str | None = None
+    digest_err: str | None = None
+
+    @classmethod
+    def of(cls, d: notify.Destination, mine: dict, found: dict[str, Problem], now: datetime,
+           digest_every: timedelta) -> _Plan:
+        return cls(
+            d, mine,
+            started=[p for k, p in found.items() if k not in mine
+                     or mine[k].sent_state != FAILING],
+            resolved=[(k, r.title) for k, r in mine.items() if k not in found
+                      and r.sent_state == FAILING],
+            gone_untold=[k for k, r in mine.items() if k not in found
+                         and r.sent_state != FAILING],
+            due=[(p, mine[k].since) for k, p in found.items() if k in mine
+                 and mine[k].sent_state == FAILING and mine[k].sent_at <= now - digest_every])
+
+    def send(self, timeout: int, now: datetime, result: Evaluation) -> None:
+        d = self.dest
+        if self.started or self.resolved:
+            title, body = _change_message(self.started, self.resolved)
+            self.change_err = notify.send(d, title, body, timeout=timeout)
+            result.sent.append(Sent(d.shown, title, "change", self.change_err))
+            if self.change_err is None:
+                log.info("alert sent to destination %d: %s", d.position, title)
+        if self.due:
+            title, body = _digest_message(self.due, now)
+            self.digest_err = notify.send(d, title, body, timeout=timeout)
+            result.sent.append(Sent(d.shown, title, "digest", self.digest_err))
+            if self.digest_err is None:
+                log.info("digest sent to destination %d: %s", d.position, title)
+
+    def record(self, conn, t: sa.Table, now: datetime) -> None:
+        """The outcome in ot_alerts: delivered states remembered, failures counted (and so
+        sent again by the next evaluation)."""
+        where, err, mine = (t.c.destination == self.dest.id), self.change_err, self.mine
+        for p in self.started:
             conn.execute(sa.delete(t).where(where, t.c.alert_key == p.key))
             old = mine.get(p.key)
             conn.execute(sa.insert(t).values(
-                destination=d.id, alert_key=p.key, state=FAILING,
+                destination=self.dest.id, alert_key=p.key, state=FAILING,
                 since=old.since if old is not None else now, title=redact(p.title)[:1000],
-                sent_state=FAILING if change_err is None else (old.sent_state if old else None),
-                sent_at=now if change_err is None else (old.sent_at if old else None),
-                attempts=0 if change_err is None else (old.attempts if old else 0) + 1,
-                last_error=None if change_err is None else change_err[:1000]))
-        for key, _title in resolved:
-            if change_err is None:
+                sent_state=FAILING if err is None else (old.sent_state if old else None),
+                sent_at=now if err is None else (old.sent_at if old else None),
+                attempts=0 if err is None else (old.attempts if old else 0) + 1,
+                last_error=None if err is None else err[:1000]))
+        for key, _title in self.resolved:
+            if err is None:
                 conn.execute(sa.delete(t).where(where, t.c.alert_key == key))
             else:
                 conn.execute(sa.update(t).where(where, t.c.alert_key == key).values(
-                    state=OK, attempts=t.c.attempts + 1, last_error=change_err[:1000]))
-        for key in gone_untold:
+                    state=OK, attempts=t.c.attempts + 1, last_error=err[:1000]))
+        for key in self.gone_untold:
             conn.execute(sa.delete(t).where(where, t.c.alert_key == key))
-        for p, _since in due:
-            values = ({"sent_at": now, "attempts": 0, "last_error": None} if digest_err is None
-                      else {"attempts": t.c.attempts + 1, "last_error": digest_err[:1000]})
+        for p, _since in self.due:
+            values = ({"sent_at": now, "attempts": 0, "last_error": None}
+                      if self.digest_err is None else
+                      {"attempts": t.c.attempts + 1, "last_error": self.digest_err[:1000]})
             conn.execute(sa.update(t).where(where, t.c.alert_key == p.key).values(**values))
-    for s in result.sent:
-        if s.destination == d.shown and s.error is None:
-            log.info("alert sent to destination %d: %s", d.position, s.title)
 
 
 def after_job(job: str, config: PipelineConfig | str | None = None) -> None:
