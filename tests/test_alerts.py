@@ -337,3 +337,14 @@ def test_one_evaluation_at_a_time(pair, monkeypatch, quiet_freshness):
         assert hook.posts == []
         assert evaluate(warehouse=pair.warehouse_url).problems == ["job:cycle"]
         assert len(hook.posts) == 1
+
+
+def test_crontab_adds_the_watch_line_on_request():
+    plain = CliRunner().invoke(main, ["crontab"])
+    watched = CliRunner().invoke(main, ["crontab", "--notify", "*/5 * * * *"])
+    assert plain.exit_code == 0 and watched.exit_code == 0, watched.output
+    extra = watched.output.splitlines()[len(plain.output.splitlines()):]
+    assert len(extra) == 1 and extra[0].startswith("*/5 * * * * ")
+    assert " notify run >> " in extra[0] and "notify run" not in plain.output
+    bad = CliRunner().invoke(main, ["crontab", "--notify", "every 5 minutes"])
+    assert bad.exit_code == 2 and "5-field cron" in bad.stderr

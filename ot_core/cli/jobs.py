@@ -90,12 +90,15 @@ def schedule() -> None:
 @main.command("crontab")
 @click.option("--ot", "ot", default=None,
               help="The ot executable the lines call (default: the one running now).")
+@click.option("--notify", "notify", default=None, metavar="CRON",
+              help="Also a line running `ot notify run` on this schedule (e.g. '*/5 * * * *'), "
+                   "so alerts are evaluated when no job runs (docs/operations.md).")
 @handle_errors
-def crontab_cmd(ot) -> None:
+def crontab_cmd(ot, notify) -> None:
     """Print crontab lines equivalent to `ot schedule`, generated from the job catalogue."""
     from ot_core.jobs.scheduler import crontab
 
-    click.echo(crontab(ot=ot), nl=False)
+    click.echo(crontab(ot=ot, notify=notify), nl=False)
 
 
 @main.command("jobs")
