@@ -50,7 +50,7 @@ def problems(s: Status) -> dict[str, Problem]:
     for c in s.checks_failing:
         keys = [_sample_key(row) for row in c.sample[:5]]
         add(f"check:{c.check}:{c.subject}", f"check {c.check} failing on {c.subject}: "
-            f"{c.count} rows",
+            f"{c.count} row{'' if c.count == 1 else 's'}",
             f"{c.detail}\nsample: {', '.join(k for k in keys if k) or '(none kept)'}\n"
             f"Next: see every row with `ot run daily_monitoring` (its notebook lists them) or "
             f"`ot status --json`; the check is explained in docs/operations.md#checks.")
