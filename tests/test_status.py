@@ -136,3 +136,28 @@ def test_the_pipeline_health_notebook_reads_the_same_status(pair, monkeypatch):
     jobs = health.frames["jobs"].set_index("job")
     assert jobs.loc["monthly_compare", "note"] == f"run {failed} failed"
     wb.close()
+
+
+def test_an_embedded_warehouse_held_by_another_process_exits_75(embedded, tmp_path):
+    """DuckDB admits one process per file: while another holds it, the status cannot be
+    read — transient, 75, retried by whatever runs the health check."""
+    import subprocess
+    import sys
+
+    seed(embedded)
+    data = base_config()
+    data["cycle"].update(source_retries=1, retry_backoff_seconds=0.05)
+    path = write_config(tmp_path, data)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('held', flush=True); time.sleep(60)", str(embedded.tmp / "warehouse.duckdb")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        res = status(embedded, "--config", str(path))
+        assert res.exit_code == 75, res.output
+        assert "transient" in res.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+    assert status(embedded, "--config", str(path)).exit_code == 0
