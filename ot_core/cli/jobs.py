@@ -76,15 +76,20 @@ def list_runs(job, failed, limit, as_json, config) -> None:
 
 
 @main.command("schedule")
+@click.option("--notify-every", "notify_every", default=None, metavar="DURATION",
+              help="Between jobs, also run `ot notify run` this often (e.g. 5m), so alerts "
+                   "are evaluated while no job runs. Every job run evaluates them anyway.")
 @handle_errors
-def schedule() -> None:
+def schedule(notify_every) -> None:
     """Run the job catalogue (see `ot jobs`) in the foreground on its cron
     schedules. A job that missed slots while the scheduler was down runs once, not once per
     slot. Prints the jobs and their next slots at start, then each job's start and exit.
     SIGTERM or Ctrl-C stops it at once when no job runs, else after the running job ends."""
     from ot_core.jobs.scheduler import Scheduler
+    from ot_core.timeutil import parse_duration
 
-    Scheduler(announce=click.echo).run()
+    every = parse_duration(notify_every) if notify_every else None
+    Scheduler(announce=click.echo, watch_every=every).run()
 
 
 @main.command("crontab")

@@ -42,6 +42,12 @@ def subprocess_launcher(job: str) -> int:
     return subprocess.run(cmd, start_new_session=True).returncode
 
 
+def notify_launcher() -> int:
+    """``ot notify run`` in its own session, as a job is started."""
+    cmd = [sys.executable, "-m", "ot_core.cli", "notify", "run"]
+    return subprocess.run(cmd, start_new_session=True, stdout=subprocess.DEVNULL).returncode
+
+
 def latest_slot(schedule: str, now: datetime) -> datetime:
     """The last slot of ``schedule`` at or before ``now``."""
     return croniter(schedule, now + timedelta(seconds=1)).get_prev(datetime)
@@ -56,7 +62,8 @@ class Scheduler:
     def __init__(self, catalogue: Catalogue | None = None, *, launcher: Launcher = subprocess_launcher,
                  clock: Callable[[], datetime] = utcnow, sleep: Callable[[float], None] | None = None,
                  state_path: Path | None = None, max_sleep: float = 30.0,
-                 announce: Callable[[str], None] | None = None):
+                 announce: Callable[[str], None] | None = None,
+                 watch_every: float | None = None, watcher: Callable[[], int] | None = None):
         self.catalogue = catalogue or load_catalogue()
         self.launcher, self.clock = launcher, clock
         self.sleep = sleep or self._nap
@@ -67,6 +74,10 @@ class Scheduler:
         self.running: str | None = None  # the job being run now
         self.last: dict[str, datetime] = self._load_state()
         self.history: list[tuple[str, datetime, int]] = []  # (job, started, exit code)
+        # between jobs, every ``watch_every`` seconds: ``ot notify run`` (alerts evaluated
+        # even when no job runs for a while, e.g. every cycle skipped or nothing due)
+        self.watch_every, self.watcher = watch_every, watcher or notify_launcher
+        self.last_watch: datetime | None = None
 
     # -- state -----------------------------------------------------------------------------
     def _load_state(self) -> dict[str, datetime]:
@@ -134,6 +145,24 @@ class Scheduler:
         nxt = min(next_slot(s.schedule, self.last.get(n, now)) for n, s in self.catalogue.jobs.items())
         return max(0.0, (nxt - now).total_seconds())
 
+    def seconds_to_watch(self) -> float:
+        if not self.watch_every:
+            return float("inf")
+        if self.last_watch is None:
+            return 0.0
+        return max(0.0, self.watch_every - (self.clock() - self.last_watch).total_seconds())
+
+    def watch(self) -> bool:
+        """Evaluate alerts when ``watch_every`` has passed since the last time (the first
+        time at once); a failure is logged, never stops the scheduler."""
+        if not self.watch_every or self.stopping or self.seconds_to_watch() > 0:
+            return False
+        self.last_watch = self.clock()
+        code = self.watcher()
+        if code != 0:
+            log.warning("`ot notify run` exited %d: alerts not evaluated this time", code)
+        return True
+
     def request_stop(self, *_args) -> None:
         if self.stopping:
             return
@@ -171,10 +200,12 @@ class Scheduler:
         ticks = 0
         while not self.stopping and (max_ticks is None or ticks < max_ticks):
             self.tick()
+            self.watch()
             ticks += 1
             if self.stopping:
                 break
-            self.sleep(max(0.5, min(self.max_sleep, self.seconds_to_next())))
+            self.sleep(max(0.5, min(self.max_sleep, self.seconds_to_next(),
+                                    self.seconds_to_watch())))
         self.announce(f"{iso(self.clock())} stopped")
         return ticks
 
