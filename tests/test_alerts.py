@@ -192,7 +192,7 @@ def test_notify_test_says_which_destination_worked_without_showing_secrets(tmp_p
 
 
 def test_destinations_from_the_config_take_secrets_from_the_environment(tmp_path, monkeypatch):
-    from test_bad_input import base_config, write_config
+    from support.configs import base_config, write_config
 
     from ot_core.jobs.notify import destinations
 
@@ -289,7 +289,7 @@ def test_a_stalled_pipeline_is_alerted_and_its_recovery_too(pair, monkeypatch):
 
 
 def test_notify_run_exits_75_when_the_warehouse_is_unreachable(tmp_path):
-    from test_bad_input import base_config, write_config
+    from support.configs import base_config, write_config
 
     data = base_config()
     data["cycle"].update(source_retries=1, retry_backoff_seconds=0.05)
@@ -305,7 +305,7 @@ def test_a_destination_that_hangs_is_given_up_after_the_send_timeout(embedded, m
     """A destination that accepts the connection and never answers is given up after
     alerts.send_timeout_seconds (the test would hang otherwise); the others still get it."""
     from alert_servers import silent_server
-    from test_bad_input import base_config
+    from support.configs import base_config
 
     seed(embedded)
     data = base_config()

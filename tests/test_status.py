@@ -10,8 +10,8 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from click.testing import CliRunner
+from support.configs import base_config, write_config
 from test_alerts import record_run, seed
-from test_bad_input import base_config, write_config
 
 from ot_core.cli import main
 from ot_core.config import load_config

@@ -15,9 +15,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ot_core.engines.strategies import (
+    BatchLoad,
     ChecksumDialect,
     JobLock,
     Limits,
+    LoadSite,
     LockSite,
     Maintainer,
     MaintenanceSite,
@@ -64,6 +66,8 @@ class Backend:
     checksum_class: ClassVar[type[ChecksumDialect]] = ChecksumDialect
     lock_class: ClassVar[type[JobLock] | None] = None
     maintainer_class: ClassVar[type[Maintainer] | None] = None
+    # how a landing puts its batches into the raw tables (Redshift: S3 + COPY)
+    batch_load_class: ClassVar[type[BatchLoad]] = BatchLoad
 
     def __init__(self, dialect: sa.engine.Dialect):
         self.dialect = dialect
@@ -259,6 +263,10 @@ class Backend:
             raise ConfigError(f"a {self.name} database holds no job locks; it cannot be the "
                               "warehouse")
         return self.lock_class(site, self, job, timeout_seconds)
+
+    def batch_load(self, site: LoadSite) -> BatchLoad:
+        """The bulk load of one landing transaction on this engine."""
+        return self.batch_load_class(self, site)
 
     def maintainer(self, site: MaintenanceSite, limits: Limits) -> Maintainer:
         if self.maintainer_class is None:

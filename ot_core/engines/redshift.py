@@ -2,8 +2,9 @@
 
 What differs from PostgreSQL: DISTKEY/SORTKEY table options
 (docs/contracts.md#redshift-table-options), the
-catalog (``pg_tables``), and bulk loads (production loads go through S3 + COPY; the
-fallback here is a bound multi-row INSERT). Never build correlated DELETEs with SQLAlchemy
+catalog (``pg_tables``), and bulk loads (each batch staged as Parquet in S3 and loaded by
+one COPY, ``redshift_s3.py``; the fallback for small batches, or where no S3 location is
+configured, is a bound multi-row INSERT). Never build correlated DELETEs with SQLAlchemy
 expressions for Redshift: sqlalchemy-redshift drops the correlation, so the statement would
 delete every row; every such statement comes from the templates in ``sql/``.
 """
@@ -11,13 +12,15 @@ delete every row; every such statement comes from the templates in ``sql/``.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ot_core.engines.base import Backend
+from ot_core.engines.base import Backend, driver
+from ot_core.engines.redshift_s3 import S3CopyLoad
 from ot_core.engines.strategies import (
     ChecksumDialect,
     Decision,
@@ -174,6 +177,9 @@ class RedshiftBackend(Backend):
     checksum_class = RedshiftChecksum
     lock_class = RowJobLock
     maintainer_class = RedshiftMaintainer
+    batch_load_class = S3CopyLoad
+    # rows per multi-row INSERT of the fallback (a statement stays far below Redshift's 16 MB)
+    insert_page_rows = 500
 
     def table_kwargs(self, role: str, contract: Any) -> dict[str, Any]:
         if role in ("mart", "hist"):
@@ -186,6 +192,24 @@ class RedshiftBackend(Backend):
             return {"redshift_diststyle": "KEY", "redshift_distkey": "order_id",
                     "redshift_sortkey": ("_batch_id", "_raw_id")}
         return {}
+
+    def executemany(self, conn: Connection, schema: str | None, table: str,
+                    columns: Sequence[str], rows: list[tuple]) -> int:
+        """Multi-row INSERTs of ``insert_page_rows`` rows (psycopg2's ``execute_values``:
+        values bound by the driver), not one statement per row: the fallback for batches
+        too small for a COPY."""
+        if not rows:
+            return 0
+        from psycopg2.extras import execute_values
+
+        cols = ", ".join(self.quote(c) for c in columns)
+        cur = driver(conn).cursor()
+        try:
+            execute_values(cur, f"INSERT INTO {self.qualified(schema, table)} ({cols}) VALUES %s",
+                           rows, page_size=self.insert_page_rows)
+        finally:
+            cur.close()
+        return len(rows)
 
     def serialize_ids(self, conn: Connection, schema: str | None, table: str) -> None:
         conn.exec_driver_sql(f"LOCK {self.qualified(schema, table)}")

@@ -255,11 +255,14 @@ def _extract_and_land(ctx: CycleContext, src: Database, warehouse: str,
     def attempt() -> dict[str, int | None]:
         out: dict[str, int | None] = {}
         spent: dict[str, float] = {}
-        with src.engine.connect() as sconn, ctx.conn.begin():
+        # the bulk load is entered before the transaction: it releases what it staged
+        # only once the landing has committed (or rolled back)
+        with src.engine.connect() as sconn, ctx.batch_load() as load, ctx.conn.begin():
             for table, window in windows.items():
                 t0 = time.perf_counter()
                 chunks = read_window(sconn, src.backend, cfg, window)
-                landed = land_batch(ctx, window, chunks, on_chunk=_progress(table, t0))
+                landed = land_batch(ctx, window, chunks, load=load,
+                                    on_chunk=_progress(table, t0))
                 run = result.tables[table]
                 run.rows_extracted, run.rows_loaded = landed.rows_extracted, landed.rows_loaded
                 run.batch_id = out[table] = landed.batch_id
