@@ -226,7 +226,8 @@ def test_a_failing_job_run_alerts_and_a_down_destination_changes_nothing(embedde
     seed(embedded)
     with webhook_server() as hook:
         env = embedded.process_env(
-            OT_NOTIFY=f"json://127.0.0.1:{free_port()}/down {hook.url()}", OT_MAX_LAG="30d")
+            OT_NOTIFY=f"json://127.0.0.1:{free_port()}/down {hook.url()}", OT_MAX_LAG="30d",
+            OT_LOG_FORMAT="json")
         res = subprocess.run([sys.executable, "-m", "ot_core.cli", "run", "daily_monitoring",
                               "-p", "as_of", "2026-03-02T12:00:00Z", "--json"],
                              capture_output=True, text=True, timeout=300, env=env)
@@ -237,7 +238,13 @@ def test_a_failing_job_run_alerts_and_a_down_destination_changes_nothing(embedde
         message = hook.posts[0]["message"]
         assert f"FAILING: job daily_monitoring failed (run {run['run_id']})" in message
         assert "FAILING: check FRESHNESS_LAG failing on ecs_order_info" in message
-        assert "not delivered" in res.stderr  # the down one: logged
+        logged = [json.loads(line) for line in res.stderr.splitlines() if line.strip()]
+        assert any("not delivered" in e["message"] for e in logged)  # the down one: logged
+        events = {e["event"]: e for e in logged if "event" in e}
+        assert events["job_started"]["run_id"] == events["job_finished"]["run_id"] == \
+            run["run_id"]
+        assert events["job_finished"]["status"] == "failed"
+        assert events["job_finished"]["job"] == "daily_monitoring"
 
 
 def test_a_version_3_warehouse_gains_the_alert_table(pair, monkeypatch, quiet_freshness):

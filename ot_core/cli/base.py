@@ -110,7 +110,7 @@ class OTGroup(click.Group):
              context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("-v", "--verbose", is_flag=True, help="Log each step (INFO level) to stderr.")
 @click.option("--log-json", "log_json", is_flag=True,
-              help="Log one JSON object per event on stderr, at INFO level (also "
+              help="Log one JSON object per event on stderr, the pipeline's events at INFO (also "
                    "OT_LOG_FORMAT=json), for a log system; secrets redacted as everywhere.")
 def main(verbose: bool, log_json: bool) -> None:
     """Order-tracking workbench: extract orders, tracking states and path events from the
@@ -174,7 +174,8 @@ def setup_json_logging(stream) -> None:
     for old in [h for h in root.handlers if h.get_name() == "ot-json"]:
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(logging.INFO)
+    root.setLevel(logging.WARNING)  # libraries: warnings and errors only
+    logging.getLogger("ot").setLevel(logging.INFO)  # the pipeline's events
 
 
 config_option = click.option(
