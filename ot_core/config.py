@@ -137,6 +137,36 @@ class CompareConfig(Strict):
         return legacy
 
 
+class AlertsConfig(Strict):
+    """Where alerts go and when a state is a problem (docs/operations.md). Each setting has an
+    environment variable that wins over the file: OT_NOTIFY / OT_NOTIFY_FILE, OT_MAX_LAG,
+    OT_EXCEPTION_MAX_AGE."""
+
+    # Apprise URLs (mailtos://, slack://, json://host:port/path, ...); ${NAME} is replaced by
+    # the environment variable NAME, so a password never needs to be written in this file
+    notify: list[str] = Field(default_factory=list)
+    # no successful cycle for longer than this is a breach (default: 4 cycle intervals)
+    max_lag: str | None = None
+    # an exception left open longer than this is alerted
+    exception_max_age: str = "7d"
+    # an unchanged failing state is repeated at most this often, in one digest
+    digest_every: str = "1d"
+    # seconds one destination may take to accept a message (a down one must not hold a job)
+    send_timeout_seconds: int = Field(10, ge=1, le=120)
+
+    @field_validator("max_lag", "exception_max_age", "digest_every")
+    @classmethod
+    def _duration(cls, v: str | None) -> str | None:
+        from ot_core.timeutil import parse_duration
+
+        if v is None:
+            return v
+        try:
+            parse_duration(v)
+        except UsageError as e:
+            raise ValueError(str(e)) from None
+        return v
+
 # a prefix is required: a landing deletes every object under it that is not its own
 S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9!_.*()-][A-Za-z0-9!_.*()/-]*$")
 IAM_ROLE = re.compile(r"^(default|arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512})$")
@@ -203,6 +233,7 @@ class PipelineConfig(Strict):
     cycle: CycleConfig = CycleConfig()
     lifecycle: LifecycleConfig = LifecycleConfig()
     compare: CompareConfig = CompareConfig()
+    alerts: AlertsConfig = AlertsConfig()
     redshift: RedshiftConfig = RedshiftConfig()
     tables: dict[str, TableConfig]
 

@@ -31,6 +31,7 @@ from ot_core.timeutil import utcnow
 #    comparisons keep their differing keys; batches count the rows a repair deleted
 # 4: exceptions record who resolved them (resolved_by: the database user); on PostgreSQL and
 #    Redshift the resolve procedure the analyst role may call (docs/roles.md)
+#    and the alert state of each notification destination (ot_alerts: what was last told)
 SCHEMA_VERSION = 4
 TEXT = 65535  # the widest VARCHAR Redshift allows
 
@@ -45,6 +46,7 @@ COMPARE_RESULTS_TABLE = "ot_compare_results"
 COMPARE_KEYS_TABLE = "ot_compare_keys"
 MAINTENANCE_LOG_TABLE = "ot_maintenance_log"
 VERSION_TABLE = "ot_schema_version"
+ALERTS_TABLE = "ot_alerts"
 
 
 def raw_name(table: str) -> str:
@@ -225,6 +227,21 @@ class Tables:
             sa.Column("method", sa.String(200)),
             sa.Column("reason", sa.String(2000)),
             sa.Column("figures", sa.String(4000)),
+            schema=ctl,
+        )
+        # per notification destination (a hash of its URL: no secret) and alert key: the
+        # state it was last told, so a change is sent once and a repeat at most daily
+        self.alerts = sa.Table(
+            ALERTS_TABLE, md,
+            sa.Column("destination", sa.String(64), nullable=False),
+            sa.Column("alert_key", sa.String(255), nullable=False),
+            sa.Column("state", sa.String(8), nullable=False),  # failing / ok, as last seen
+            sa.Column("since", sa.DateTime, nullable=False),
+            sa.Column("title", sa.String(1000)),
+            sa.Column("sent_state", sa.String(8)),  # what the destination was last told
+            sa.Column("sent_at", sa.DateTime),
+            sa.Column("attempts", sa.Integer, nullable=False),  # failed sends since the last
+            sa.Column("last_error", sa.String(1000)),
             schema=ctl,
         )
         self.schema_version = sa.Table(
