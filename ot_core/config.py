@@ -137,11 +137,104 @@ class CompareConfig(Strict):
         return legacy
 
 
+class AlertsConfig(Strict):
+    """Where alerts go and when a state is a problem (docs/operations.md). Each setting has an
+    environment variable that wins over the file: OT_NOTIFY / OT_NOTIFY_FILE, OT_MAX_LAG,
+    OT_EXCEPTION_MAX_AGE."""
+
+    # Apprise URLs (mailtos://, slack://, json://host:port/path, ...); ${NAME} is replaced by
+    # the environment variable NAME, so a password never needs to be written in this file
+    notify: list[str] = Field(default_factory=list)
+    # no successful cycle for longer than this is a breach (default: 4 cycle intervals)
+    max_lag: str | None = None
+    # an exception left open longer than this is alerted
+    exception_max_age: str = "7d"
+    # an unchanged failing state is repeated at most this often, in one digest
+    digest_every: str = "1d"
+    # seconds one destination may take to accept a message (a down one must not hold a job)
+    send_timeout_seconds: int = Field(10, ge=1, le=120)
+
+    @field_validator("max_lag", "exception_max_age", "digest_every")
+    @classmethod
+    def _duration(cls, v: str | None) -> str | None:
+        from ot_core.timeutil import parse_duration
+
+        if v is None:
+            return v
+        try:
+            parse_duration(v)
+        except UsageError as e:
+            raise ValueError(str(e)) from None
+        return v
+
+# a prefix is required: a landing deletes every object under it that is not its own
+S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9!_.*()-][A-Za-z0-9!_.*()/-]*$")
+IAM_ROLE = re.compile(r"^(default|arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512})$")
+REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
+# the environment overrides the config file (a deployment names its bucket, the file stays shared)
+REDSHIFT_ENV = {"s3_uri": "OT_REDSHIFT_S3_URI", "iam_role": "OT_REDSHIFT_IAM_ROLE",
+                "region": "OT_REDSHIFT_S3_REGION"}
+
+
+class RedshiftConfig(Strict):
+    """How batches reach an Amazon Redshift warehouse (read only when the warehouse is one):
+    Parquet staged under ``s3_uri``, then one COPY per table per batch authorized by
+    ``iam_role`` (docs/redshift.md). No credentials here: uploads use the standard AWS chain."""
+
+    s3_uri: str | None = None
+    iam_role: str | None = None
+    region: str | None = None
+    # a batch smaller than this lands by multi-row INSERT (a COPY has a fixed cost of its own)
+    copy_min_rows: int = Field(5000, ge=1, le=100_000_000)
+
+    @field_validator("s3_uri")
+    @classmethod
+    def _s3_uri(cls, v: str | None) -> str | None:
+        if v is not None and not S3_URI.match(v):
+            raise ValueError("use s3://bucket/prefix/ (a bucket name of lower-case letters, "
+                             "digits, '.' and '-'; a prefix of letters, digits and /!_.*()-, "
+                             "used only for staging: a landing deletes what other landings "
+                             "left under it)")
+        return v if v is None else v.rstrip("/") + "/"
+
+    @field_validator("iam_role")
+    @classmethod
+    def _iam_role(cls, v: str | None) -> str | None:
+        if v is not None and not IAM_ROLE.match(v):
+            raise ValueError("use arn:aws:iam::<12-digit account>:role/<name>, or default "
+                             "(the cluster's default IAM role)")
+        return v
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str | None) -> str | None:
+        if v is not None and not REGION.match(v):
+            raise ValueError("use an AWS region name such as eu-west-1")
+        return v
+
+    def resolved(self, environ: dict[str, str] | None = None) -> RedshiftConfig:
+        """These settings with the environment's ``OT_REDSHIFT_*`` applied, validated the
+        same way (the message names the variable)."""
+        env = os.environ if environ is None else environ
+        given = {k: env[var] for k, var in REDSHIFT_ENV.items() if env.get(var)}
+        if not given:
+            return self
+        try:
+            return RedshiftConfig.model_validate({**self.model_dump(), **given})
+        except ValidationError as e:
+            first = e.errors()[0]
+            var = REDSHIFT_ENV.get(str(first["loc"][0]), str(first["loc"][0]))
+            raise ConfigError(f"{var} = {first.get('input')!r}: "
+                              f"{first['msg'].removeprefix('Value error, ')}") from None
+
+
 class PipelineConfig(Strict):
     schemas: Schemas = Schemas()
     cycle: CycleConfig = CycleConfig()
     lifecycle: LifecycleConfig = LifecycleConfig()
     compare: CompareConfig = CompareConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    redshift: RedshiftConfig = RedshiftConfig()
     tables: dict[str, TableConfig]
 
     @field_validator("tables")

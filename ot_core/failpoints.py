@@ -4,7 +4,9 @@
 real kill between two steps, not by a simulated exception — nothing in ``finally`` blocks
 or context managers runs, exactly as in a power cut or an OOM kill.
 ``OT_PAUSEPOINT=name[:table]=seconds`` sleeps there instead, so a test can hold a job
-mid-run deterministically (e.g. to prove a second run of the job is refused).
+mid-run deterministically (e.g. to prove a second run of the job is refused); with
+``OT_PAUSEPOINT_FILE`` set, that file is created when the pause begins, so the test acts
+when the process is there, not after a guessed delay.
 Unset (the default), a failpoint costs two dict lookups.
 """
 
@@ -27,4 +29,7 @@ def failpoint(name: str, table: str | None = None) -> None:
     if pause and "=" in pause:
         point, seconds = pause.rsplit("=", 1)
         if _matches(point, name, table):
+            if marker := os.environ.get("OT_PAUSEPOINT_FILE"):
+                with open(marker, "w") as f:
+                    f.write(f"{name}:{table}\n")
             time.sleep(float(seconds))

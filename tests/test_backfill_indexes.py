@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
-from dbutil import dml_role, run_sql, scalar
+from support.db import dml_role, run_sql, scalar
 
 from ot_core.engines import backend_for
 from ot_core.engines import postgres as pg

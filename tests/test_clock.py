@@ -8,7 +8,7 @@ import time
 
 import pytest
 from click.testing import CliRunner
-from test_bad_input import base_config, warehouse_state, write_config
+from support.configs import base_config, warehouse_state, write_config
 
 from ot_core.cli import main
 from ot_core.config import parse_config

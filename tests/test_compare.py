@@ -4,9 +4,9 @@ identical data gives the identical checksum everywhere (types normalised)."""
 from __future__ import annotations
 
 import sqlalchemy as sa
-from compare_data import ecs_rows, inject, write_source, write_warehouse
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.compare_data import ecs_rows, inject, write_source, write_warehouse
 
 from ot_core.contract import ECS
 from ot_core.db.connect import open_database

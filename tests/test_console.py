@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from test_lifecycle_support import Source, T
+from support.lifecycle import Source, T
 
 from ot_core.console import _exit_code
 

@@ -164,7 +164,8 @@ def test_readme_is_set_up_a_tour_and_links():
     assert install, "the README's install command is missing"
     assert f"pip install --quiet -e '{install.group(1)}'" in ci, "CI installs other extras"
     assert "\n.venv/bin/python -m pytest\n" in readme
-    ci_tests = re.search(r"^\.venv/bin/python -m pytest (-m '[^']+')$", ci, re.M)
+    ci_tests = re.search(r"^\.venv/bin/python -m pytest (-m '[^']+')(?: --durations=\d+)?$",
+                         ci, re.M)
     assert ci_tests and f".venv/bin/python -m pytest {ci_tests.group(1)}" in readme
     for page in ("README.md", "commands.md", "cycle.md", "lifecycle.md", "compare.md"):
         assert f"(docs/{page}" in readme, f"the README does not link docs/{page}"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from dbutil import run_sql as _exec
+from support.db import run_sql as _exec
 
 from ot_core.config import load_config
 from ot_core.contract import SPATH, STATUS_LABELS

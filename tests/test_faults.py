@@ -12,21 +12,13 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_bad_input import base_config, write_config
+from support.configs import fast_config
 
 from ot_core.cli import main
-from ot_core.config import parse_config
-from ot_core.pipeline.cycle import run_cycle
 from ot_core.simulate import simulate
 
 COMMANDS = [["cycle"], ["compare", "--table", "ecs"], ["rotate"], ["exceptions", "list"], ["runs"],
             ["refresh-ecs", "--dry-run"]]
-
-
-def _fast_config(tmp_path: Path) -> str:
-    data = base_config()
-    data["cycle"].update(source_retries=1, retry_backoff_seconds=0.05)
-    return str(write_config(tmp_path, data, "fast.yml"))
 
 
 def _one_line(res, code: int, *needles: str) -> str:
@@ -38,29 +30,20 @@ def _one_line(res, code: int, *needles: str) -> str:
     return err
 
 
-@pytest.fixture
-def seeded(embedded, tmp_path):
-    simulate("2026-03-02", start="2026-03-01", orders_per_day=20, seed=3,
-             source=embedded.source_url)
-    run_cycle("2026-03-01T12:00:00Z", config=parse_config(base_config()),
-              source=embedded.source_url, warehouse=embedded.warehouse_url)
-    return embedded
-
-
 @pytest.mark.servers
 @pytest.mark.parametrize("args", COMMANDS, ids=lambda a: "-".join(a))
 def test_an_unreachable_warehouse_is_transient_everywhere(servers, tmp_path, args):
     simulate("2026-03-02", start="2026-03-01", orders_per_day=10, seed=3,
              source=servers.source_url)
     env = {**servers.env(), "OT_WAREHOUSE_URL": "postgresql+psycopg2://postgres@127.0.0.1:1/x"}
-    res = CliRunner().invoke(main, [*args, "--config", _fast_config(tmp_path)], env=env)
+    res = CliRunner().invoke(main, [*args, "--config", fast_config(tmp_path)], env=env)
     _one_line(res, 75, "transient", "127.0.0.1:1", "failed after 2 attempts")
 
 
 @pytest.mark.servers
 def test_a_missing_warehouse_database_is_terminal(servers, tmp_path):
     url = servers.warehouse_url.rsplit("/", 1)[0] + "/ot_no_such_database"
-    res = CliRunner().invoke(main, ["exceptions", "list", "--config", _fast_config(tmp_path)],
+    res = CliRunner().invoke(main, ["exceptions", "list", "--config", fast_config(tmp_path)],
                              env={**servers.env(), "OT_WAREHOUSE_URL": url})
     _one_line(res, 3, "ot_no_such_database", "OT_WAREHOUSE_URL")
 
@@ -83,14 +66,14 @@ def test_a_warehouse_file_held_by_another_process_is_transient(seeded, tmp_path,
     try:
         assert holder.stdout.readline().strip() == "held"
         started = time.monotonic()
-        res = CliRunner().invoke(main, [*args, "--config", _fast_config(tmp_path)],
+        res = CliRunner().invoke(main, [*args, "--config", fast_config(tmp_path)],
                                  env=seeded.env())
         _one_line(res, 75, "transient", "warehouse")
         assert time.monotonic() - started < 60
     finally:
         holder.kill()
         holder.wait()
-    again = CliRunner().invoke(main, [*args, "--config", _fast_config(tmp_path)],
+    again = CliRunner().invoke(main, [*args, "--config", fast_config(tmp_path)],
                                env=seeded.env())
     assert again.exit_code == 0, again.output  # free again: the same command just works
 
@@ -99,7 +82,7 @@ def test_a_garbage_warehouse_file_is_one_line(seeded, tmp_path):
     path = Path(seeded.warehouse_url.removeprefix("duckdb:///"))
     path.write_bytes(os.urandom(4096))
     for args in (["cycle", "--as-of", "2026-03-01T12:15:00Z"], ["exceptions", "list"]):
-        res = CliRunner().invoke(main, [*args, "--config", _fast_config(tmp_path)],
+        res = CliRunner().invoke(main, [*args, "--config", fast_config(tmp_path)],
                                  env=seeded.env())
         _one_line(res, 3, "ot: error:", "not a DuckDB database")  # a person must restore it
 
@@ -121,13 +104,13 @@ def test_disk_full_is_one_line_and_the_next_cycle_recovers(embedded, tmp_path):
                  source=embedded.source_url)
         env = {**embedded.env(), "OT_WAREHOUSE_URL": f"duckdb:///{small}/wh.duckdb"}
         res = CliRunner().invoke(main, ["cycle", "--as-of", "2026-03-03T00:00:00Z", "--config",
-                                        _fast_config(tmp_path)], env=env)
+                                        fast_config(tmp_path)], env=env)
         _one_line(res, 3, "No space left on device", "free space")  # a person frees it
     finally:
         subprocess.run(["umount", str(small)], check=False)
     # with room again (the same path, now on the ordinary disk) the cycle completes
     ok = CliRunner().invoke(main, ["cycle", "--as-of", "2026-03-03T00:00:00Z", "--config",
-                                   _fast_config(tmp_path)],
+                                   fast_config(tmp_path)],
                             env={**embedded.env(), "OT_WAREHOUSE_URL": f"duckdb:///{small}/wh.duckdb"})
     assert ok.exit_code == 0, ok.output
 
@@ -179,7 +162,7 @@ def test_an_unencoded_at_in_a_password_is_one_line_and_shows_nothing_of_it(tmp_p
 
 @pytest.mark.servers
 def test_a_bogus_driver_option_is_one_line(servers, tmp_path):
-    res = CliRunner().invoke(main, ["cycle", "--config", _fast_config(tmp_path)], env={
+    res = CliRunner().invoke(main, ["cycle", "--config", fast_config(tmp_path)], env={
         **servers.env(), "OT_SOURCE_URL": servers.source_url + "?charset=bogus"})
     _one_line(res, 3, "ot: error: cannot connect to the source", "options")
 
@@ -208,6 +191,7 @@ class _Proxy:
         import threading
 
         self.target, self.socks, self.lock = target, [], threading.Lock()
+        self.stopped = False
         self.server = socket.create_server(("127.0.0.1", port), reuse_port=False)
         self.server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.port = self.server.getsockname()[1]
@@ -224,23 +208,31 @@ class _Proxy:
                 return
             upstream = socket.create_connection(self.target)
             with self.lock:
+                if self.stopped:  # accepted as the proxy stopped: cut it like the others
+                    for s in (client, upstream):
+                        s.shutdown(socket.SHUT_RDWR)
+                        s.close()
+                    return
                 self.socks += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
     @staticmethod
     def _pump(a, b) -> None:
+        import socket
+
         try:
             while data := a.recv(65536):
                 b.sendall(data)
         except OSError:
             pass
-        finally:
-            for s in (a, b):
+        finally:  # shut down before closing: a close alone leaves the other pump's recv
+            for s in (a, b):  # holding the socket open, and the server's session with it
                 try:
-                    s.close()
+                    s.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+                s.close()
 
     def stop(self) -> None:
         import socket
@@ -251,12 +243,13 @@ class _Proxy:
             pass
         self.server.close()
         with self.lock:
+            self.stopped = True
             for s in self.socks:
                 try:
                     s.shutdown(socket.SHUT_RDWR)
-                    s.close()
-                except OSError:
+                except OSError:  # already shut by the other end: still close ours
                     pass
+                s.close()
 
 
 @pytest.mark.servers
@@ -273,14 +266,18 @@ def test_a_source_lost_mid_extract_is_transient_from_every_door(servers, tmp_pat
     url = sa.engine.make_url(servers.source_url)
     proxy = _Proxy((url.host, url.port or 3306))
     via = url.set(port=proxy.port).render_as_string(hide_password=False)
-    env = servers.process_env(OT_SOURCE_URL=via, OT_CONFIG=_fast_config(tmp_path),
+    env = servers.process_env(OT_SOURCE_URL=via, OT_CONFIG=fast_config(tmp_path),
                               OT_PAUSEPOINT="after_land:ecs_order_info=4",
+                              OT_PAUSEPOINT_FILE=str(tmp_path / "paused"),
                               OT_SOURCE_READER=reader if reader == "dbapi" else "")
     args = (["cycle", "--as-of", "2026-03-02T00:00:00Z"] if how == "cycle" else
             ["run", "cycle", "-p", "as_of", "2026-03-02T00:00:00Z"])
     proc = subprocess.Popen([sys.executable, "-m", "ot_core", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(2.5)  # inside the pause: the first table is landed, not committed
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "paused").exists():  # inside the pause: the first table is
+        assert proc.poll() is None and time.monotonic() < deadline  # landed, not committed
+        time.sleep(0.05)
     proxy.stop()
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 75, (out, err)
@@ -292,6 +289,7 @@ def test_a_source_lost_mid_extract_is_transient_from_every_door(servers, tmp_pat
     back = _Proxy((url.host, url.port or 3306), proxy.port)
     try:
         env.pop("OT_PAUSEPOINT")
+        env.pop("OT_PAUSEPOINT_FILE")
         ok = subprocess.run([sys.executable, "-m", "ot_core", *args], env=env,
                             capture_output=True, text=True, timeout=300)
         assert ok.returncode == 0, ok.stderr
@@ -321,11 +319,11 @@ def test_a_source_user_limited_to_two_connections_is_read_through_one(servers, t
     try:
         env = servers.process_env(OT_SOURCE_URL=url.set(username=user, password="pw")
                                   .render_as_string(hide_password=False),
-                                  OT_CONFIG=_fast_config(tmp_path))
+                                  OT_CONFIG=fast_config(tmp_path))
         started = time.monotonic()
         res = subprocess.run([sys.executable, "-m", "ot_core", "cycle", "--as-of",
                               "2026-03-02T00:00:00Z"], env=env, capture_output=True, text=True,
-                             timeout=600)
+                             timeout=300)
         assert res.returncode == 0, res.stderr[-2000:]
         assert "reading through the DB-API cursor instead" in res.stderr
         assert time.monotonic() - started < 120

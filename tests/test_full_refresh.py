@@ -4,7 +4,7 @@ of an unchanged source lands nothing (every re-read row is compared with the mar
 from __future__ import annotations
 
 import yaml
-from dbutil import scalar as _scalar
+from support.db import scalar as _scalar
 
 from ot_core.config import DEFAULT_CONFIG, parse_config
 from ot_core.pipeline.cycle import run_cycle

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_lifecycle_support import Source, T, config, conserved, wh_scalar
+from support.lifecycle import Source, T, config, conserved, wh_scalar
 
 from ot_core.pipeline.cycle import run_cycle
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-from dbutil import dml_role, run_sql
-from test_lifecycle_support import Source, T, config, wh_rows
+from support.db import dml_role, run_sql
+from support.lifecycle import Source, T, config, wh_rows
 
 from ot_core.errors import PermissionMissing
 from ot_core.pipeline.cycle import run_cycle

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 from click.testing import CliRunner
-from test_lifecycle_support import Source, T, config, conserved, wh_rows
+from support.lifecycle import Source, T, config, conserved, wh_rows
 
 from ot_core.cli import main
 from ot_core.config import DEFAULT_CONFIG

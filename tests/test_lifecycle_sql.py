@@ -9,7 +9,7 @@ import pytest
 import sqlglot
 from sqlalchemy_redshift.dialect import RedshiftDialect_psycopg2
 from sqlglot import exp
-from test_lifecycle_support import config
+from support.lifecycle import config
 
 from ot_core.db.schema import ddl
 from ot_core.db.sql import parse_check

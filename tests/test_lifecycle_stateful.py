@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
-from test_lifecycle_support import Source, T, config
+from support.lifecycle import Source, T, config
 
 from ot_core.db.connect import open_database
 from ot_core.pipeline.cycle import run_cycle

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_lifecycle_support import Source, T, config
+from support.lifecycle import Source, T, config
 
 from ot_core.pipeline.cycle import run_cycle
 from ot_core.pipeline.periods import Period, cutoff, period_of, periods_between, rotate

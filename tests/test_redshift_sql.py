@@ -16,13 +16,14 @@ import sqlalchemy as sa
 from sqlalchemy_redshift.dialect import RedshiftDialect_psycopg2
 from sqlglot import exp
 
-from ot_core.config import load_config
+from ot_core.config import RedshiftConfig, load_config
 from ot_core.contract import CONTRACTS
-from ot_core.db.schema import all_tables, ddl, keyed_table, names
+from ot_core.db.schema import all_tables, ddl, keyed_table, names, raw_table
 from ot_core.db.sql import SQL_DIR, Renderer, parse_check
 from ot_core.engines import backend_for
+from ot_core.engines.strategies import LoadSite
 from ot_core.pipeline import lifecycle
-from ot_core.pipeline.land import render_drop_unchanged_overlap
+from ot_core.pipeline.land import raw_columns, render_drop_unchanged_overlap
 from ot_core.pipeline.merge import render_merge
 
 CFG = load_config()
@@ -33,11 +34,14 @@ def cycle_statements() -> dict[str, str]:
     """Every warehouse statement a cycle renders, by a readable name."""
     out: dict[str, str] = {}
     r = Renderer(RS)
+    load = RS.batch_load(LoadSite(render=r.render, redshift=RedshiftConfig(
+        s3_uri="s3://ot-stage/p/", iam_role="arn:aws:iam::123456789012:role/copy")))
     for table in CFG.tables:
         for step, sql in render_merge(CFG, RS, table).items():
             out[f"{table}:{step}"] = sql
         out[f"{table}:land/drop_unchanged_overlap.sql"] = render_drop_unchanged_overlap(
             CFG, RS, table)
+        out[f"{table}:land/copy_parquet.sql"] = load.copy_sql(CFG.schemas.raw, f"{table}_raw")
         out[f"{table}:raw/trim.sql"] = r.render("raw/trim.sql", raw=names(CFG, RS, table).raw)
         render_lc = getattr(lifecycle, "render_lifecycle", None)
         if render_lc is not None:
@@ -77,7 +81,22 @@ def test_the_cycle_renders_every_step():
     kinds = {name.split(":", 1)[1] for name in STATEMENTS}
     assert {"merge/stage.sql", "merge/delete_replaced.sql", "merge/drop_superseded.sql",
             "merge/insert.sql", "merge/drop_stage.sql", "land/drop_unchanged_overlap.sql",
-            "raw/trim.sql"} <= kinds
+            "land/copy_parquet.sql", "raw/trim.sql"} <= kinds
+
+
+@pytest.mark.parametrize("table", sorted(CFG.tables))
+def test_the_copy_loads_the_raw_table_from_a_manifest(table):
+    """One COPY per table per batch: into the raw table, from the bound manifest URL, with
+    the bound IAM role, Parquet, MANIFEST; the batch is handed over in the raw table's
+    declared column order (COPY from Parquet loads by position)."""
+    tree = parse_check(STATEMENTS[f"{table}:land/copy_parquet.sql"], "redshift")
+    assert isinstance(tree, exp.Copy)
+    assert (tree.this.db, tree.this.name) == (CFG.schemas.raw, f"{table}_raw")
+    assert [f.sql() for f in tree.args["files"]] == [":manifest"]
+    assert tree.args["credentials"].args["iam_role"].sql() == ":iam_role"
+    assert {p.this.name.upper() for p in tree.args["params"]} == {"FORMAT", "MANIFEST"}
+    declared = raw_table(CONTRACTS[table], sa.MetaData(), CFG.schemas.raw, RS)
+    assert raw_columns(table) == [c.name for c in declared.columns]
 
 
 @pytest.mark.parametrize("name", sorted(STATEMENTS))

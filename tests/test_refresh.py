@@ -4,7 +4,7 @@ refresh (a repair of changed ECS rows) re-extracts exactly those as one ordinary
 from __future__ import annotations
 
 import pytest
-from dbutil import run_sql as _exec
+from support.db import run_sql as _exec
 
 from ot_core.config import load_config
 from ot_core.db.connect import open_database

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 import sqlalchemy as sa
-from test_lifecycle_support import Source, T, config, conserved, wh_rows, wh_scalar
+from support.lifecycle import Source, T, config, conserved, wh_rows, wh_scalar
 
 from ot_core.db.catalog import history_tables
 from ot_core.db.connect import open_database

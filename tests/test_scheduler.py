@@ -160,3 +160,24 @@ def test_crontab_names_the_catalogue_it_was_generated_from(tmp_path, monkeypatch
     mine.write_text("jobs:\n  cycle:\n    notebook: cycle.ipynb\n    schedule: '*/15 * * * *'\n")
     monkeypatch.setenv("OT_JOBS", str(mine))
     assert f" from {mine};" in crontab(load_catalogue()).splitlines()[0]
+
+
+def test_alerts_are_evaluated_between_jobs_every_watch_interval(tmp_path):
+    """`ot schedule --notify-every 5m`: `ot notify run` at start and every five minutes while
+    jobs run on their own slots; a watcher that fails is logged and the loop goes on."""
+    clock = Clock(at("2026-11-26 02:07:00"))
+    watched: list[datetime] = []
+    launched: list[datetime] = []
+
+    def watcher() -> int:
+        watched.append(clock())
+        return 75 if len(watched) == 2 else 0  # one failed evaluation changes nothing
+
+    s = Scheduler(CAT, launcher=lambda j: launched.append(clock()) or 0, clock=clock,
+                  sleep=clock.sleep, state_path=tmp_path / "state.json", max_sleep=3600,
+                  watch_every=300, watcher=watcher)
+    s.run(install_signals=False, max_ticks=8)
+    assert [t.strftime("%H:%M") for t in watched][:4] == ["02:07", "02:12", "02:17", "02:22"]
+    gaps = [(b - a).total_seconds() for a, b in zip(watched, watched[1:], strict=False)]
+    assert all(g <= 300 for g in gaps)
+    assert [t.strftime("%H:%M") for t in launched][:2] == ["02:15", "02:30"]

@@ -4,7 +4,7 @@ before anything is written, naming what would move, unless the operator confirms
 from __future__ import annotations
 
 from click.testing import CliRunner
-from test_bad_input import base_config, warehouse_state, write_config
+from support.configs import base_config, warehouse_state, write_config
 
 from ot_core.cli import main
 from ot_core.config import parse_config

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dbutil import scalar as _count
+from support.db import scalar as _count
 
 from ot_core.pipeline.cycle import run_cycle
 from ot_core.simulate import simulate

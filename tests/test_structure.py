@@ -13,8 +13,6 @@ import pytest
 from click.testing import CliRunner
 
 from ot_core.cli import main
-from ot_core.pipeline.cycle import run_cycle
-from ot_core.simulate import simulate
 
 PACKAGE = Path(__file__).resolve().parent.parent / "ot_core"
 
@@ -179,15 +177,6 @@ def test_modules_are_grouped_by_role_and_of_readable_size():
     long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
             if (n := len(p.read_text().splitlines())) > MAX_LINES}
     assert not long, long
-
-
-@pytest.fixture
-def seeded(embedded):
-    simulate("2026-03-02", start="2026-03-01", orders_per_day=20, seed=3,
-             source=embedded.source_url)
-    run_cycle("2026-03-01T12:00:00Z", source=embedded.source_url,
-              warehouse=embedded.warehouse_url)
-    return embedded
 
 
 @pytest.mark.parametrize("args, kind", [

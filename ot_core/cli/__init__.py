@@ -3,7 +3,7 @@ function; :mod:`ot_core.cli.base` turns the project's errors into one line on st
 documented exit code (docs/errors.md#exit-codes). The commands live in one module per area;
 importing this package registers them all on :data:`main`."""
 
-from ot_core.cli import audit, jobs, pipeline, quality  # noqa: F401 - registers the commands
+from ot_core.cli import audit, jobs, ops, pipeline, quality, roles  # noqa: F401 - registers
 from ot_core.cli.base import (
     EXIT_CHECK_FAILED,
     EXIT_OK,

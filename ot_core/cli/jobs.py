@@ -82,26 +82,34 @@ def list_runs(ctx, job, failed, limit, as_json, config) -> None:
 
 
 @main.command("schedule")
+@click.option("--notify-every", "notify_every", default=None, metavar="DURATION",
+              help="Between jobs, also run `ot notify run` this often (e.g. 5m), so alerts "
+                   "are evaluated while no job runs. Every job run evaluates them anyway.")
 @handle_errors
-def schedule() -> None:
+def schedule(notify_every) -> None:
     """Run the job catalogue (see `ot jobs`) in the foreground on its cron
     schedules. A job that missed slots while the scheduler was down runs once, not once per
     slot. Prints the jobs and their next slots at start, then each job's start and exit.
     SIGTERM or Ctrl-C stops it at once when no job runs, else after the running job ends."""
     from ot_core.jobs.scheduler import Scheduler
+    from ot_core.timeutil import parse_duration
 
-    Scheduler(announce=click.echo).run()
+    every = parse_duration(notify_every) if notify_every else None
+    Scheduler(announce=click.echo, watch_every=every).run()
 
 
 @main.command("crontab")
 @click.option("--ot", "ot", default=None,
               help="The ot executable the lines call (default: the one running now).")
+@click.option("--notify", "notify", default=None, metavar="CRON",
+              help="Also a line running `ot notify run` on this schedule (e.g. '*/5 * * * *'), "
+                   "so alerts are evaluated when no job runs (docs/operations.md).")
 @handle_errors
-def crontab_cmd(ot) -> None:
+def crontab_cmd(ot, notify) -> None:
     """Print crontab lines equivalent to `ot schedule`, generated from the job catalogue."""
     from ot_core.jobs.scheduler import crontab
 
-    click.echo(crontab(ot=ot), nl=False)
+    click.echo(crontab(ot=ot, notify=notify), nl=False)
 
 
 @main.command("jobs")

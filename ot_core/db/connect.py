@@ -2,9 +2,12 @@
 
 ``OT_SOURCE_URL`` and ``OT_WAREHOUSE_URL`` are SQLAlchemy URLs. Unset, they default to the
 embedded SQLite source and DuckDB warehouse in the data folder (``OT_DATA_DIR``, else a
-per-user folder: see ``ot_core.resources``). A password may also come from a file the
-environment names (``OT_SOURCE_PASSWORD_FILE``, ``OT_WAREHOUSE_PASSWORD_FILE``). URLs are
-shown only with the password masked (``ot_core.secrets``).
+per-user folder: see ``ot_core.resources``). The analyst workbench reads the warehouse
+through its own URL, ``OT_ANALYST_URL`` (a read-only role: docs/roles.md), else through
+``OT_WAREHOUSE_URL`` with a warning. A password may also come from a file the environment
+names (``OT_SOURCE_PASSWORD_FILE``, ``OT_WAREHOUSE_PASSWORD_FILE``,
+``OT_ANALYST_PASSWORD_FILE``). URLs are shown only with the password masked
+(``ot_core.secrets``).
 
 Connecting is where a database first fails, so it is where failures are classified:
 transient ones are retried with exponential backoff (tenacity), then reported as
@@ -48,11 +51,19 @@ if TYPE_CHECKING:
 log = logging.getLogger("ot")
 T = TypeVar("T")
 
+ANALYST_FALLBACK = ("OT_ANALYST_URL is not set: the workbench reads the warehouse with the "
+                    "pipeline's role (OT_WAREHOUSE_URL), which may write; see docs/roles.md")
+
+
 def url_from_env(role: str) -> URL:
-    """The URL of ``role`` from the environment, or the embedded default in the data folder."""
+    """The URL of ``role`` ('source', 'warehouse' or 'analyst') from the environment, or the
+    embedded default in the data folder; 'analyst' falls back to the warehouse's URL
+    (``analyst_url`` says when that matters)."""
     var = f"OT_{role.upper()}_URL"
     text = os.environ.get(var)
     if not text:
+        if role == "analyst":
+            return url_from_env("warehouse")
         default = {"source": "sqlite:///{}/source.sqlite",
                    "warehouse": "duckdb:///{}/warehouse.duckdb"}
         text = default[role].format(data_dir())
@@ -69,10 +80,25 @@ def url_from_env(role: str) -> URL:
     return url
 
 
+def analyst_url() -> tuple[URL, str | None]:
+    """The workbench's URL, and a one-line warning when it is the pipeline's: no
+    ``OT_ANALYST_URL`` while ``OT_WAREHOUSE_URL`` names a server (an embedded file has no
+    roles, and the workbench opens it read-only anyway)."""
+    url = url_from_env("analyst")
+    if os.environ.get("OT_ANALYST_URL") or not os.environ.get("OT_WAREHOUSE_URL"):
+        return url, None
+    try:
+        embedded = backend_class(url.get_backend_name(), "warehouse").embedded_file
+    except ConfigError:
+        embedded = False  # whatever opens it names the problem
+    return url, None if embedded else ANALYST_FALLBACK
+
+
 def remember_env_secrets() -> None:
-    """Register the passwords of OT_SOURCE_URL / OT_WAREHOUSE_URL (and their password files)
-    for redaction, without connecting: a child process (a notebook kernel) will use them."""
-    for role in ("source", "warehouse"):
+    """Register the passwords of OT_SOURCE_URL / OT_WAREHOUSE_URL / OT_ANALYST_URL (and their
+    password files) for redaction, without connecting: a child process (a notebook kernel)
+    will use them."""
+    for role in ("source", "warehouse", "analyst"):
         try:
             url_from_env(role)
         except ConfigError:
@@ -85,7 +111,8 @@ def parse_url(text: str, what: str = "the URL") -> URL:
     if sep and rest.split("/", 1)[0].count("@") > 1:
         raise ConfigError(f"{what} has more than one '@' before the host: percent-encode an '@' "
                           "in the password as %40, or put the password in a file "
-                          "(OT_SOURCE_PASSWORD_FILE / OT_WAREHOUSE_PASSWORD_FILE)")
+                          "(OT_SOURCE_PASSWORD_FILE / OT_WAREHOUSE_PASSWORD_FILE / "
+                          "OT_ANALYST_PASSWORD_FILE)")
     try:
         url = make_url(text)
     except Exception:  # noqa: BLE001 - any parse failure is the same message

@@ -22,13 +22,17 @@ from sqlalchemy.schema import CreateTable
 from ot_core.config import PipelineConfig
 from ot_core.contract import MART_META, META_TYPES, RAW_META, TableContract
 from ot_core.engines import Backend
+from ot_core.engines.base import driver
 from ot_core.errors import ConfigError, TerminalError
 from ot_core.timeutil import utcnow
 
 # 2: columns added to control tables since they were first created (job runs: pid, host)
 # 3: CDC columns of raw, mart and history tables may hold NULL (docs/cycle.md#null-cdc-values);
 #    comparisons keep their differing keys; batches count the rows a repair deleted
-# 4: job runs record their executed notebook's checksums in a chain (docs/audit.md)
+# 4: exceptions record who resolved them (resolved_by: the database user); on PostgreSQL and
+#    Redshift the resolve procedure the analyst role may call (docs/roles.md)
+#    and the alert state of each notification destination (ot_alerts: what was last told)
+#    and job runs record their executed notebook's checksums in a chain (docs/audit.md)
 SCHEMA_VERSION = 4
 TEXT = 65535  # the widest VARCHAR Redshift allows
 
@@ -43,6 +47,7 @@ COMPARE_RESULTS_TABLE = "ot_compare_results"
 COMPARE_KEYS_TABLE = "ot_compare_keys"
 MAINTENANCE_LOG_TABLE = "ot_maintenance_log"
 VERSION_TABLE = "ot_schema_version"
+ALERTS_TABLE = "ot_alerts"
 
 
 def raw_name(table: str) -> str:
@@ -231,6 +236,21 @@ class Tables:
             sa.Column("figures", sa.String(4000)),
             schema=ctl,
         )
+        # per notification destination (a hash of its URL: no secret) and alert key: the
+        # state it was last told, so a change is sent once and a repeat at most daily
+        self.alerts = sa.Table(
+            ALERTS_TABLE, md,
+            sa.Column("destination", sa.String(64), nullable=False),
+            sa.Column("alert_key", sa.String(255), nullable=False),
+            sa.Column("state", sa.String(8), nullable=False),  # failing / ok, as last seen
+            sa.Column("since", sa.DateTime, nullable=False),
+            sa.Column("title", sa.String(1000)),
+            sa.Column("sent_state", sa.String(8)),  # what the destination was last told
+            sa.Column("sent_at", sa.DateTime),
+            sa.Column("attempts", sa.Integer, nullable=False),  # failed sends since the last
+            sa.Column("last_error", sa.String(1000)),
+            schema=ctl,
+        )
         self.schema_version = sa.Table(
             VERSION_TABLE, md,
             sa.Column("version", sa.Integer, nullable=False),
@@ -251,6 +271,7 @@ class Tables:
             sa.Column("detected_at", sa.DateTime, nullable=False),
             sa.Column("resolved_at", sa.DateTime),
             sa.Column("notes", sa.String(1000)),
+            sa.Column("resolved_by", sa.String(128)),  # the database user, not free text
             schema=cfg.schemas.mart,
         )
         self.raw = {t: raw_table(cfg.landed(t), md, cfg.schemas.raw, backend) for t in cfg.tables}
@@ -332,6 +353,23 @@ def _allow_null_cdc(conn: Connection, cfg: PipelineConfig, backend: Backend) -> 
                     conn.exec_driver_sql(sql)
 
 
+def _ensure_resolver(conn: Connection, tables: Tables, backend: Backend, *,
+                     replace: bool) -> None:
+    """The procedure resolving an exception (the analyst's one write), where the engine has
+    one: created when missing, replaced on an upgrade; owned by whoever runs this (the
+    pipeline), so it may update what the analyst may not."""
+    t = tables.exceptions
+    schema = str(t.schema)
+    if backend.routine_kind is None or (not replace and backend.has_resolver(conn, schema)):
+        return
+    cur = driver(conn).cursor()  # no parameters: the body's '%' stays as written
+    try:
+        for statement in backend.resolver_statements(schema, backend.qualified(schema, t.name)):
+            cur.execute(statement)
+    finally:
+        cur.close()
+
+
 def ensure(conn: Connection, cfg: PipelineConfig, backend: Backend, *,
            new_schemas: bool = False) -> list[str]:
     """Create the schemas and tables that are missing (idempotent); the tables created.
@@ -379,6 +417,7 @@ def ensure(conn: Connection, cfg: PipelineConfig, backend: Backend, *,
     if older:  # made by an older version (or before versions were recorded)
         _add_new_columns(conn, tables, backend)
         _allow_null_cdc(conn, cfg, backend)
+    _ensure_resolver(conn, tables, backend, replace=older)
     if found is None or older or recorded != wanted:
         conn.execute(sa.delete(v))  # one row: the names the data lives under from now on
         conn.execute(sa.insert(v).values(

@@ -15,9 +15,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ot_core.engines.strategies import (
+    BatchLoad,
     ChecksumDialect,
     JobLock,
     Limits,
+    LoadSite,
     LockSite,
     Maintainer,
     MaintenanceSite,
@@ -64,6 +66,8 @@ class Backend:
     checksum_class: ClassVar[type[ChecksumDialect]] = ChecksumDialect
     lock_class: ClassVar[type[JobLock] | None] = None
     maintainer_class: ClassVar[type[Maintainer] | None] = None
+    # how a landing puts its batches into the raw tables (Redshift: S3 + COPY)
+    batch_load_class: ClassVar[type[BatchLoad]] = BatchLoad
 
     def __init__(self, dialect: sa.engine.Dialect):
         self.dialect = dialect
@@ -143,6 +147,14 @@ class Backend:
         code = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
         return code == "42501" or "permission denied" in str(orig).lower()
 
+    def refused_write(self, exc: BaseException) -> bool:
+        """Whether a database error is a write refused to a read-only session (SQLSTATE
+        25006, DuckDB's read-only mode) or to a role without the grant."""
+        orig = getattr(exc, "orig", exc)
+        code = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
+        return (code == "25006" or "read-only" in str(orig).lower()
+                or self.is_permission_denied(exc) or "must be owner" in str(orig).lower())
+
     # -- catalog: our own queries, not SQLAlchemy reflection (unreliable on duckdb-engine) --
     def list_tables(self, conn: Connection, schema: str | None, prefix: str = "") -> list[str]:
         rows = conn.execute(
@@ -218,6 +230,64 @@ class Backend:
         workbench). Default: the URL as given, the database's grants decide."""
         return url, {}
 
+    # -- the analyst's one write: resolving an exception -----------------------------------
+    # "PROCEDURE": the engine resolves through a SECURITY DEFINER procedure the pipeline owns
+    # and grants to the analyst (who may update nothing else); None: a plain UPDATE of the
+    # resolution columns (DuckDB: no roles, the file's permissions decide)
+    routine_kind: ClassVar[str | None] = None
+    resolver_name: ClassVar[str] = "ot_resolve_exception"
+    resolver_args: ClassVar[str] = "BIGINT, VARCHAR"
+
+    def resolver(self, schema: str) -> str:
+        """The resolve procedure's qualified name with its argument types (for GRANT)."""
+        return f"{self.qualified(schema, self.resolver_name)}({self.resolver_args})"
+
+    def resolver_body(self, table: str) -> str:
+        """The procedure's plpgsql body updating ``table`` (qualified): an engine with a
+        ``routine_kind`` overrides this."""
+        raise NotImplementedError
+
+    routine_options: ClassVar[str] = ""
+
+    def resolver_statements(self, schema: str, table: str) -> list[str]:
+        """The DDL (re)creating the resolve procedure in ``schema`` over the exceptions
+        ``table`` (qualified), run by the pipeline, so the pipeline owns it; EXECUTE is
+        revoked from PUBLIC and granted to the analyst role (``ot roles --sql``)."""
+        if self.routine_kind is None:
+            return []
+        name = self.qualified(schema, self.resolver_name)
+        return [f"CREATE OR REPLACE PROCEDURE {name}(p_id BIGINT, p_note VARCHAR(1000)) AS $$\n"
+                f"{self.resolver_body(table)}\n$$ LANGUAGE plpgsql SECURITY DEFINER"
+                f"{self.routine_options}",
+                f"REVOKE EXECUTE ON PROCEDURE {self.resolver(schema)} FROM PUBLIC"]
+
+    def has_resolver(self, conn: Connection, schema: str) -> bool:
+        """Whether the resolve procedure exists in ``schema``."""
+        return conn.execute(sa.text(
+            "SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE n.nspname = :s AND p.proname = :p"),
+            {"s": schema, "p": self.resolver_name}).first() is not None
+
+    def database_user(self, conn: Connection) -> str:
+        """Who the database says this session is (recorded as who resolved an exception)."""
+        return str(conn.execute(sa.text("SELECT SESSION_USER")).scalar_one())
+
+    # -- how the engine spells roles and grants (``ot roles --sql``, docs/roles.md) -----------
+    has_roles: ClassVar[bool] = False
+    # the pipeline logs in as itself (it owns what it creates); the others are group roles
+    # granted to people
+    role_login_sql: ClassVar[str] = "CREATE ROLE {name} LOGIN"
+    role_group_sql: ClassVar[str] = "CREATE ROLE {name} NOLOGIN"
+    role_grantee: ClassVar[str] = "{name}"
+    role_member_sql: ClassVar[str] = "GRANT {role} TO {user}"
+    role_creator: ClassVar[str] = "FOR ROLE {name}"  # ALTER DEFAULT PRIVILEGES FOR ...
+    # database privileges: what the pipeline needs (staging temp tables), what readers need
+    role_database_writer: ClassVar[str | None] = "CONNECT, TEMPORARY"
+    role_database_reader: ClassVar[str | None] = "CONNECT"
+    role_login_note: ClassVar[str] = "set its password with ALTER ROLE {name} PASSWORD '…'"
+    # further grants the pipeline's jobs need on this engine (with why, as a comment)
+    role_pipeline_extra: ClassVar[tuple[str, ...]] = ()
+
     # -- the source tables (what the simulator and the tests create) -------------------------
     def epoch_type(self) -> sa.types.TypeEngine:
         """Epoch seconds as the source declares them (INT UNSIGNED on MySQL)."""
@@ -259,6 +329,10 @@ class Backend:
             raise ConfigError(f"a {self.name} database holds no job locks; it cannot be the "
                               "warehouse")
         return self.lock_class(site, self, job, timeout_seconds)
+
+    def batch_load(self, site: LoadSite) -> BatchLoad:
+        """The bulk load of one landing transaction on this engine."""
+        return self.batch_load_class(self, site)
 
     def maintainer(self, site: MaintenanceSite, limits: Limits) -> Maintainer:
         if self.maintainer_class is None:

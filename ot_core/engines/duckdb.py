@@ -124,6 +124,16 @@ class DuckDBBackend(Backend):
     lock_class = FileJobLock
     maintainer_class = DuckDBMaintainer
 
+    def database_user(self, conn: Connection) -> str:
+        # DuckDB has no users: the file's permissions decide who may write, so the login of
+        # the process that writes is who resolved
+        import getpass
+
+        try:
+            return getpass.getuser()
+        except (OSError, KeyError):
+            return f"uid {os.getuid()}"
+
     @classmethod
     def engine_url(cls, url):
         # duckdb-engine's dialect without its start-up probes (see ``duckdb_dialect``)

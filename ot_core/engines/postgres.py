@@ -209,8 +209,37 @@ class PostgresBackend(Backend):
     def engine_kwargs(cls) -> dict:
         return {"pool_pre_ping": True}
 
+    routine_kind = "PROCEDURE"
+    has_roles = True
+    # a SECURITY DEFINER routine runs with a fixed search path: nothing the caller creates
+    # (a temp table of the same name) can stand in for what it uses
+    routine_options = " SET search_path = pg_catalog, pg_temp"
+
+    def resolver_body(self, table: str) -> str:
+        return _RESOLVER_BODY.format(table=table)
+
     @classmethod
     def read_only(cls, url):
         # every transaction of the session is READ ONLY: no statement can write, whatever
         # the role may do
         return url, {"connect_args": {"options": "-c default_transaction_read_only=on"}}
+
+
+# the resolution of one exception (``Backend.resolver_statements``): only the resolution
+# columns change, resolved_by is the session's login, resolved_at the server's clock (UTC)
+_RESOLVER_BODY = """DECLARE
+  n INTEGER;
+BEGIN
+  IF p_note IS NULL OR btrim(p_note) = '' THEN
+    RAISE EXCEPTION 'a resolution note is required';
+  END IF;
+  UPDATE {table} SET resolved_at = date_trunc('second', now() AT TIME ZONE 'UTC'),
+    resolved_by = session_user,
+    notes = left(CASE WHEN coalesce(notes, '') = '' THEN 'resolved: ' || btrim(p_note)
+                 ELSE notes || ' | resolved: ' || btrim(p_note) END, 1000)
+  WHERE exception_id = p_id AND resolved_at IS NULL;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  IF n = 0 THEN
+    RAISE EXCEPTION 'exception % is not open (unknown or already resolved)', p_id;
+  END IF;
+END"""

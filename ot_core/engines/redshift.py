@@ -2,8 +2,9 @@
 
 What differs from PostgreSQL: DISTKEY/SORTKEY table options
 (docs/contracts.md#redshift-table-options), the
-catalog (``pg_tables``), and bulk loads (production loads go through S3 + COPY; the
-fallback here is a bound multi-row INSERT). Never build correlated DELETEs with SQLAlchemy
+catalog (``pg_tables``), and bulk loads (each batch staged as Parquet in S3 and loaded by
+one COPY, ``redshift_s3.py``; the fallback for small batches, or where no S3 location is
+configured, is a bound multi-row INSERT). Never build correlated DELETEs with SQLAlchemy
 expressions for Redshift: sqlalchemy-redshift drops the correlation, so the statement would
 delete every row; every such statement comes from the templates in ``sql/``.
 """
@@ -11,13 +12,15 @@ delete every row; every such statement comes from the templates in ``sql/``.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ot_core.engines.base import Backend
+from ot_core.engines.base import Backend, driver
+from ot_core.engines.redshift_s3 import S3CopyLoad
 from ot_core.engines.strategies import (
     ChecksumDialect,
     Decision,
@@ -174,6 +177,9 @@ class RedshiftBackend(Backend):
     checksum_class = RedshiftChecksum
     lock_class = RowJobLock
     maintainer_class = RedshiftMaintainer
+    batch_load_class = S3CopyLoad
+    # rows per multi-row INSERT of the fallback (a statement stays far below Redshift's 16 MB)
+    insert_page_rows = 500
 
     def table_kwargs(self, role: str, contract: Any) -> dict[str, Any]:
         if role in ("mart", "hist"):
@@ -187,8 +193,52 @@ class RedshiftBackend(Backend):
                     "redshift_sortkey": ("_batch_id", "_raw_id")}
         return {}
 
+    def executemany(self, conn: Connection, schema: str | None, table: str,
+                    columns: Sequence[str], rows: list[tuple]) -> int:
+        """Multi-row INSERTs of ``insert_page_rows`` rows (psycopg2's ``execute_values``:
+        values bound by the driver), not one statement per row: the fallback for batches
+        too small for a COPY."""
+        if not rows:
+            return 0
+        from psycopg2.extras import execute_values
+
+        cols = ", ".join(self.quote(c) for c in columns)
+        cur = driver(conn).cursor()
+        try:
+            execute_values(cur, f"INSERT INTO {self.qualified(schema, table)} ({cols}) VALUES %s",
+                           rows, page_size=self.insert_page_rows)
+        finally:
+            cur.close()
+        return len(rows)
+
     def serialize_ids(self, conn: Connection, schema: str | None, table: str) -> None:
         conn.exec_driver_sql(f"LOCK {self.qualified(schema, table)}")
+
+    @classmethod
+    def read_only(cls, url):
+        # Redshift takes no start-up options: every transaction begins READ ONLY instead
+        # (psycopg2 sends BEGIN READ ONLY)
+        return url, {"execution_options": {"postgresql_readonly": True}}
+
+    # Redshift functions cannot write: the narrow write path is a stored procedure
+    routine_kind = "PROCEDURE"
+    # roles cannot log in on Redshift: the pipeline is a user, the others roles granted to
+    # users; there is no CONNECT privilege
+    has_roles = True
+    role_login_sql = "CREATE USER {name} PASSWORD DISABLE"
+    role_group_sql = "CREATE ROLE {name}"
+    role_grantee = "ROLE {name}"
+    role_member_sql = "GRANT ROLE {role} TO {user}"
+    role_creator = "FOR USER {name}"
+    role_database_writer = "TEMPORARY"
+    role_database_reader = None
+    role_login_note = ("give it a password (ALTER USER {name} PASSWORD '…') or IAM "
+                       "credentials")
+    role_pipeline_extra = ('GRANT ROLE "sys:monitor" TO {name};  -- maintenance reads '
+                           "svv_table_info (docs/redshift.md)",)
+
+    def resolver_body(self, table: str) -> str:
+        return _RESOLVER_BODY.format(table=table)
 
     def drop_not_null(self, qualified: str, column: str) -> str | None:
         return None  # Redshift cannot change a column's nullability in place
@@ -208,3 +258,23 @@ class RedshiftBackend(Backend):
             {"schema": schema, "pattern": prefix + "%"},
         )
         return [r[0] for r in rows if r[0].startswith(prefix)]
+
+
+# the resolution of one exception (``Backend.resolver_statements``): plpgsql as Redshift's
+# stored procedures take it (no SET clause; every name qualified)
+_RESOLVER_BODY = """DECLARE
+  n INTEGER;
+BEGIN
+  IF p_note IS NULL OR BTRIM(p_note) = '' THEN
+    RAISE EXCEPTION 'a resolution note is required';
+  END IF;
+  UPDATE {table} SET resolved_at = DATE_TRUNC('second', GETDATE()),
+    resolved_by = SESSION_USER,
+    notes = LEFT(CASE WHEN COALESCE(notes, '') = '' THEN 'resolved: ' || BTRIM(p_note)
+                 ELSE notes || ' | resolved: ' || BTRIM(p_note) END, 1000)
+  WHERE exception_id = p_id AND resolved_at IS NULL;
+  GET DIAGNOSTICS n := ROW_COUNT;
+  IF n = 0 THEN
+    RAISE EXCEPTION 'exception % is not open (unknown or already resolved)', p_id;
+  END IF;
+END"""

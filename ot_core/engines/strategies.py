@@ -25,7 +25,9 @@ from ot_core.timeutil import iso, utcnow
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
+    from ot_core.config import RedshiftConfig
     from ot_core.contract import Column
     from ot_core.engines.base import Backend
 
@@ -124,6 +126,43 @@ class Maintainer:
         """Run one statement outside any transaction (VACUUM refuses to run inside one)."""
         with self.site.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql(decision.action)
+
+
+# -- bulk load of a landing ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class LoadSite:
+    """What a landing's bulk load works with, handed over by the cycle."""
+
+    render: Callable[..., str]  # a step template of sql/, rendered for this engine
+    redshift: RedshiftConfig  # the S3 staging settings, environment applied
+
+
+class BatchLoad:
+    """How one landing transaction puts each table's batch into its raw table.
+
+    ``add`` takes the batch's chunks as they are read, ``finish`` completes a table's batch
+    inside the landing transaction, ``release`` runs once that transaction has ended
+    (committed or not) and drops whatever was staged outside the database, and ``sweep``
+    removes what an interrupted landing left there. The default appends each chunk directly
+    (``Backend.load_arrow``) and stages nothing.
+    """
+
+    def __init__(self, backend: Backend, site: LoadSite):
+        self.backend, self.site = backend, site
+
+    def add(self, conn: Connection, schema: str | None, table: str, data: pa.Table) -> None:
+        self.backend.load_arrow(conn, schema, table, data)
+
+    def finish(self, conn: Connection, schema: str | None, table: str) -> None:
+        """Every chunk of ``table``'s batch was added: complete its load (the caller's
+        transaction)."""
+
+    def release(self) -> None:
+        """The landing transaction ended: drop what was staged for it."""
+
+    def sweep(self) -> int:
+        """Remove what an interrupted landing staged; how many objects were removed."""
+        return 0
 
 
 # -- checksum spelling -------------------------------------------------------------------------

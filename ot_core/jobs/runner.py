@@ -35,7 +35,7 @@ from ot_core.db.connect import remember_env_secrets, url_from_env
 from ot_core.db.warehouse import Warehouse
 from ot_core.errors import JobError, JobLocked, exit_code_of
 from ot_core.figures import read_figures
-from ot_core.jobs import audit, records
+from ot_core.jobs import alerts, audit, records
 from ot_core.jobs.catalogue import Catalogue, JobSpec, load_catalogue
 from ot_core.resources import runs_dir
 from ot_core.secrets import masked, redact
@@ -273,11 +273,18 @@ def execute(job: str, parameters: dict[str, Any] | None = None, *, html: bool = 
             holder = redact(lock.holder())
             records.record_skipped(wh, cfg, job, params, started,
                                    f"skipped: already running: {holder}")
-            raise JobLocked(job, holder)
-        try:
-            return _run_locked(spec, params, wh, cfg, lock, started, html, base, urls)
-        finally:
-            lock.release()
+            skipped = JobLocked(job, holder)
+        else:
+            skipped = None
+            try:
+                run = _run_locked(spec, params, wh, cfg, lock, started, html, base, urls)
+            finally:
+                lock.release()
+    # the lock is free and the warehouse closed: alerts hold up nothing, and never raise
+    alerts.after_job(job, cfg)
+    if skipped is not None:
+        raise skipped
+    return run
 
 
 def _execute_in_memory(spec: JobSpec, params: dict, cwd: Path) -> tuple[Any, str | None, int | None]:
@@ -339,7 +346,8 @@ def _run_locked(spec: JobSpec, params, wh, cfg, lock, started, html, base, urls)
     run_id = records.start_run(wh, cfg, spec.name, params, started, None,
                                lock_held=not spec.overlap)
     lock.set_holder(f"run {run_id}, pid {os.getpid()}, started {iso(started)}")
-    log.info("job %s run %d started", spec.name, run_id)
+    log.info("job %s run %d started", spec.name, run_id,
+             extra={"event": "job_started", "job": spec.name, "run_id": run_id})
     nb, error, failed_cell = _execute_in_memory(spec, params, folder)
     status = "failed" if error else "succeeded"
     error = redact(error) if error else None
@@ -356,5 +364,8 @@ def _run_locked(spec: JobSpec, params, wh, cfg, lock, started, html, base, urls)
     records.finish_run(wh, cfg, run_id, status=status, ended=ended, notebook_path=str(final),
                        error=error, figures=figures,
                        checksums=(sealed.notebook_sha256, sealed.html_sha256))
-    log.info("job %s run %d %s", spec.name, run_id, status)
+    log.info("job %s run %d %s", spec.name, run_id, status,
+             extra={"event": "job_finished", "job": spec.name, "run_id": run_id,
+                    "status": status, "seconds": round((ended - started).total_seconds(), 3),
+                    "notebook": str(final)})
     return JobRun(spec.name, status, final, started, ended, error, run_id, sealed.html, figures)

@@ -8,6 +8,9 @@ the table). The connection is the warehouse's; each stage opens its own transact
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -18,8 +21,12 @@ from ot_core.config import PipelineConfig, TableConfig
 from ot_core.db.schema import Names, names
 from ot_core.db.sql import Renderer
 from ot_core.engines import Backend
+from ot_core.engines.strategies import BatchLoad, LoadSite
+from ot_core.errors import OTError
 from ot_core.pipeline.control import Control
 from ot_core.timeutil import utcnow
+
+log = logging.getLogger("ot.cycle")
 
 
 @dataclass
@@ -51,6 +58,25 @@ class CycleContext:
 
     def table(self, table: str) -> TableConfig:
         return self.cfg.table(table)
+
+    @contextmanager
+    def batch_load(self) -> Iterator[BatchLoad]:
+        """The engine's bulk load for one landing transaction: enter it *outside* that
+        transaction, so what it staged (Redshift: Parquet in S3) is released once the
+        transaction has committed or rolled back. It first sweeps what an interrupted
+        landing left; the callers hold the cycle lock, so no other landing is under way."""
+        load = self.backend.batch_load(LoadSite(render=self.renderer.render,
+                                                redshift=self.cfg.redshift.resolved()))
+        load.sweep()
+        try:
+            yield load
+        finally:
+            try:
+                load.release()
+            except Exception as e:  # noqa: BLE001 - the batch is safe: never fail for this
+                text = str(e) if isinstance(e, OTError) else e.__class__.__name__
+                log.warning("staged objects not deleted (%s); the next landing deletes them",
+                            text)
 
     @staticmethod
     def now() -> datetime:

@@ -139,6 +139,8 @@ def _run_cycle(at: datetime, cfg: PipelineConfig, src: Database, wh: Warehouse, 
     started = time.perf_counter()
     upper = to_epoch(at)
     result = CycleResult(as_of=iso(at))
+    log.info("cycle as_of=%s started", result.as_of,
+             extra={"event": "cycle_started", "as_of": result.as_of})
     # every table against the contract, and the source's clock, before any warehouse write
     state = check_source(cfg, src)
     source_clock = state.clock if source_clock is None else source_clock
@@ -177,14 +179,24 @@ def _run_cycle(at: datetime, cfg: PipelineConfig, src: Database, wh: Warehouse, 
                 landed_id = landed.get(table)
                 if landed_id is not None:
                     with conn.begin():
-                        result.tables[table].rows_merged += merge_batch(ctx, table, landed_id)
+                        merged = merge_batch(ctx, table, landed_id)
+                    result.tables[table].rows_merged += merged
+                    log.info("%s: batch %d merged, %d rows in %.2f s", table, landed_id, merged,
+                             time.perf_counter() - t0,
+                             extra={"event": "table_merged", "table": table,
+                                    "batch_id": landed_id, "rows": merged,
+                                    "seconds": round(time.perf_counter() - t0, 3)})
                 failpoint("after_merge", table)
                 result.tables[table].seconds += time.perf_counter() - t0
 
             # 5. mart lifecycle (reactivation, archive, safety check, trim), after every
             #    mart has merged; its own transaction boundaries are explained in lifecycle.py
             if cfg.lifecycle.enabled:
+                t0 = time.perf_counter()
                 result.lifecycle = lifecycle.run_lifecycle(ctx).figures()
+                log.info("lifecycle done in %.2f s", time.perf_counter() - t0,
+                         extra={"event": "lifecycle", "figures": result.lifecycle,
+                                "seconds": round(time.perf_counter() - t0, 3)})
         # 6. raw trim, on the as_of clock, only of merged batches
         for table in cfg.tables:
             t0 = time.perf_counter()
@@ -192,8 +204,13 @@ def _run_cycle(at: datetime, cfg: PipelineConfig, src: Database, wh: Warehouse, 
                 result.tables[table].raw_trimmed = lifecycle.trim_raw(ctx, table)
             result.tables[table].seconds += time.perf_counter() - t0
     result.seconds = time.perf_counter() - started
-    log.info("cycle as_of=%s done in %.2fs: %s", result.as_of, result.seconds,
-             {t: r.rows_merged for t, r in result.tables.items()})
+    merged_rows = {t: r.rows_merged for t, r in result.tables.items()}
+    log.info("cycle as_of=%s done in %.2fs: %s", result.as_of, result.seconds, merged_rows,
+             extra={"event": "cycle_finished", "as_of": result.as_of,
+                    "seconds": round(result.seconds, 3), "rows": sum(merged_rows.values()),
+                    "rows_by_table": merged_rows,
+                    "batch_ids": {t: r.batch_id for t, r in result.tables.items()
+                                  if r.batch_id is not None}})
     return result
 
 
@@ -238,11 +255,14 @@ def _extract_and_land(ctx: CycleContext, src: Database, warehouse: str,
     def attempt() -> dict[str, int | None]:
         out: dict[str, int | None] = {}
         spent: dict[str, float] = {}
-        with src.engine.connect() as sconn, ctx.conn.begin():
+        # the bulk load is entered before the transaction: it releases what it staged
+        # only once the landing has committed (or rolled back)
+        with src.engine.connect() as sconn, ctx.batch_load() as load, ctx.conn.begin():
             for table, window in windows.items():
                 t0 = time.perf_counter()
                 chunks = read_window(sconn, src.backend, cfg, window)
-                landed = land_batch(ctx, window, chunks, on_chunk=_progress(table, t0))
+                landed = land_batch(ctx, window, chunks, load=load,
+                                    on_chunk=_progress(table, t0))
                 run = result.tables[table]
                 run.rows_extracted, run.rows_loaded = landed.rows_extracted, landed.rows_loaded
                 run.batch_id = out[table] = landed.batch_id
@@ -250,7 +270,11 @@ def _extract_and_land(ctx: CycleContext, src: Database, warehouse: str,
                 failpoint("after_land", table)
                 log.info("%s: %d rows read, %d landed in %.2f s (%.0f rows/s)", table,
                          landed.rows_extracted, landed.rows_loaded, spent[table],
-                         landed.rows_extracted / max(spent[table], 1e-6))
+                         landed.rows_extracted / max(spent[table], 1e-6),
+                         extra={"event": "table_landed", "table": table,
+                                "batch_id": landed.batch_id, "rows": landed.rows_loaded,
+                                "rows_extracted": landed.rows_extracted,
+                                "seconds": round(spent[table], 3)})
         for table, seconds in spent.items():  # only the attempt that committed counts
             result.tables[table].seconds += seconds
         return out

@@ -21,6 +21,7 @@ from ot_core.contract import CONTRACTS, RAW_META
 from ot_core.db.schema import names
 from ot_core.db.sql import Renderer
 from ot_core.engines import Backend
+from ot_core.engines.strategies import BatchLoad
 from ot_core.pipeline.context import CycleContext
 from ot_core.pipeline.control import LOADED
 from ot_core.pipeline.extract import Window
@@ -53,10 +54,17 @@ def render_drop_unchanged_overlap(cfg: PipelineConfig, backend: Backend, table: 
     )
 
 
+def raw_columns(table: str) -> list[str]:
+    """The raw table's columns in its declared order (``db.schema.raw_table``): the order a
+    batch is handed to the bulk load in, since a COPY from Parquet loads columns by position."""
+    return [*CONTRACTS[table].column_names, *RAW_META]
+
+
 def land_batch(ctx: CycleContext, window: Window, chunks: Iterable[pa.Table], *,
-               on_chunk: Callable[[int], None] | None = None) -> Landed:
-    """Append the window's chunks to the raw table as one batch, record it and move the
-    watermark, in the caller's transaction."""
+               load: BatchLoad, on_chunk: Callable[[int], None] | None = None) -> Landed:
+    """Append the window's chunks to the raw table as one batch through the engine's bulk
+    ``load`` (``CycleContext.batch_load``), record it and move the watermark, in the
+    caller's transaction."""
     conn, cfg, backend, control = ctx.conn, ctx.cfg, ctx.backend, ctx.control
     now = ctx.now()
     table = window.table
@@ -65,18 +73,21 @@ def land_batch(ctx: CycleContext, window: Window, chunks: Iterable[pa.Table], *,
     next_raw = control.next_raw_id(conn, table)
     first_raw = next_raw
     extracted = 0
+    order = raw_columns(table)
     for chunk in chunks:
         n = chunk.num_rows
         if n == 0:
             continue
         if not backend.holds_nul_in_text:
             chunk = strip_nul(chunk, table)
-        backend.load_arrow(conn, cfg.schemas.raw, nm.raw_table,
-                           with_raw_meta(chunk, next_raw, batch_id, now))
+        load.add(conn, cfg.schemas.raw, nm.raw_table,
+                 with_raw_meta(chunk, next_raw, batch_id, now).select(order))
         next_raw += n
         extracted += n
         if on_chunk is not None:
             on_chunk(extracted)
+    if extracted:
+        load.finish(conn, cfg.schemas.raw, nm.raw_table)
 
     loaded = extracted
     if extracted and window.overlap_end is not None:

@@ -144,9 +144,10 @@ def repair_keys(wh: Warehouse, src: Database, table: str, keys: dict[str, list[i
                                 "before a repair")
         ctx = CycleContext.open(conn, cfg, wh.backend, mark)  # the last cycle's instant
         found: set[int] = set()
-        with conn.begin():
+        with ctx.batch_load() as load, conn.begin():
             window = Window(table, "repair", None, mark, None)  # the watermark stays
-            landed = land_batch(ctx, window, _read_by_key(src, cfg, table, wanted, found))
+            landed = land_batch(ctx, window, _read_by_key(src, cfg, table, wanted, found),
+                                load=load)
             res.reread = landed.rows_extracted
             if landed.batch_id is not None:
                 res.merged = merge_batch(ctx, table, landed.batch_id)

@@ -1,15 +1,17 @@
 """What the analyst notebooks read, as plain functions returning DataFrames.
 
 The notebooks in ``notebooks/explore`` only build the views in ``widgets.py`` on top of
-these, so everything they display is reachable by tests. Reads open the warehouse read-only
-where the engine allows it (DuckDB: ``access_mode=read_only``, and only when the file
-exists: a notebook never creates an empty warehouse) and every connection is released after
+these, so everything they display is reachable by tests. Reads go through ``OT_ANALYST_URL``
+(a read-only role, docs/roles.md) and every session is read-only at the database (DuckDB:
+``access_mode=read_only``, and only when the file exists: a notebook never creates an empty
+warehouse; PostgreSQL and Redshift: READ ONLY transactions), and every connection is released after
 its block, so scheduled jobs can still write. Queries are SQLAlchemy Core over the
 catalog-discovered relations: identifiers are quoted by the dialect and every value is bound.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -22,7 +24,7 @@ from sqlalchemy.engine import URL, Connection, make_url
 from ot_core.config import PipelineConfig, load_config
 from ot_core.contract import CONTRACTS
 from ot_core.db.catalog import history_tables
-from ot_core.db.connect import Database, open_database, url_from_env
+from ot_core.db.connect import Database, analyst_url, open_database
 from ot_core.db.schema import (
     CHECK_RESULTS_TABLE,
     EXCEPTIONS_TABLE,
@@ -38,6 +40,7 @@ from ot_core.secrets import masked, redact
 from ot_core.timeutil import parse_duration, to_epoch, utcnow
 from ot_core.workbench.present import Message
 
+log = logging.getLogger("ot")
 DELIVERED = 40  # uni_tracking_info.status of a delivered parcel
 DAY = 86400
 MIN_EVENTS = 4  # the default order shows a real path, not a lone label-created event
@@ -49,12 +52,14 @@ class Workbench:
     """The config and a read-only warehouse handle shared by one notebook's cells.
 
     ``problem`` is one readable line when the warehouse cannot be used (missing file, no
-    marts, unreadable); every view then shows that line instead of failing."""
+    marts, unreadable); every view then shows that line instead of failing. ``warning`` says
+    the workbench reads with the pipeline's role (no ``OT_ANALYST_URL``)."""
 
     cfg: PipelineConfig | None
     wh: Database | None
     problem: str | None = None
     where: str = ""
+    warning: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -63,7 +68,8 @@ class Workbench:
     def message(self) -> Message:
         if self.problem:
             return Message(self.problem, "problem")
-        return Message(f"Warehouse `{self.where}` (read-only where the engine allows it).")
+        text = f"Warehouse `{self.where}` (read-only sessions)."
+        return Message(f"{text} {self.warning}." if self.warning else text)
 
     def _repr_markdown_(self) -> str:
         return self.message()._repr_markdown_()
@@ -94,12 +100,12 @@ class Workbench:
             self.wh.dispose()
 
 
-def _target(warehouse: Database | str | None) -> URL:
+def _target(warehouse: Database | str | None) -> tuple[URL, str | None]:
     if isinstance(warehouse, Database):
-        return warehouse.url
+        return warehouse.url, None
     if isinstance(warehouse, str):
-        return make_url(warehouse)
-    return url_from_env("warehouse")  # the same default every command uses
+        return make_url(warehouse), None
+    return analyst_url()  # OT_ANALYST_URL, else the warehouse's (with a warning)
 
 
 def open_workbench(config: PipelineConfig | str | None = None,
@@ -108,7 +114,7 @@ def open_workbench(config: PipelineConfig | str | None = None,
     returned workbench carries one line saying what to run."""
     try:
         cfg = config if isinstance(config, PipelineConfig) else load_config(config)
-        url = _target(warehouse)
+        url, warning = _target(warehouse)
     except ConfigError as e:
         return Workbench(None, None, str(e))
     where = masked(url)
@@ -120,8 +126,10 @@ def open_workbench(config: PipelineConfig | str | None = None,
         path = Path(url.database or "")
         if not url.database or url.database == ":memory:" or not path.is_file():
             return Workbench(cfg, None, f"No warehouse at {path}: {FIX}.", where)
+    if warning:
+        log.warning(warning)
     db = open_database("warehouse", url, read_only=True)
-    wb = Workbench(cfg, db, None, where)
+    wb = Workbench(cfg, db, None, where, warning)
     try:
         with db.engine.connect() as conn:
             has_marts = _exists(wb, conn, cfg.schemas.mart, mart_name("ecs_order_info"))

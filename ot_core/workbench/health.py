@@ -10,6 +10,7 @@ from pathlib import Path
 import ipywidgets as w
 import pandas as pd
 
+from ot_core.jobs.status import Status, pipeline_status
 from ot_core.workbench import charts, explore
 from ot_core.workbench.explore import Workbench
 from ot_core.workbench.present import Message, duration_text, link, table, utc_text
@@ -72,6 +73,7 @@ class PipelineHealth(View):
         self.runs: pd.DataFrame | None = None
         self.fresh = pd.DataFrame()
         self.checks = pd.DataFrame()
+        self.status: Status | None = None
         self.refresh()
 
     def refresh(self) -> None:
@@ -138,4 +140,29 @@ class PipelineHealth(View):
             items.append(charts.compare_figure(cmp, wb.config.compare.max_mismatch_rate))
         else:
             items.append(Message("No monthly comparison recorded yet (`ot run monthly_compare`)."))
+        items += self._status_items()
         self.show(*items)
+
+    def _status_items(self) -> list:
+        """What `ot status` says, from the same library call: its verdict, every job's last
+        and next run, and the locks held."""
+        try:
+            s = self.status = pipeline_status(self.wb.config, self.wb.db, self.now)
+        finally:
+            self.wb.db.dispose()
+        verdict = ("**Status** (as `ot status`): healthy" if s.healthy else
+                   "**Status** (as `ot status`): breached — " + "; ".join(s.breaches))
+        self.frames["jobs"] = pd.DataFrame({
+            "job": [j.job for j in s.jobs],
+            "last run": [str(j.last_run_id or "") for j in s.jobs],
+            "status": [j.last_status or "never run" for j in s.jobs],
+            "next (UTC)": [j.next_at for j in s.jobs],
+            "note": [j.stuck or (f"run {j.failing_run_id} {j.failing_status}"
+                                 if j.failing_status else "") for j in s.jobs]})
+        self.frames["locks"] = pd.DataFrame({
+            "job": [lk.job for lk in s.locks], "holder": [lk.holder for lk in s.locks],
+            "since (UTC)": [lk.since for lk in s.locks],
+            "held": [duration_text(lk.held_seconds) for lk in s.locks]})
+        return [Message(verdict, "info" if s.healthy else "warning"),
+                table(self.frames["jobs"], title="jobs: last and next run"),
+                table(self.frames["locks"], title="locks held", empty="none")]

@@ -36,6 +36,8 @@ def exceptions_shown(frame: pd.DataFrame, resolved: bool) -> pd.DataFrame:
     })
     if resolved:
         out["resolved (UTC)"] = [utc_text(v) for v in frame["resolved_at"]]
+        out["by"] = ["" if u is None or pd.isna(u) else str(u)  # the database user
+                     for u in frame.get("resolved_by", pd.Series([None] * len(frame)))]
     out["notes"] = ["" if n is None or pd.isna(n) else str(n) for n in frame["notes"]]
     return out
 
@@ -50,7 +52,8 @@ class ExceptionTriage(View):
         self.select = w.Select(options=[], rows=8, description="open",
                                layout=w.Layout(width="95%"))
         self.details = w.Output()
-        self.note = w.Textarea(placeholder="what was done, by whom", description="note",
+        self.note = w.Textarea(placeholder="what was done (the database records who)",
+                               description="note",
                                layout=w.Layout(width="60%"))
         self.button = w.Button(description="Resolve…", button_style="warning")
         self.question = w.HTML()
@@ -124,7 +127,7 @@ class ExceptionTriage(View):
             self.say(Message("Pick an exception in the list first.", "warning"))
             return
         if not self.note.value.strip():
-            self.say(Message("Write a note first (what was done, by whom), then press Resolve….",
+            self.say(Message("Write a note first (what was done), then press Resolve….",
                              "warning"))
             return
         self.pending = int(row.exception_id)
