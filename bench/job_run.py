@@ -103,7 +103,7 @@ def main() -> None:
             f"import time, nbformat; nb = nbformat.read({nb_file!r}, as_version=4); "
             f"t = time.perf_counter(); nbformat.write(nb, {nb_file!r} + '.copy'); "
             "print(time.perf_counter() - t)",
-        "HTML copy (only with --html)":
+        "HTML twin (every run, part of sealing)":
             f"import time, nbformat; from pathlib import Path; from ot_core.jobs.runner import to_html; "
             f"nb = nbformat.read({nb_file!r}, as_version=4); t = time.perf_counter(); "
             f"to_html(nb, Path({nb_file!r} + '.copy')); print(time.perf_counter() - t)",
