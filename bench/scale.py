@@ -222,6 +222,25 @@ def _bytes(conn: sa.Connection, backend: str, qualified: str) -> int:
     return -1
 
 
+def seq_scans(wh_url: str) -> dict[str, tuple[int, int]]:
+    """PostgreSQL's own count of sequential scans of each mart and the rows they read (a
+    steady cycle whose cost is ∝ batch reads the marts by index: these stay put). Other
+    warehouses keep no such count: empty."""
+    wh = open_database("warehouse", wh_url)
+    try:
+        if wh.backend.name != "postgresql":
+            return {}
+        cfg = load_config()
+        with wh.engine.connect() as conn:
+            conn.exec_driver_sql("SELECT pg_stat_force_next_flush()")
+            rows = conn.execute(sa.text(
+                "SELECT relname, seq_scan, seq_tup_read FROM pg_stat_user_tables "
+                "WHERE schemaname = :s AND relname LIKE 'mart%'"), {"s": cfg.schemas.mart})
+            return {r[0]: (int(r[1]), int(r[2])) for r in rows}
+    finally:
+        wh.dispose()
+
+
 # -- the run of one pair -------------------------------------------------------------------
 def pct(values: list[float], q: float) -> float:
     """Nearest-rank percentile (p99 of 20 values is the largest)."""
@@ -256,6 +275,8 @@ def run_pair(pair: str, args, scratch: Scratch, end: int) -> dict:
     out["marts_before_cycles"] = mart_sizes(wh_url)
     say(f"[{pair}] marts: {out['marts_before_cycles']}")
 
+    time.sleep(1)  # statistics reach the shared counters within a second
+    scans_before = seq_scans(wh_url)
     cycles, batches = [], []
     lo = end
     for i in range(args.cycles):
@@ -273,6 +294,12 @@ def run_pair(pair: str, args, scratch: Scratch, end: int) -> dict:
                       "all": [round(c, 2) for c in cycles]}
     out["batch_rows"] = {k: round(statistics.mean(b[k] for b in batches))
                          for k in batches[0]}
+    time.sleep(1)
+    scans_after = seq_scans(wh_url)
+    out["mart_seq_scans_in_cycles"] = {
+        t: {"scans": scans_after[t][0] - scans_before.get(t, (0, 0))[0],
+            "rows_read": scans_after[t][1] - scans_before.get(t, (0, 0))[1]}
+        for t in scans_after}
 
     catalogue = load_catalogue()
     month = iso(from_epoch(end - 45 * DAY))[:7]
@@ -329,8 +356,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--top", type=int, default=12, help="how many slowest statements to show")
     p.add_argument("--json", help="also write the figures to this file")
+    p.add_argument("--quick", action="store_true",
+                   help="1/1000, 3 cycles, both pairs (a few minutes): exits 1 when a check fails")
     p.add_argument("--keep", action="store_true", help="keep the scratch databases")
     args = p.parse_args(argv)
+    if args.quick:
+        args.scale, args.cycles = 0.001, 3
     now = to_epoch(utcnow())
     # history ends at a midnight far enough back that every cycle's instant is in the past
     end = (now - (args.cycles + 4) * WINDOW) // DAY * DAY
@@ -348,11 +379,37 @@ def main(argv: list[str] | None = None) -> int:
         else:
             scratch.drop()
     report["load_after"] = os.getloadavg()
+    report["failed_checks"] = failed = checks(report)
     text = json.dumps(report, indent=2, default=str)
     print(text)
     if args.json:
         Path(args.json).write_text(text)
-    return 0
+    for line in failed:
+        say(f"CHECK FAILED: {line}")
+    return 1 if failed else 0
+
+
+def checks(report: dict) -> list[str]:
+    """What must hold whatever the machine's speed: every key equal to the source
+    (``ot compare``), every job succeeded, and the steady cycles read the marts by index
+    (on PostgreSQL, rows read by sequential scans of the marts during the cycles at most the
+    rows the cycles were given: a merge scanning a mart reads the whole mart each time)."""
+    failed = []
+    for pair, out in report["pairs"].items():
+        for table, res in out["compare"].items():
+            if res["exit"] != 0 or res["wrong"]:
+                failed.append(f"{pair}: ot compare --table {table} exit {res['exit']}, "
+                              f"{res['wrong']} rows wrong ({res['keys']})")
+        for job, res in out["jobs"].items():
+            if res["exit"] != 0:
+                failed.append(f"{pair}: ot run {job} exit {res['exit']} ({res['status']})")
+        given = sum(out["batch_rows"].values()) * out["cycle_s"]["n"]
+        for table, scan in out.get("mart_seq_scans_in_cycles", {}).items():
+            if scan["rows_read"] > given:
+                failed.append(f"{pair}: the steady cycles read {scan['rows_read']} rows of "
+                              f"{table} by sequential scans ({scan['scans']} scans), more "
+                              f"than the {given} rows they were given")
+    return failed
 
 
 if __name__ == "__main__":
