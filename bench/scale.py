@@ -277,21 +277,28 @@ def run_pair(pair: str, args, scratch: Scratch, end: int) -> dict:
 
     time.sleep(1)  # statistics reach the shared counters within a second
     scans_before = seq_scans(wh_url)
-    cycles, batches = [], []
+    cycles, batches, warehouse_s, loads = [], [], [], []
     lo = end
     for i in range(args.cycles):
         hist = write_source(src_url, args.seed, scaled, origin, lo, lo + WINDOW)
         stream = write_stream(src_url, args.seed, end - STREAM_DAYS * DAY, lo, lo + WINDOW)
         written = {k: hist[k] + stream[k] for k in hist}
         lo += WINDOW
+        mark = runner.stmt_log.stat().st_size if runner.stmt_log.exists() else 0
         wall, proc, _ = runner.run("cycle", ["run", "cycle", "-p", "as_of", iso(from_epoch(lo)),
                                              "-p", "scheduled", "true", "--json"])
         cycles.append(wall)
         batches.append(written)
-        say(f"[{pair}] cycle {i + 1}/{args.cycles}: {wall:.2f} s, batch {written}")
+        in_wh = statement_seconds(runner.stmt_log, mark, wh_kind)
+        warehouse_s.append(in_wh)
+        loads.append(os.getloadavg()[0])
+        say(f"[{pair}] cycle {i + 1}/{args.cycles}: {wall:.2f} s ({in_wh:.2f} s in warehouse "
+            f"statements, load {loads[-1]:.1f}), batch {written}")
     out["cycle_s"] = {"p50": round(statistics.median(cycles), 2), "p99": round(pct(cycles, 0.99), 2),
                       "max": round(max(cycles), 2), "min": round(min(cycles), 2), "n": len(cycles),
-                      "all": [round(c, 2) for c in cycles]}
+                      "all": [round(c, 2) for c in cycles],
+                      "warehouse_statements": [round(c, 2) for c in warehouse_s],
+                      "load_1min": [round(x, 1) for x in loads]}
     out["batch_rows"] = {k: round(statistics.mean(b[k] for b in batches))
                          for k in batches[0]}
     time.sleep(1)
@@ -331,6 +338,16 @@ def run_pair(pair: str, args, scratch: Scratch, end: int) -> dict:
         say(f"[{pair}] compare {table}: exit {proc.returncode} in {wall:.1f} s")
     out["slowest_statements"] = slowest(runner.stmt_log, wh_kind, args.top)
     return out
+
+
+def statement_seconds(path: Path, offset: int, backend: str) -> float:
+    """Seconds spent in ``backend``'s statements logged after byte ``offset``."""
+    if not path.exists():
+        return 0.0
+    with path.open("rb") as f:
+        f.seek(offset)
+        lines = f.read().decode("utf-8").splitlines()
+    return sum(float(ln.split("\t")[2]) for ln in lines if ln.split("\t")[1] == backend)
 
 
 def slowest(path: Path, backend: str, top: int) -> list[dict]:
