@@ -71,11 +71,53 @@ def report(files: list[Path], pair: str) -> str:
     return "\n".join(lines)
 
 
+def summary(run: dict) -> str:
+    """One run's figures as Markdown, per pair."""
+    lines = [f"scale {run['args']['scale']}, history ending {run['history_end']}, load "
+             f"{run['load_before'][0]:.1f} before and {run['load_after'][0]:.1f} after on "
+             f"{run['cores']} cores", ""]
+    for out in run["pairs"].values():
+        b, c = out["backfill"], out["cycle_s"]
+        lines += [f"**{out['pair']}**: source {out['history']['orders']:,} orders, "
+                  f"{out['history']['path_events']:,} path events written in "
+                  f"{out['history']['seconds']} s; backfill {b['rows']:,} rows in "
+                  f"{b['process_s']} s whole process ({b['rows_per_s']:,} rows/s), peak RSS "
+                  f"{b['peak_rss_mib']} MiB; {c['n']} cycles, batch per cycle "
+                  f"{out['batch_rows']}: p50 {c['p50']} s, p99 {c['p99']} s, max {c['max']} s "
+                  f"(min {c['min']} s)", "",
+                  "| table | rows after backfill | bytes | rows at the end | bytes |",
+                  "|---|---|---|---|---|"]
+        for t, v in out["marts_before_cycles"].items():
+            e = out["marts_after"][t]
+            if v["rows"] or e["rows"]:
+                lines.append(f"| {t} | {v['rows']:,} | {v['bytes'] / 2**20:,.1f} MiB | "
+                             f"{e['rows']:,} | {e['bytes'] / 2**20:,.1f} MiB |")
+        lines += ["", "| job | wall (whole `ot run`) | timeout | share |", "|---|---|---|---|"]
+        for job, r in out["jobs"].items():
+            lines.append(f"| {job} | {r['wall_s']} s | {r['timeout_s']} s | "
+                         f"{r['share_of_timeout']:.2%} |")
+        lines += ["", "| compare | source rows | warehouse rows | exit | seconds |",
+                  "|---|---|---|---|---|"]
+        for t, r in out["compare"].items():
+            lines.append(f"| {t} | {r['rows_source']:,} | {r['rows_target']:,} | {r['exit']} | "
+                         f"{r['seconds']} |")
+        lines += ["", "slowest warehouse statements:", ""]
+        lines += [f"- {s['s']} s, {s['job']}: `{s['statement'][:90]}…`"
+                  for s in out["slowest_statements"][:8]]
+        lines.append("")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("files", nargs="+", type=Path)
     p.add_argument("--pair", action="append", help="embedded, servers (default: both)")
+    p.add_argument("--summary", action="store_true", help="each file's figures as Markdown")
     args = p.parse_args(argv)
+    if args.summary:
+        for f in args.files:
+            print(summary(json.loads(f.read_text())))
+        return 0
     for pair in args.pair or ["servers", "embedded"]:
         print(report(args.files, pair))
         print()
