@@ -270,7 +270,11 @@ def run_pair(pair: str, args, scratch: Scratch, end: int) -> dict:
     rows = sum(int(t.get("rows_extracted") or 0) for t in res.get("tables", {}).values())
     out["backfill"] = {"rows": rows, "process_s": round(wall, 1),
                        "rows_per_s": int(rows / wall), "peak_rss_mib": round((peak or 0) / 1024),
-                       "in_process_s": res.get("seconds")}
+                       "in_process_s": res.get("seconds"),
+                       "per_table": {t: {k: v.get(k) for k in ("rows_extracted", "seconds",
+                                                                "extract_seconds", "land_seconds",
+                                                                "merge_seconds") if k in v}
+                                     for t, v in res.get("tables", {}).items()}}
     say(f"[{pair}] backfill: {out['backfill']}")
     out["marts_before_cycles"] = mart_sizes(wh_url)
     say(f"[{pair}] marts: {out['marts_before_cycles']}")
