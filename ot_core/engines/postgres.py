@@ -139,12 +139,17 @@ class PostgresBackend(Backend):
         key pointing at them, the replica identity, CLUSTER) and constraints other than the
         primary key are left in place.
 
-        Any batch this large is followed by ANALYZE of the table: a mart bulk-loaded has
+        Any batch this large, and the first rows of a table never analyzed
+        (``pg_class.reltuples < 0``), are followed by ANALYZE of the table: a mart bulk-loaded has
         no statistics until autovacuum gets to it (never, where it is off), and without
         them the lifecycle's range probe on the archive column is costed at a third of
         the table and read by a sequential scan in every cycle (bench/README.md, scale)."""
         if rows <= KEY_LOOKUP_MAX_ROWS:
             yield
+            if rows and conn.execute(sa.text(
+                    "SELECT reltuples < 0 FROM pg_class WHERE oid = CAST(:t AS regclass)"),
+                    {"t": target}).scalar():
+                self._analyze(conn, target)  # a first load of a mart never analyzed
             return
         if not conn.execute(sa.text(
                 f"SELECT pg_has_role(c.relowner, 'USAGE') AND NOT EXISTS (SELECT 1 FROM {target}) "
