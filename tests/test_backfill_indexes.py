@@ -158,3 +158,22 @@ def test_a_backfilled_mart_has_statistics(servers, monkeypatch, owner, large):
     else:  # ANALYZE is the owner's: the role's backfill still commits (a warning only)
         assert scalar(servers.warehouse_url,
                       "SELECT COUNT(*) FROM settlement_ods.mart_uni_tracking_spath") > 10
+
+
+RAW_ANALYZED = ("SELECT relname, last_analyze IS NOT NULL FROM pg_stat_user_tables "
+                "WHERE schemaname = 'settlement_public' AND relname LIKE '%_raw' ORDER BY 1")
+
+
+def test_a_raw_table_that_took_a_backfill_is_trimmed_by_its_index(servers, monkeypatch):
+    """The backfill's batch lands in the raw tables in bulk; their statistics are refreshed
+    in the same transaction, so the trim of every later cycle
+    (``_batch_id < :first_kept_batch``) is planned on the batch index, not as a
+    sequential scan of the whole backfill."""
+    simulate("2026-03-01", start="2026-02-20", orders_per_day=60, seed=5, source=servers.source_url)
+    monkeypatch.setattr(pg, "KEY_LOOKUP_MAX_ROWS", 10)  # the batches count as a backfill
+    run_cycle("2026-03-01T00:00:00Z", source=servers.source_url, warehouse=servers.warehouse_url)
+    assert [a for _, a in run_sql(servers.warehouse_url, RAW_ANALYZED)] == [True] * 3
+    plan = "\n".join(r[0] for r in run_sql(
+        servers.warehouse_url,
+        "EXPLAIN DELETE FROM settlement_public.uni_tracking_spath_raw WHERE _batch_id < 1"))
+    assert "Seq Scan" not in plan, plan

@@ -182,6 +182,14 @@ class PostgresBackend(Backend):
                 conn.exec_driver_sql(index_ddl)
         self._analyze(conn, target)
 
+    def after_bulk_change(self, conn: Connection, target: str, rows: int) -> None:
+        # A raw table that took a backfill's batch, or lost it to the trim, has statistics
+        # that say nothing of what is left: the trim's `_batch_id < :first_kept_batch` was
+        # costed at a third of the table and read all of it (4 GB at 1/10 of production)
+        # by sequential scan in every cycle (bench/README.md, scale).
+        if rows > KEY_LOOKUP_MAX_ROWS:
+            self._analyze(conn, target)
+
     @staticmethod
     def _analyze(conn: Connection, target: str) -> None:
         # a sample of the table (statistics target x 300 rows), whatever its size; a role
