@@ -124,3 +124,56 @@ def test_a_user_that_does_not_own_the_mart_backfills_with_its_indexes(servers, m
         src = run_sql(servers.source_url, ROWS.format("uni_tracking_spath"))
         assert src == run_sql(servers.warehouse_url,
                               ROWS.format("settlement_ods.mart_uni_tracking_spath"))
+
+
+ANALYZED = ("SELECT relname, last_analyze IS NOT NULL FROM pg_stat_user_tables "
+            "WHERE schemaname = 'settlement_ods' AND relname LIKE 'mart_%' ORDER BY 1")
+CROSSING = ('EXPLAIN SELECT COUNT(*) FROM settlement_ods.mart_uni_tracking_spath '
+            'WHERE "pathTime" < :cutoff')
+
+
+@pytest.mark.parametrize(("owner", "large"), [(True, True), (False, True), (True, False)])
+def test_a_backfilled_mart_has_statistics(servers, monkeypatch, owner, large):
+    """A bulk-loaded mart is analyzed in the backfill's transaction: without statistics (on
+    a server whose autovacuum is off, or before it gets there) the lifecycle's probe of the
+    rows past the cutoff is planned as a sequential scan of the whole mart in every cycle.
+    The same holds for a role that does not own the marts (which keeps the indexes), and
+    for a backfill small enough to be merged by key lookups (``large`` False)."""
+    simulate("2026-03-01", start="2026-02-20", orders_per_day=60, seed=5, source=servers.source_url)
+    run_cycle("2026-02-01T00:00:00Z", source=servers.source_url, warehouse=servers.warehouse_url)
+    assert [a for _, a in run_sql(servers.warehouse_url, ANALYZED)] == [False] * 3
+    if large:
+        monkeypatch.setattr(pg, "KEY_LOOKUP_MAX_ROWS", 10)  # the batches count as a backfill
+    if owner:
+        run_cycle("2026-03-01T00:00:00Z", source=servers.source_url, warehouse=servers.warehouse_url)
+    else:
+        with dml_role(servers.warehouse_url, SCHEMAS) as as_role:
+            run_cycle("2026-03-01T00:00:00Z", source=servers.source_url, warehouse=as_role)
+    analyzed = run_sql(servers.warehouse_url, ANALYZED)
+    if owner:
+        assert [a for _, a in analyzed] == [True] * 3, analyzed
+        plan = "\n".join(r[0] for r in run_sql(servers.warehouse_url, CROSSING,
+                                                {"cutoff": 1_700_000_000}))
+        assert "Seq Scan" not in plan, plan
+    else:  # ANALYZE is the owner's: the role's backfill still commits (a warning only)
+        assert scalar(servers.warehouse_url,
+                      "SELECT COUNT(*) FROM settlement_ods.mart_uni_tracking_spath") > 10
+
+
+RAW_ANALYZED = ("SELECT relname, last_analyze IS NOT NULL FROM pg_stat_user_tables "
+                "WHERE schemaname = 'settlement_public' AND relname LIKE '%_raw' ORDER BY 1")
+
+
+def test_a_raw_table_that_took_a_backfill_is_trimmed_by_its_index(servers, monkeypatch):
+    """The backfill's batch lands in the raw tables in bulk; their statistics are refreshed
+    in the same transaction, so the trim of every later cycle
+    (``_batch_id < :first_kept_batch``) is planned on the batch index, not as a
+    sequential scan of the whole backfill."""
+    simulate("2026-03-01", start="2026-02-20", orders_per_day=60, seed=5, source=servers.source_url)
+    monkeypatch.setattr(pg, "KEY_LOOKUP_MAX_ROWS", 10)  # the batches count as a backfill
+    run_cycle("2026-03-01T00:00:00Z", source=servers.source_url, warehouse=servers.warehouse_url)
+    assert [a for _, a in run_sql(servers.warehouse_url, RAW_ANALYZED)] == [True] * 3
+    plan = "\n".join(r[0] for r in run_sql(
+        servers.warehouse_url,
+        "EXPLAIN DELETE FROM settlement_public.uni_tracking_spath_raw WHERE _batch_id < 1"))
+    assert "Seq Scan" not in plan, plan

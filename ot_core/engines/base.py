@@ -110,6 +110,10 @@ class Backend:
         """The rest of this transaction joins a batch of ``rows`` rows to a mart by key:
         a backend whose planner may scan the whole mart for it says otherwise here."""
 
+    def after_bulk_change(self, conn: Connection, target: str, rows: int) -> None:
+        """``rows`` rows were just landed in or trimmed from ``target`` (qualified): a backend
+        whose planner needs fresh statistics to keep reading it by index refreshes them."""
+
     def plan_lifecycle(self, conn: Connection) -> None:
         """The rest of this transaction runs lifecycle statements: short ones that select
         the rows crossing the cutoff by index or zone map and probe history by key."""

@@ -137,11 +137,25 @@ class PostgresBackend(Backend):
         A user that does not own the table (one granted only reads and writes) may not drop
         its indexes: it inserts with them in place. Indexes something depends on (a foreign
         key pointing at them, the replica identity, CLUSTER) and constraints other than the
-        primary key are left in place."""
-        if rows <= KEY_LOOKUP_MAX_ROWS or not conn.execute(sa.text(
+        primary key are left in place.
+
+        Any batch this large, and the first rows of a table never analyzed
+        (``pg_class.reltuples < 0``), are followed by ANALYZE of the table: a mart bulk-loaded has
+        no statistics until autovacuum gets to it (never, where it is off), and without
+        them the lifecycle's range probe on the archive column is costed at a third of
+        the table and read by a sequential scan in every cycle (bench/README.md, scale)."""
+        if rows <= KEY_LOOKUP_MAX_ROWS:
+            yield
+            if rows and conn.execute(sa.text(
+                    "SELECT reltuples < 0 FROM pg_class WHERE oid = CAST(:t AS regclass)"),
+                    {"t": target}).scalar():
+                self._analyze(conn, target)  # a first load of a mart never analyzed
+            return
+        if not conn.execute(sa.text(
                 f"SELECT pg_has_role(c.relowner, 'USAGE') AND NOT EXISTS (SELECT 1 FROM {target}) "
                 "FROM pg_class c WHERE c.oid = CAST(:t AS regclass)"), {"t": target}).scalar():
             yield
+            self._analyze(conn, target)
             return
         indexes = conn.execute(sa.text(
             "SELECT n.nspname, ic.relname, pg_get_indexdef(i.indexrelid), c.conname, "
@@ -166,6 +180,21 @@ class PostgresBackend(Backend):
                     f"ALTER TABLE {target} ADD CONSTRAINT {self.quote(constraint)} {constraint_ddl}")
             else:
                 conn.exec_driver_sql(index_ddl)
+        self._analyze(conn, target)
+
+    def after_bulk_change(self, conn: Connection, target: str, rows: int) -> None:
+        # A raw table that took a backfill's batch, or lost it to the trim, has statistics
+        # that say nothing of what is left: the trim's `_batch_id < :first_kept_batch` was
+        # costed at a third of the table and read all of it (4 GB at 1/10 of production)
+        # by sequential scan in every cycle (bench/README.md, scale).
+        if rows > KEY_LOOKUP_MAX_ROWS:
+            self._analyze(conn, target)
+
+    @staticmethod
+    def _analyze(conn: Connection, target: str) -> None:
+        # a sample of the table (statistics target x 300 rows), whatever its size; a role
+        # that does not own the table gets a warning and no statistics, not an error
+        conn.exec_driver_sql(f"ANALYZE {target}")
 
     def raw_indexes(self, schema: str, table: str) -> list[str]:
         name = self.quote(f"ix_{table}_batch")

@@ -89,6 +89,7 @@ def land_batch(ctx: CycleContext, window: Window, chunks: Iterable[pa.Table], *,
     if extracted:
         load.finish(conn, cfg.schemas.raw, nm.raw_table)
 
+    backend.after_bulk_change(conn, nm.raw, extracted)
     loaded = extracted
     if extracted and window.overlap_end is not None:
         sql = render_drop_unchanged_overlap(cfg, backend, table)

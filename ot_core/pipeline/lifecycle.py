@@ -41,8 +41,9 @@ def trim_raw(ctx: CycleContext, table: str) -> int:
     if first_kept is None:
         return 0
     sql = ctx.renderer.render("raw/trim.sql", raw=ctx.names(table).raw)
-    deleted = ctx.conn.execute(sa.text(sql), {"first_kept_batch": first_kept}).rowcount
-    return max(deleted or 0, 0)
+    deleted = max(ctx.conn.execute(sa.text(sql), {"first_kept_batch": first_kept}).rowcount or 0, 0)
+    ctx.backend.after_bulk_change(ctx.conn, ctx.names(table).raw, deleted)
+    return deleted
 
 
 # -- the mart lifecycle (docs/lifecycle.md#steps) -------------------------------------------
