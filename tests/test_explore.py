@@ -77,7 +77,7 @@ def _matches_csv(files: dict[str, str], frames: dict[str, pd.DataFrame], view=No
         assert list(back.columns) == list(frame.columns)
         assert back.equals(frame.astype(str).reset_index(drop=True)), name
     if view is not None:
-        markup = view.info.outputs[0]["data"]["text/html"]
+        markup = view.said_item.markup
         links = dict(re.findall(r"download='([^']+)' href='data:text/csv;charset=utf-8;base64,"
                                 r"([^']+)'", markup))
         assert {k: base64.b64decode(v).decode() for k, v in links.items()} == files
@@ -376,6 +376,8 @@ def _seed_runs_and_checks(url: str, notebook: Path) -> None:
 
 @pytest.mark.slow
 def test_pipeline_health_view(embedded, tmp_path):
+    import re
+
     _setup(embedded)
     wb = _wb(embedded)
     health = PipelineHealth(wb, now=datetime(2026, 3, 1, 0, 20, tzinfo=UTC))
@@ -393,15 +395,15 @@ def test_pipeline_health_view(embedded, tmp_path):
     health.now = datetime(2026, 3, 1, 1, 0, tzinfo=UTC)  # 60 min behind: late (> 2 × 15 min)
     health.refresh_button.click()
     texts = [i.text for i in health.shown if isinstance(i, Message)]
-    assert texts[0] == "**Job runs**: the last 3, 1 failed, 1 skipped."
+    assert texts[0] == "**Job runs**: the last 3 runs, 1 failed, 1 skipped."
     runs = health.frames["job_runs"]
     assert list(runs["duration"]) == ["—", "1 min 00 s", "42.0 s"]  # newest first
     assert list(runs["error"]) == ["locked by run 2", "source unreachable", ""]
     assert list(runs["record"]) == ["", "", "cycle-1.ipynb"] and not runs.isna().any().any()
     (shown,) = [i for i in health.shown if isinstance(i, Html) and i.text.startswith("recent job runs")]
     assert "nan" not in shown.markup.lower() and "…" not in shown.markup
-    assert "color:#cf222e;font-weight:600;'>✖ failed" in shown.markup  # fail in red
-    assert "color:#1a7f37;font-weight:600;'>✔ succeeded" in shown.markup
+    assert re.search(r"<td style='[^']*color:#cf222e[^']*'>✖ failed</td>", shown.markup)  # red
+    assert re.search(r"<td style='[^']*color:#1a7f37[^']*'>✔ succeeded</td>", shown.markup)
     assert [v for _, v in health.record.options] == [1] and not health.open_button.disabled
     health.open_button.click()  # no twin: the notebook rendered now
     opened = health.opened

@@ -133,7 +133,7 @@ class PipelineHealth(View):
             items.append(charts.job_runs_figure(r))
             self.frames["job_runs"] = runs_frame(r)
             items.append(table(self.frames["job_runs"], title="recent job runs "
-                               "(pick one in **record** and press Open record to read it)",
+                               "(to read one, choose it under record, then Open record)",
                                status_columns=["status"]))
 
         interval = explore.cycle_interval(wb)

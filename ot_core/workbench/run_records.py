@@ -4,7 +4,7 @@ The runs folder lies outside the notebook server's root (and Voilà serves no fi
 so a record is never linked by path: its HTML (the ``.html`` twin written beside the
 ``.ipynb`` when there is one, else the notebook rendered by nbconvert now) is shown inline
 in a sandboxed frame and offered as a browser download. Nothing is fetched from the
-network: remote scripts and stylesheets are dropped from the HTML.
+network: scripts and remote stylesheets are dropped from the HTML.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from pathlib import Path
 from ot_core.resources import runs_dir
 from ot_core.workbench.present import Html, Message
 
-REMOTE = re.compile(r"<(script|link)\b[^>]*\b(?:src|href)\s*=\s*['\"]?(?:https?:)?//[^>]*>"
-                    r"(?:\s*</script>)?", re.I)
+# scripts (the frame runs none: they would only fetch require.js, MathJax, mermaid from a
+# CDN) and stylesheets linked from another host
+SCRIPTS = re.compile(r"<script\b.*?</script\s*>", re.I | re.S)
+REMOTE = re.compile(r"<link\b[^>]*\bhref\s*=\s*['\"]?(?:https?:)?//[^>]*>", re.I)
 
 
 def record_path(notebook_path: str | None) -> Path | None:
@@ -41,7 +43,7 @@ def render(path: Path) -> str:
 
         nb = nbformat.read(path, as_version=4)
         text, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
-    return REMOTE.sub("", text)
+    return REMOTE.sub("", SCRIPTS.sub("", text))
 
 
 def record_view(notebook_path: str | None, title: str) -> Html | Message:

@@ -176,8 +176,8 @@ class ExceptionTriage(View):
         try:
             done = explore.resolve_exception(self.wb, pending, note)
         except UsageError as e:  # resolved meanwhile by someone else
-            self.say(Message(f"{what} was not resolved: {e}.", "warning"))
             self.reload()
+            self.say(Message(f"{what} was not resolved: {e}.", "warning"))
             return
         self.note.value = ""
         self.reload()

@@ -46,6 +46,7 @@ class View:
         self.shown: list = []
         self.message = ""
         self.said = ""
+        self.said_item: Message | Html | None = None
         self.exported: dict[str, str] = {}  # file name -> CSV text offered for download
         self.controls: list[w.Widget] = []
 
@@ -68,7 +69,7 @@ class View:
     def say(self, item: Message | Html | str) -> None:
         """A line above the output (what an action did); never a quoted Python string."""
         item = Message(item) if isinstance(item, str) else item
-        self.said = item.text
+        self.said, self.said_item = item.text, item
         self.info.clear_output(wait=True)
         with self.info:
             display(item)
