@@ -13,14 +13,17 @@ from IPython.display import display
 from ot_core.errors import UsageError
 from ot_core.workbench import charts, explore
 from ot_core.workbench.explore import Workbench
-from ot_core.workbench.present import Message, hint, plural, table, utc_text
+from ot_core.workbench.present import Message, for_visitors, hint, plural, table, utc_text
 from ot_core.workbench.view import View
 
 LOOKUP_NOTEBOOK = "order_lookup.ipynb"
 
 
 def who() -> str:
-    """The person resolving: the hub's user name, else the account running the kernel."""
+    """The person resolving: the hub's user name, else the account running the kernel (a
+    Voilà visitor is not that account: they type their name)."""
+    if for_visitors():
+        return os.environ.get("JUPYTERHUB_USER", "")
     try:
         return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
     except (KeyError, OSError):  # no name for this uid (a container)
