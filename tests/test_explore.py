@@ -399,7 +399,7 @@ def test_pipeline_health_view(embedded, tmp_path):
     runs = health.frames["job_runs"]
     assert list(runs["duration"]) == ["—", "1 min 00 s", "42.0 s"]  # newest first
     assert list(runs["error"]) == ["locked by run 2", "source unreachable", ""]
-    assert list(runs["record"]) == ["", "", "cycle-1.ipynb"] and not runs.isna().any().any()
+    assert list(runs["record"]) == ["", "", "cycle-1"] and not runs.isna().any().any()
     (shown,) = [i for i in health.shown if isinstance(i, Html) and i.text.startswith("recent job runs")]
     assert "nan" not in shown.markup.lower() and "…" not in shown.markup
     assert re.search(r"<td style='[^']*color:#cf222e[^']*'>✖ failed</td>", shown.markup)  # red

@@ -33,7 +33,7 @@ def runs_frame(runs: pd.DataFrame) -> pd.DataFrame:
         "status": runs["status"],
         "started (UTC)": [utc_text(v) for v in runs["started_at"]],
         "duration": [duration_text(s) for s in runs["seconds"]],
-        "record": [Path(str(p)).name if isinstance(p, str) and p else "" for p in runs["notebook_path"]],
+        "record": [Path(str(p)).stem if isinstance(p, str) and p else "" for p in runs["notebook_path"]],
         "error": [("" if e is None or pd.isna(e) else str(e).splitlines()[0]) for e in runs["error"]],
     })
 
