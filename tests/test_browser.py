@@ -213,7 +213,7 @@ def lab(tmp_path_factory) -> Iterator[dict]:
     log = (tmp / "jupyter.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
-         "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
+         f"--IdentityProvider.token={token}",
          f"--ServerApp.root_dir={ROOT}", "--LabApp.expose_app_in_browser=True",
          f"--LabApp.user_settings_dir={settings}", f"--LabApp.workspaces_dir={tmp / 'ws'}",
          "--LabApp.extension_manager=readonly",
