@@ -228,7 +228,7 @@ def lab(tmp_path_factory) -> Iterator[dict]:
             f"{base}/api/status?token={token}", timeout=2).status == 200,
             "jupyter lab to answer", timeout=90)
         yield {"base": base, "token": token, "warehouse": wh, "other_order": orders[len(orders) // 2],
-               "tmp": tmp, "env": env}
+               "tmp": tmp, "env": env, "hashes": before}
     finally:
         _stop(proc)
         log.close()
@@ -274,10 +274,10 @@ ERRORS = f"""() => {{
 }}"""
 
 
-SAVE = f"""async () => {{
+SAVE = """async () => {
   await window.jupyterapp.commands.execute('docmanager:save');
-  return !{PANEL}.context.model.dirty;
-}}"""
+  return true;
+}"""
 
 
 def open_and_run(page, lab: dict, notebook: Path) -> str:
@@ -295,7 +295,12 @@ def open_and_run(page, lab: dict, notebook: Path) -> str:
     shot(page, f"lab_{notebook.stem}")
     assert page.evaluate(ERRORS) == []
     # saved with its outputs in the page: the pre-save hook writes it back as committed
-    wait_for(lambda: page.evaluate(SAVE), f"{notebook.name} saved")
+    written = notebook.stat().st_mtime_ns
+    page.evaluate(SAVE)
+    wait_for(lambda: notebook.stat().st_mtime_ns != written, f"{notebook.name} saved")
+    time.sleep(0.5)  # the write itself
+    assert hashlib.sha256(notebook.read_bytes()).hexdigest() == lab["hashes"][notebook], \
+        f"{notebook.name} changed on disk when saved with its outputs"
     first = page.locator(".jp-Notebook .jp-MarkdownCell").first.inner_text()
     assert "How to use" in first, f"{notebook.name}: the first cell says how to use the view"
     what_an_analyst_sees(page, ".jp-Notebook")

@@ -125,7 +125,7 @@ def day_coverage(start: int, begins: int | None, horizon: int | None) -> str:
 
 
 # -- tables -----------------------------------------------------------------------------------
-WRAP_AT = 40  # characters: longer cells wrap (and keep their full text as a tooltip)
+WRAP_AT = 24  # characters: longer cells wrap (and keep their full text as a tooltip)
 # a status cell's colour: green for what passed, red for what failed, amber in between
 STATUS_COLOURS = {"ok": "#1a7f37", "OK": "#1a7f37", "succeeded": "#1a7f37", "pass": "#1a7f37",
                   "fail": "#cf222e", "failed": "#cf222e", "late": "#cf222e",
@@ -149,7 +149,7 @@ def _cell(col: str, value, raw: set[str], status: set[str]) -> str:
         style += f"color:{STATUS_COLOURS[text]};font-weight:600;"
         shown = f"{'✔' if STATUS_COLOURS[text] == '#1a7f37' else '✖' if STATUS_COLOURS[text] == '#cf222e' else '●'} {shown}"
     if col not in raw and len(text) > WRAP_AT:
-        style += "white-space:normal;overflow-wrap:anywhere;min-width:24ch;max-width:60ch;"
+        style += "white-space:normal;overflow-wrap:anywhere;max-width:60ch;"
         return f"<td style='{style}' title='{html.escape(text, quote=True)}'>{shown}</td>"
     return f"<td style='{style}white-space:nowrap'>{shown}</td>"
 
