@@ -366,8 +366,17 @@ def interact_exceptions_triage(page, lab):
         label=page.locator(".jp-Notebook .widget-select option", has_text=label).first.inner_text())
     page.locator(".jp-Notebook textarea").first.fill("checked in the browser test")
     page.locator(".jp-Notebook .widget-text input").last.fill("browser test")
+    # the typed values reach the kernel as state updates, which the widget manager may hold
+    # back while earlier ones are pending; a click is sent at once: give the text a moment,
+    # as a person does between typing and clicking
+    page.wait_for_timeout(1500)
     button(page, "Resolve…").click()
-    wait_for(lambda: f"Resolve {label}" in notebook_text(page), "the confirmation question")
+    try:
+        wait_for(lambda: f"Resolve {label}" in notebook_text(page), "the confirmation question",
+                 timeout=60)
+    except BaseException:
+        shot(page, "lab_exceptions_triage_failed")
+        raise AssertionError(f"no question; the notebook shows: {notebook_text(page)[-1500:]}")
     button(page, "Confirm").click()
     wait_for(lambda: f"Resolved {label}" in notebook_text(page), "the resolved message")
     resolved = _sql(lab["warehouse"], f"SELECT resolved_at, notes FROM {MART}."

@@ -53,14 +53,20 @@ def test_checks_pass_clean_and_each_detects_its_fault(embedded):
     clean.raise_if_failed()
 
     mart, ctl = "settlement_ods", "settlement_ctl"
-    victim = _one(wh, f"SELECT order_id FROM {mart}.mart_uni_tracking_info "
-                      f"WHERE update_time < {AS_OF_EPOCH - 4 * DAY} ORDER BY order_id LIMIT 1")[0]
+    # the tracked order whose last path event arrived longest ago (simulated statuses follow
+    # the scans, which run for days: it is aged below, past the grace)
+    victim = _one(wh, f"SELECT s.order_id FROM {mart}.mart_uni_tracking_spath s JOIN "
+                      f"{mart}.mart_uni_tracking_info u ON u.order_id = s.order_id "
+                      "GROUP BY s.order_id ORDER BY MAX(s.add_time), s.order_id LIMIT 1")[0]
     old = AS_OF_EPOCH - 3 * 365 * DAY  # 2023: past the cutoff, a period with no history table
     ecs_yesterday = _one(wh, f"SELECT order_id FROM {mart}.mart_ecs_order_info WHERE add_time >= "
                              f"{AS_OF_EPOCH - DAY} ORDER BY order_id LIMIT 1")[0]
     _exec(
         wh,
-        # ORDER_MISSING_SPATH: an old active order loses its path events
+        # ORDER_MISSING_SPATH: an old active order (last updated four days ago, past the
+        # grace) loses its path events
+        f"UPDATE {mart}.mart_uni_tracking_info SET update_time = {AS_OF_EPOCH - 4 * DAY} "
+        f"WHERE order_id = {victim}",
         f"DELETE FROM {mart}.mart_uni_tracking_spath WHERE order_id = {victim}",
         # ARCHIVE_ROUTING_GAP: an open exception
         f"INSERT INTO {mart}.order_tracking_exceptions VALUES (901, 5, 'uni_tracking_spath', 77, "
