@@ -96,12 +96,25 @@ def wait_for(check: Callable[[], object], what: str, timeout: float = 120.0,
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
-def shot(page, name: str) -> Path:
-    """A full-page screenshot into the gallery."""
+def shot(page, name: str, element: str | None = None) -> Path:
+    """A full-page screenshot into the gallery; with ``element``, that element alone, the
+    window made tall enough for JupyterLab (which scrolls inside the page) to show it whole."""
     GALLERY.mkdir(parents=True, exist_ok=True)
     path = GALLERY / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    if element is None:
+        page.screenshot(path=str(path), full_page=True)
+        return path
+    size = page.viewport_size
+    page.set_viewport_size({"width": size["width"], "height": 3200})
+    try:
+        page.wait_for_timeout(800)
+        page.locator(element).first.screenshot(path=str(path))
+    finally:
+        page.set_viewport_size(size)
     return path
+
+
+VIEW = ".jp-Notebook .jp-CodeCell:has(.widget-button)"  # the cell drawing the view
 
 
 def watch_network(page, local: str) -> list[str]:
@@ -374,9 +387,10 @@ def interact_exceptions_triage(page, lab):
     try:
         wait_for(lambda: f"Resolve {label}" in notebook_text(page), "the confirmation question",
                  timeout=60)
-    except BaseException:
+    except BaseException as e:
         shot(page, "lab_exceptions_triage_failed")
-        raise AssertionError(f"no question; the notebook shows: {notebook_text(page)[-1500:]}")
+        raise AssertionError(f"no question; the notebook shows: {notebook_text(page)[-1500:]}"
+                             ) from e
     button(page, "Confirm").click()
     wait_for(lambda: f"Resolved {label}" in notebook_text(page), "the resolved message")
     resolved = _sql(lab["warehouse"], f"SELECT resolved_at, notes FROM {MART}."
@@ -420,7 +434,8 @@ def open_record(page, scope: str, lab: dict) -> None:
     assert "cycle" in Path(info.value.path()).read_text(encoding="utf-8")
     after = {p: hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in records}
     assert after == before  # reading a record never changes it
-    shot(page, "lab_pipeline_health_record")
+    shot(page, f"{'lab' if scope.startswith('.jp') else 'voila'}_pipeline_health_record",
+         VIEW if scope.startswith(".jp") else None)
 
 
 INTERACTIONS = {
@@ -440,6 +455,7 @@ def test_notebook_in_browser(lab, browser, notebook):
         open_and_run(page, lab, notebook)
         INTERACTIONS[notebook.stem](page, lab)
         shot(page, f"lab_{notebook.stem}_after")
+        shot(page, f"lab_{notebook.stem}_view", VIEW)
         assert page.evaluate(ERRORS) == []
         assert "Traceback" not in notebook_text(page)
         what_an_analyst_sees(page, ".jp-Notebook")
