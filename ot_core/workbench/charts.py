@@ -10,7 +10,7 @@ import pandas as pd
 from ot_core.contract import path_label, status_label
 from ot_core.workbench.present import plural
 
-PARTIAL = "partial day (not fully extracted yet)"
+PARTIAL = "partial day (the warehouse does not hold it whole)"
 
 
 def _figure(width: float, height: float):
@@ -22,7 +22,7 @@ def _figure(width: float, height: float):
 # tick labels at every zoom: days as "04 Mar", times as "14:05" (seconds only when the
 # span is that short), the year and month once in the offset at the axis end
 FORMATS = ["%Y", "%b", "%d %b", "%H:%M", "%H:%M", "%H:%M:%S"]
-ZERO_FORMATS = ["", "%Y", "%b", "%d %b", "%H:%M", "%H:%M"]
+ZERO_FORMATS = ["", "%Y", "%d %b", "%d %b", "%H:%M", "%H:%M"]
 OFFSET_FORMATS = ["", "%Y", "%b %Y", "%d %b %Y", "%d %b %Y", "%d %b %Y %H:%M"]
 MIN_SPAN = timedelta(minutes=20)  # a time axis is never narrower (no seconds-apart ticks)
 
