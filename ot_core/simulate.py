@@ -121,7 +121,8 @@ def _day(seed: int, day: int, orders_per_day: int) -> Day:
     # parcel to another status, so the status never runs ahead of (or behind) its scans;
     # two events in one second moving it twice make two updates in one second
     ev_status = STAGE_STATUS[ev_code]
-    moved = np.r_[True, (ev_status[1:] != ev_status[:-1]) | ~same_owner[1:]]
+    moved = np.ones(ev_status.size, dtype=bool)  # an empty day moves nothing
+    moved[1:] = (ev_status[1:] != ev_status[:-1]) | ~same_owner[1:]
     upd_owner = ev_owner[moved]
     upd_time = ev_path_time[moved]
     upd_status = ev_status[moved]

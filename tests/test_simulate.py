@@ -255,6 +255,11 @@ def test_status_and_path_events_tell_one_story(seed, day):
     assert same.any()
 
 
+def test_a_day_without_orders_is_empty():
+    d = _day(7, 20_000, 0)
+    assert d.order_id.size == d.upd_owner.size == d.ev_owner.size == 0
+
+
 def test_reactivations_are_still_made():
     from ot_core.simulate import REACTIVATION_MIN
 
