@@ -186,3 +186,24 @@ def test_voila_template_drops_every_cdn_link():
     remote = re.findall(r"<link[^>]+https://[^>]+>", lab_page.read_text())
     mine = (lab.template_root() / "voila/templates/ot/index.html.j2").read_text()
     assert remote and all(link in mine for link in remote)
+
+
+def test_every_other_chart_reads_clear():
+    """Freshness, comparison and exceptions charts: no overlapping labels, no legend over a
+    point, whole numbers on count axes."""
+    fresh = pd.DataFrame({"table_name": ["ecs_order_info", "uni_tracking_info", "uni_tracking_spath"],
+                          "lag_minutes": [3.0, 45.0, 12.0], "verdict": ["OK", "late", "OK"]})
+    assert charts.label_overlaps(charts.freshness_figure(fresh, 30.0)) == []
+    results = pd.DataFrame({
+        "table_name": ["ecs_order_info", "uni_tracking_info", "uni_tracking_spath"] * 6,
+        "month": [f"2026-{m:02d}" for m in range(1, 7) for _ in range(3)],
+        "mismatch_rate": [0.0, 0.0004, 0.002] * 6,
+        "run_at": pd.to_datetime([f"2026-{m + 1:02d}-02" for m in range(1, 7) for _ in range(3)])})
+    assert charts.label_overlaps(charts.compare_figure(results, 0.001)) == []
+    open_ = pd.DataFrame({
+        "exception_id": range(7), "exception_type": ["ARCHIVE_ROUTING_GAP"] * 4 + ["DUPLICATE_KEYS"] * 3,
+        "detected_at": pd.to_datetime(["2026-03-01", "2026-03-01", "2026-03-02", "2026-03-05",
+                                       "2026-03-02", "2026-03-03", "2026-03-03"])})
+    fig = charts.exceptions_figure(open_)
+    assert charts.label_overlaps(fig) == []
+    assert all(float(t).is_integer() for t in fig.axes[0].get_yticks())
