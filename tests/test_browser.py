@@ -324,6 +324,21 @@ def open_and_run(page, lab: dict, notebook: Path) -> str:
     return text
 
 
+def reopened(page, lab: dict, notebook: Path) -> None:
+    """Opened again after its run was saved: nothing of the run is in the file, so no
+    "model not found" in place of a widget; the first cell says to run it."""
+    page.evaluate(SAVE)
+    rel = notebook.relative_to(ROOT).as_posix()
+    page.goto(f"{lab['base']}/lab/tree/{rel}?reset&token={lab['token']}")
+    wait_for(lambda: page.evaluate(f"() => !!({PANEL}) && {PANEL}.context.path === '{rel}' "
+                                   f"&& {PANEL}.context.isReady"), f"{notebook.name} reopened")
+    page.wait_for_timeout(1500)
+    text = notebook_text(page)
+    assert "model not found" not in text and "Error displaying widget" not in text
+    assert page.locator(".jp-Notebook .jp-OutputArea-output").count() == 0
+    assert "Run All Cells" in text
+
+
 def button(page, text: str):
     """A widget button in the notebook (not JupyterLab's own buttons of the same name)."""
     return page.locator(".jp-Notebook .widget-button", has_text=text).first
@@ -460,6 +475,7 @@ def test_notebook_in_browser(lab, browser, notebook):
         assert "Traceback" not in notebook_text(page)
         what_an_analyst_sees(page, ".jp-Notebook")
         assert outside == [], f"JupyterLab fetched from the network: {outside}"
+        reopened(page, lab, notebook)
     finally:
         try:
             page.evaluate(f"() => {PANEL}.sessionContext.shutdown()")
