@@ -425,7 +425,8 @@ def interact_pipeline_health(page, lab):
     wait_for(lambda: "Job runs" in notebook_text(page) and "succeeded" in notebook_text(page),
              "the cycle run after Refresh")
     assert "No job runs recorded yet" not in notebook_text(page)
-    assert page.locator(".jp-Notebook .jp-OutputArea img").count() >= 2  # runs + freshness
+    wait_for(lambda: page.locator(".jp-Notebook .jp-OutputArea img").count() >= 2,
+             "the run-duration and freshness charts")  # drawn one after the other
     open_record(page, ".jp-Notebook", lab)
     download_csv(page, ".jp-Notebook")
 
