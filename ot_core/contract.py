@@ -104,6 +104,26 @@ STATUS_LABELS: dict[int, str] = {0: "Label created", 10: "Picked up", 20: "In tr
                                  50: "Returned to sender"}
 
 
+# What a path event's code means (uni_tracking_spath.path_code), in the words a tracking page
+# uses; the status a parcel is in after that event (the simulator's status updates follow it).
+PATH_LABELS: dict[str, str] = {
+    "CREATED": "Label created", "PICKUP": "Picked up", "DEPART": "Departed facility",
+    "ARRIVE": "Arrived at facility", "CUSTOMS": "Customs cleared", "TRANSIT": "In transit",
+    "OUTDLV": "Out for delivery", "DLV": "Delivered", "RETURN": "Returned to sender"}
+PATH_STATUS: dict[str, int] = {"CREATED": 0, "PICKUP": 10, "DEPART": 20, "ARRIVE": 25,
+                               "CUSTOMS": 25, "TRANSIT": 20, "OUTDLV": 30, "DLV": 40,
+                               "RETURN": 50}
+
+
+def path_label(code: str | None) -> str:
+    """``Delivered (DLV)``: every path code gets a name, as statuses do; an unknown code
+    still reads as itself."""
+    if code is None or (isinstance(code, float) and code != code):
+        return "no code"
+    label = PATH_LABELS.get(str(code))
+    return f"{label} ({code})" if label else str(code)
+
+
 def status_label(code: int | None) -> str:
     """``Delivered (40)``; a code outside the table still reads as a status."""
     if code is None:

@@ -8,6 +8,12 @@ new orders, status updates (rows updated in place, some twice within one second)
 events inserted in arrival order (some late, out of order, or sharing a pathTime). A few
 orders get one more status update about seven months later, which reactivates them after
 the warehouse archived them.
+
+Histories are coherent: each order's path events tell one journey in order (label created,
+picked up, hops between facilities, out for delivery, delivered; a few returned), and its
+status changes at the pathTime of the event that causes it, so no order is "Label created"
+beside departure scans or "Delivered" before its delivery scan. Only the late reactivation is
+a status update without a scan.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from datetime import datetime
 import numpy as np
 import sqlalchemy as sa
 
-from ot_core.contract import CONTRACTS, ECS, SPATH, STATUS_LABELS, UTI
+from ot_core.contract import CONTRACTS, ECS, PATH_LABELS, PATH_STATUS, SPATH, STATUS_LABELS, UTI
 from ot_core.db.connect import Database, connect_with_retries, open_database
 from ot_core.errors import TerminalError, UsageError, first_line, is_transient
 from ot_core.secrets import redact
@@ -38,7 +44,12 @@ COUNTRIES = np.array(["US", "GB", "DE", "FR", "ES", "IT", "AU", "CA", "NL", "SE"
 CURRENCIES = np.array(["USD", "GBP", "EUR", "EUR", "EUR", "EUR", "AUD", "CAD", "EUR", "SEK", "JPY", "MXN"])
 CARRIERS = np.array(["UPS", "DHL", "FEDEX", "USPS", "ROYALMAIL", "YUN", "4PX"])
 STATUS_EVENTS = STATUS_LABELS  # a status update's latest_event text is the status label
-PATH_CODES = np.array(["CREATED", "PICKUP", "DEPART", "ARRIVE", "CUSTOMS", "TRANSIT", "OUTDLV", "DLV"])
+PATH_CODES = np.array(list(PATH_LABELS))  # CREATED ... DLV, RETURN (contract.PATH_LABELS)
+STAGE_STATUS = np.array([PATH_STATUS[c] for c in PATH_CODES])  # the status after each code
+RETURNED = 0.03  # share of parcels returned to sender instead of delivered
+_CODE = {c: i for i, c in enumerate(PATH_CODES)}
+# the hops between pickup and the last mile, repeated as long as a journey needs
+HOPS = np.array([_CODE[c] for c in ("DEPART", "TRANSIT", "ARRIVE", "CUSTOMS")])
 CITIES = np.array(["Shenzhen", "Hong Kong", "Leipzig", "Chicago", "London", "Paris", "Madrid",
                    "Sydney", "Toronto", "Los Angeles", "Amsterdam", "Tokyo", "Mexico City"])
 
@@ -84,31 +95,10 @@ def _day(seed: int, day: int, orders_per_day: int) -> Day:
         "weight_grams": rng.integers(50, 30000, n),
         "declared_cents": rng.integers(100, 500_000, n),
     }
-    # status updates: 3-6 per order, hours apart; 5% of orders get two in one second
-    k = rng.integers(3, 7, n)
-    upd_owner = np.repeat(np.arange(n), k)
-    gaps = rng.exponential(8 * 3600, upd_owner.size).astype(np.int64) + 60
-    same_second = rng.random(upd_owner.size) < 0.05 / 4
-    gaps = np.where(same_second, 0, gaps)
-    first = np.cumsum(k) - k  # index of each order's first update (empty day: empty)
-    cum = np.cumsum(gaps)
-    base = np.repeat(cum[first] - gaps[first], k)
-    upd_time = np.repeat(add_time, k) + 120 + (cum - base)
-    pos = np.arange(upd_owner.size) - np.repeat(first, k)
-    ladder = np.array([0, 10, 20, 25, 30, 40, 40])
-    upd_status = ladder[np.minimum(pos, len(ladder) - 1)]
-    upd_status = np.where(pos == k.repeat(k) - 1, np.where(rng.random(upd_owner.size) < 0.97, 40, 50), upd_status)
-    # ~0.3% of orders are updated again ~7 months later (reactivation after archive)
-    late = np.flatnonzero(np.random.default_rng([seed, day, 1]).random(n) < 0.003)
-    if late.size:
-        late_t = add_time[late] + np.random.default_rng([seed, day, 3]).integers(
-            REACTIVATION_MIN * DAY, REACTIVATION_MAX * DAY, late.size)
-        upd_owner = np.r_[upd_owner, late]
-        upd_time = np.r_[upd_time, late_t]
-        upd_status = np.r_[upd_status, np.full(late.size, 50)]
-    upd_time = np.minimum(upd_time, add_time[upd_owner] + REACTIVATION_MAX * DAY)
-    # path events: ~10 per order; most arrive within minutes, some hours or days late
-    m = np.maximum(1, rng.poisson(10, n))
+    # path events: ~10 per order, a parcel's journey in order (label, pickup, hops between
+    # facilities, out for delivery, delivered; 3% returned instead). Most arrive within
+    # minutes, some hours or days late; 2% share the previous event's pathTime.
+    m = 4 + rng.poisson(6, n)
     ev_owner = np.repeat(np.arange(n), m)
     egaps = rng.exponential(16 * 3600, ev_owner.size).astype(np.int64) + 1
     efirst = np.cumsum(m) - m
@@ -125,14 +115,43 @@ def _day(seed: int, day: int, orders_per_day: int) -> Day:
                               rng.integers(DAY, 5 * DAY, ev_owner.size)))
     ev_path_time = np.minimum(ev_path_time, add_time[ev_owner] + (HORIZON_DAYS - 6) * DAY)
     ev_add_time = ev_path_time + delay
-    ev_code = np.minimum(np.arange(ev_owner.size) - np.repeat(efirst, m), len(PATH_CODES) - 1)
+    ev_code = _journey(np.arange(ev_owner.size) - np.repeat(efirst, m), np.repeat(m, m),
+                       np.repeat(rng.random(n) < RETURNED, m))
+    # status updates follow the journey: one at the pathTime of every event that moves the
+    # parcel to another status, so the status never runs ahead of (or behind) its scans;
+    # two events in one second moving it twice make two updates in one second
+    ev_status = STAGE_STATUS[ev_code]
+    moved = np.ones(ev_status.size, dtype=bool)  # an empty day moves nothing
+    moved[1:] = (ev_status[1:] != ev_status[:-1]) | ~same_owner[1:]
+    upd_owner = ev_owner[moved]
+    upd_time = ev_path_time[moved]
+    upd_status = ev_status[moved]
+    # ~0.3% of orders are updated again ~7 months later (reactivation after archive)
+    late = np.flatnonzero(np.random.default_rng([seed, day, 1]).random(n) < 0.003)
+    if late.size:
+        late_t = add_time[late] + np.random.default_rng([seed, day, 3]).integers(
+            REACTIVATION_MIN * DAY, REACTIVATION_MAX * DAY, late.size)
+        upd_owner = np.r_[upd_owner, late]
+        upd_time = np.r_[upd_time, late_t]
+        upd_status = np.r_[upd_status, np.full(late.size, 50)]
+    upd_time = np.minimum(upd_time, add_time[upd_owner] + REACTIVATION_MAX * DAY)
     tracking_no = np.char.add("TN", order_id.astype(str))
     carrier = CARRIERS[rng.integers(0, len(CARRIERS), n)]
     return Day(order_id, add_time, partner_id, ecs, upd_owner, upd_time, upd_status,
                ev_owner, ev_path_time, ev_add_time, ev_code, tracking_no, carrier)
 
 
-PATH_INFO = np.array([f"{c.title()} scan" for c in PATH_CODES])
+PATH_INFO = np.array([PATH_LABELS[c] for c in PATH_CODES])
+
+
+def _journey(pos: np.ndarray, m: np.ndarray, returned: np.ndarray) -> np.ndarray:
+    """The code index of event ``pos`` (0-based) of a journey of ``m`` events (m >= 4):
+    label, pickup, hops, then out for delivery and delivered, or a last hop and returned."""
+    code = HOPS[np.maximum(pos - 2, 0) % len(HOPS)]
+    code = np.where(pos == 0, _CODE["CREATED"], np.where(pos == 1, _CODE["PICKUP"], code))
+    last = pos == m - 1
+    code = np.where((pos == m - 2) & ~returned, _CODE["OUTDLV"], code)
+    return np.where(last, np.where(returned, _CODE["RETURN"], _CODE["DLV"]), code)
 
 # Row builders are vectorised: whole columns come out of numpy with one ``tolist()`` each
 # and are zipped into the tuples the driver's executemany wants (a month at 20K orders a day

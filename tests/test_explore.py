@@ -63,14 +63,24 @@ def _wb(pair) -> explore.Workbench:
     return wb
 
 
-def _matches_csv(paths: list[Path], frames: dict[str, pd.DataFrame]) -> None:
-    """Every shown frame was written, and reads back exactly as shown."""
-    assert len(paths) == len(frames)
+def _matches_csv(files: dict[str, str], frames: dict[str, pd.DataFrame], view=None) -> None:
+    """Every shown frame is offered for download, reads back exactly as shown, and the link
+    the browser gets carries that same text (a data: URI; nothing written anywhere)."""
+    import base64
+    import io
+    import re
+
+    assert len(files) == len(frames)
     for name, frame in frames.items():
-        (path,) = [p for p in paths if f"_{name}_" in p.name]
-        back = pd.read_csv(path, dtype=str, keep_default_na=False)
+        (fname,) = [f for f in files if f"_{name}_" in f]
+        back = pd.read_csv(io.StringIO(files[fname]), dtype=str, keep_default_na=False)
         assert list(back.columns) == list(frame.columns)
         assert back.equals(frame.astype(str).reset_index(drop=True)), name
+    if view is not None:
+        markup = view.said_item.markup
+        links = dict(re.findall(r"download='([^']+)' href='data:text/csv;charset=utf-8;base64,"
+                                r"([^']+)'", markup))
+        assert {k: base64.b64decode(v).decode() for k, v in links.items()} == files
 
 
 def test_order_lookup_and_health(pair):
@@ -152,7 +162,7 @@ def test_no_warehouse_is_one_line_everywhere(tmp_path, monkeypatch):
     assert not (tmp_path / "nodata").exists()  # opening never creates an empty data folder
     assert wb._repr_markdown_().endswith(wb.problem)
     for view_class in VIEWS:
-        v = view_class(wb, export_dir=tmp_path)
+        v = view_class(wb)
         assert v.message == wb.problem and v.frames == {}
         assert v.export_button.disabled
         assert [type(i) for i in v.shown] == [Message]
@@ -187,7 +197,7 @@ def test_a_busy_warehouse_is_one_line(embedded, tmp_path):
         stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        look = OrderLookup(wb, export_dir=tmp_path)
+        look = OrderLookup(wb)
         assert look.message.startswith("The warehouse is busy (") and "\n" not in look.message
         assert look.message.endswith("try again in a minute.") and look.frames == {}
         assert PipelineHealth(wb).message == look.message
@@ -218,7 +228,7 @@ def test_order_lookup_view(embedded, tmp_path):
     with pytest.raises(sa.exc.DBAPIError):
         with wb.wh.engine.begin() as c:
             c.exec_driver_sql(f"DELETE FROM {MART}.mart_ecs_order_info")
-    look = OrderLookup(wb, export_dir=tmp_path)
+    look = OrderLookup(wb)
     default = look.view.order_id
     want = _exec(embedded.warehouse_url, f"SELECT MAX(order_id) FROM (SELECT s.order_id FROM "
                  f"{MART}.mart_uni_tracking_spath s JOIN {MART}.mart_uni_tracking_info u "
@@ -247,15 +257,20 @@ def test_order_lookup_view(embedded, tmp_path):
     assert look.message.startswith(f"**Order {oid}**")
     ax = charts.timeline_figure(look.view).axes[0]
     labels = [t.get_text() for t in ax.get_yticklabels()]
-    assert len(labels) == len(events) and labels[0].startswith(events["code"].iloc[0])
+    assert len(labels) == len(events) and labels[0].startswith(events["event"].iloc[0])
+    assert events["event"].iloc[0] == "Label created (CREATED)"  # codes named, as statuses are
+    assert not charts.label_overlaps(charts.timeline_figure(look.view))
     assert ax.get_xlabel() == "event time (UTC)"
     assert any(isinstance(i, Html) and "overflow-x:auto" in i.markup for i in look.shown)
 
-    _matches_csv(look.export(), f)
-    assert "exported 3 CSV file(s)" in look.said
+    before = sorted(Path.cwd().iterdir())
+    _matches_csv(look.export(), f, look)
+    assert look.said.startswith("Download 3 CSV files (what is shown now): ")
+    assert sorted(Path.cwd().iterdir()) == before  # nothing written next to the notebook
     look.query.value = "no-such-order"
     assert look.message == "No order `no-such-order` in the mart or any history table."
-    assert look.frames == {} and look.export() == []
+    assert look.frames == {} and look.export() == {}
+    assert look.said == "Nothing to download yet: pick something to show first."
     wb.close()
 
 
@@ -266,28 +281,37 @@ def test_partner_dashboard_view(embedded, tmp_path):
     simulate(until, start="2026-02-20", orders_per_day=40, seed=9, source=embedded.source_url)
     run_cycle(until, source=embedded.source_url, warehouse=embedded.warehouse_url)
     wb = _wb(embedded)
-    dash = PartnerDashboard(wb, export_dir=tmp_path)
+    dash = PartnerDashboard(wb)
     counts = _exec(embedded.source_url, "SELECT partner_id, COUNT(*) FROM ecs_order_info "
                    "GROUP BY partner_id ORDER BY 2 DESC, 1")
     busiest, n = counts[0]
-    assert dash.partner.value == busiest  # the default is the busiest partner
-    assert dash.partner.options[0] == (f"{busiest} · {n:,} orders", busiest)
-    assert len(dash.partner.options) == len(counts)
+    assert dash.partner_id == busiest  # the default is the busiest partner
+    assert dash.partner.options[0] == f"{busiest} · {n:,} order{'s' if n != 1 else ''}"
+    assert dash.partner.ensure_option and len(dash.partner.options) == len(counts)
     assert dash.message.startswith(f"**Partner {busiest}**: {n:,} orders")
 
-    dash.search.value = "100"
-    assert 0 < len(dash.partner.options) < len(counts)
-    assert all("100" in str(v) for _, v in dash.partner.options)
-    other = next(v for _, v in dash.partner.options if v != dash.partner.value)
-    dash.partner.value = other  # what picking in the browser does
+    one = next(p for p, c in counts if c == 1)  # a partner with one order reads "1 order"
+    dash.partner.value = dash.option(one)
+    assert dash.option(one).endswith(" · 1 order")
+    assert dash.message.startswith(f"**Partner {one}**: 1 order created")
+    other = next(p for p, c in counts if 5 < c < n)
+    dash.partner.value = dash.option(other)  # what picking in the browser's list does
     want = dict(counts)[other]
     assert dash.message.startswith(f"**Partner {other}**: {want:,} orders")
     per_day = dash.summary["per_day"]
     assert int(per_day["orders"].sum()) == want
+    days = pd.date_range(dash.start.value, dash.end.value).date  # every day, zeros included
+    assert list(per_day["day"]) == list(days)
     assert list(per_day["partial"]) == [d == date(2026, 3, 1) for d in per_day["day"]]
+    assert list(dash.frames["orders_per_day"]["complete"])[-1] == "partial: extracted until 12:00 UTC"
     assert set(dash.frames["status_mix"]["status"]) <= {f"{t} ({c})" for c, t in STATUS_LABELS.items()}
-    assert dash.frames["latency_hours"]["hours (created → delivered)"].str.match(
-        r"^(\d{1,3}(,\d{3})*\.\d|—)$").all()
+    lat = dash.frames["latency_hours"]
+    assert lat["hours (created → delivered)"].str.match(r"^(\d{1,3}(,\d{3})*\.\d|—)$").all()
+    delivered = int(dash.summary["delivered"]["delivered"].iloc[0])
+    assert set(lat["delivered orders"]) == {f"{delivered:,}"}  # the count beside every percentile
+    assert "Latency counts delivered orders only" in dash.message
+    dash.partner.value = "99999"  # not a partner: said, the shown partner kept
+    assert dash.partner_id == other and "No partner `99999`" in dash.said
 
     fig = charts.dashboard_figure(dash.summary)
     a, b, c = fig.axes[:3]
@@ -296,19 +320,29 @@ def test_partner_dashboard_view(embedded, tmp_path):
         assert [t.get_text() for t in a.get_legend().get_texts()] == [charts.PARTIAL]
         assert a.patches[-1].get_hatch() == "//" and a.patches[0].get_hatch() in (None, "")
     assert min(t.get_fontsize() for t in a.get_xticklabels()) >= 8
+    assert charts.label_overlaps(charts.dashboard_figure(
+        dash.summary, start=dash.start.value, end=dash.end.value)) == []
+    ticks = [t for t in a.get_yticks() if t >= 0]
+    assert all(float(t).is_integer() for t in ticks)  # whole orders
     assert [t.get_text() for t in b.get_yticklabels()] == [
         f"{STATUS_LABELS[s]} ({s})" for s in dash.summary["status_mix"]["status"]]
 
     dash.end.value = dash.start.value = date(2026, 2, 25)  # a single day
     lo, hi = charts.dashboard_figure(dash.summary).axes[0].get_xlim()
     assert hi - lo >= 1  # at least a day wide, not a zero-width axis
-    _matches_csv(dash.export(), dash.frames)
+    _matches_csv(dash.export(), dash.frames, dash)
 
     dash.end.value = date(2026, 2, 24)
     assert dash.frames == {} and "ends (2026-02-24) before it starts (2026-02-25)" in dash.message
-    dash.search.value = "zzz"
-    assert dash.partner.options == () and dash.message == "No partner id contains `zzz`."
     wb.close()
+
+
+def _write_record(path: Path) -> None:
+    import nbformat
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# cycle RECORD-MARK-7")])
+    nbformat.write(nb, path)
 
 
 def _seed_runs_and_checks(url: str, notebook: Path) -> None:
@@ -342,28 +376,50 @@ def _seed_runs_and_checks(url: str, notebook: Path) -> None:
 
 @pytest.mark.slow
 def test_pipeline_health_view(embedded, tmp_path):
+    import re
+
     _setup(embedded)
     wb = _wb(embedded)
-    health = PipelineHealth(wb, now=datetime(2026, 3, 1, 0, 20, tzinfo=UTC), export_dir=tmp_path)
+    health = PipelineHealth(wb, now=datetime(2026, 3, 1, 0, 20, tzinfo=UTC))
     texts = [i.text for i in health.shown if isinstance(i, Message)]
     assert health.runs.empty and texts[0].startswith("No job runs recorded yet")
     images = [type(i).__name__ for i in health.shown].count("Image")
     assert images == 1  # the freshness chart only: no empty run-duration axes
     assert texts[1].startswith("Freshness **OK**")
     assert "No daily check results yet: run `ot run daily_monitoring`." in texts
+    assert health.open_button.disabled and health.record.options == ()
 
     notebook = tmp_path / "runs" / "cycle-1.ipynb"
+    _write_record(notebook)
     _seed_runs_and_checks(embedded.warehouse_url, notebook)
     health.now = datetime(2026, 3, 1, 1, 0, tzinfo=UTC)  # 60 min behind: late (> 2 × 15 min)
     health.refresh_button.click()
     texts = [i.text for i in health.shown if isinstance(i, Message)]
-    assert texts[0] == "**Job runs**: the last 3, 1 failed, 1 skipped."
+    assert texts[0] == "**Job runs**: the last 3 runs, 1 failed, 1 skipped."
     runs = health.frames["job_runs"]
     assert list(runs["duration"]) == ["—", "1 min 00 s", "42.0 s"]  # newest first
     assert list(runs["error"]) == ["locked by run 2", "source unreachable", ""]
-    assert list(runs["notebook"]) == ["", "", str(notebook)] and not runs.isna().any().any()
+    assert list(runs["record"]) == ["", "", "cycle-1"] and not runs.isna().any().any()
     (shown,) = [i for i in health.shown if isinstance(i, Html) and i.text.startswith("recent job runs")]
-    assert "<a href='runs/cycle-1.ipynb'" in shown.markup and "nan" not in shown.markup.lower()
+    assert "nan" not in shown.markup.lower() and "…" not in shown.markup
+    assert re.search(r"<td style='[^']*color:#cf222e[^']*'>✖ failed</td>", shown.markup)  # red
+    assert re.search(r"<td style='[^']*color:#1a7f37[^']*'>✔ succeeded</td>", shown.markup)
+    assert [v for _, v in health.record.options] == [1] and not health.open_button.disabled
+    health.open_button.click()  # no twin: the notebook rendered now
+    opened = health.opened
+    assert isinstance(opened, Html) and "srcdoc=" in opened.markup and "sandbox=''" in opened.markup
+    assert "RECORD-MARK-7" in opened.markup and "https://cdn" not in opened.markup
+    assert "download='cycle-1.html'" in opened.markup
+    notebook.with_suffix(".html").write_text(
+        "<html><head><script src='https://cdn.example.com/x.js'></script></head>"
+        "<body>twin of run 1</body></html>")
+    health.open_button.click()  # the twin, when written, is what is shown
+    assert "twin of run 1" in health.opened.markup and "cdn.example" not in health.opened.markup
+    notebook.unlink()
+    notebook.with_suffix(".html").unlink()
+    health.open_button.click()
+    assert health.opened.text == ("The record of run 1 of cycle (succeeded) is missing: "
+                                  "cycle-1.ipynb is no longer in the runs folder.")
 
     ax = charts.job_runs_figure(health.runs).axes[0]
     plotted = sum(len(line.get_xdata()) for line in ax.get_lines())
@@ -381,22 +437,26 @@ def test_pipeline_health_view(embedded, tmp_path):
     checks = health.frames["daily_checks"]  # the latest run only, failing first
     assert list(checks["check"]) == ["freshness_lag", "duplicate_keys"]
     assert list(checks["status"]) == ["fail", "ok"]
+    assert ax.get_legend().get_bbox_to_anchor().x0 > ax.get_window_extent().x1 - 1  # outside
+    assert charts.label_overlaps(charts.job_runs_figure(health.runs)) == []
     assert any(t.startswith("**Daily checks** of 2026-03-01 06:00:00 UTC") and "1 ok, 1 failing" in t
                for t in texts)
     assert list(health.frames["open_exceptions"]["id"]) == ["1", "2"]
-    _matches_csv(health.export(), health.frames)
+    _matches_csv(health.export(), health.frames, health)
     wb.close()
 
 
 def test_exception_triage_view(embedded, tmp_path):
     oid = _setup(embedded)
     wb = _wb(embedded)
-    tri = ExceptionTriage(wb, export_dir=tmp_path)
+    tri = ExceptionTriage(wb)
     assert [v for _, v in tri.select.options] == [1, 2]
     assert tri.select.value is None  # nothing pre-selected
+    assert tri.button.disabled  # nothing to resolve until one is picked
     tri.button.click()
     assert tri.said == "Pick an exception in the list first."
     tri.select.value = 2
+    assert tri.said == "" and not tri.button.disabled  # the warning went with the pick
     assert "[order lookup](order_lookup.ipynb) and enter " + str(oid + 1) in tri.detail.text
     tri.button.click()  # no note yet
     assert tri.said.startswith("Write a note first") and "--note" not in tri.said
@@ -426,6 +486,7 @@ def test_exception_triage_view(embedded, tmp_path):
     done = tri.frames["recently_resolved"]
     assert list(done["id"]) == ["2"] and done["resolved (UTC)"].str.match(TIME).all()
     assert done["notes"].iloc[0].endswith("duplicate cleared by rerun")
+    assert done["by"].iloc[0]  # who resolved it: recorded by the write path, not typed
 
     tri.select.value = 1
     tri.note.value = "period created"
@@ -433,8 +494,10 @@ def test_exception_triage_view(embedded, tmp_path):
     explore.resolve_exception(wb, 1, "someone else was faster")  # meanwhile, elsewhere
     tri.confirm.click()
     assert "was not resolved" in tri.said and "already resolved" in tri.said
-    assert tri.select.options == () and "No open exceptions." in tri.message
-    _matches_csv(tri.export(), tri.frames)
+    assert tri.select.options == () and tri.message.startswith("No open exceptions: nothing to "
+                                                               "resolve.")
+    assert tri.button.disabled and tri.select.layout.display == "none"
+    _matches_csv(tri.export(), tri.frames, tri)
     wb.close()
 
 

@@ -18,6 +18,8 @@ from ot_core.timeutil import parse_as_of, to_epoch
 AS_OF = "2026-03-06T00:00:00Z"
 DAY = 86400
 AS_OF_EPOCH = 1772755200  # 2026-03-06T00:00:00Z
+EXC_COLS = ("(exception_id, order_id, source_table, row_key, exception_type, detected_at, "
+            "resolved_at, notes)")
 
 
 def _exec(url: str, *statements: str) -> None:
@@ -53,17 +55,24 @@ def test_checks_pass_clean_and_each_detects_its_fault(embedded):
     clean.raise_if_failed()
 
     mart, ctl = "settlement_ods", "settlement_ctl"
-    victim = _one(wh, f"SELECT order_id FROM {mart}.mart_uni_tracking_info "
-                      f"WHERE update_time < {AS_OF_EPOCH - 4 * DAY} ORDER BY order_id LIMIT 1")[0]
+    # the tracked order whose last path event arrived longest ago (simulated statuses follow
+    # the scans, which run for days: it is aged below, past the grace)
+    victim = _one(wh, f"SELECT s.order_id FROM {mart}.mart_uni_tracking_spath s JOIN "
+                      f"{mart}.mart_uni_tracking_info u ON u.order_id = s.order_id "
+                      "GROUP BY s.order_id ORDER BY MAX(s.add_time), s.order_id LIMIT 1")[0]
     old = AS_OF_EPOCH - 3 * 365 * DAY  # 2023: past the cutoff, a period with no history table
     ecs_yesterday = _one(wh, f"SELECT order_id FROM {mart}.mart_ecs_order_info WHERE add_time >= "
                              f"{AS_OF_EPOCH - DAY} ORDER BY order_id LIMIT 1")[0]
     _exec(
         wh,
-        # ORDER_MISSING_SPATH: an old active order loses its path events
+        # ORDER_MISSING_SPATH: an old active order (last updated four days ago, past the
+        # grace) loses its path events
+        f"UPDATE {mart}.mart_uni_tracking_info SET update_time = {AS_OF_EPOCH - 4 * DAY} "
+        f"WHERE order_id = {victim}",
         f"DELETE FROM {mart}.mart_uni_tracking_spath WHERE order_id = {victim}",
         # ARCHIVE_ROUTING_GAP: an open exception
-        f"INSERT INTO {mart}.order_tracking_exceptions VALUES (901, 5, 'uni_tracking_spath', 77, "
+        f"INSERT INTO {mart}.order_tracking_exceptions {EXC_COLS} VALUES ("
+        "901, 5, 'uni_tracking_spath', 77, "
         "'ARCHIVE_ROUTING_GAP', TIMESTAMP '2026-03-05 10:00:00', NULL, 'seeded')",
         # not overdue: an order still tracked keeps its ECS row in the mart, however old
         f"UPDATE {mart}.mart_ecs_order_info SET add_time = {old} WHERE order_id = "
@@ -133,13 +142,15 @@ def test_routing_gap_counts_only_its_own_exceptions_and_the_chart_spans_its_days
     simulate("2026-03-06", start="2026-03-03", orders_per_day=20, seed=22, source=src)
     catch_up(AS_OF, start="2026-03-04T00:00:00Z", step="12h", source=src, warehouse=wh)
     mart = "settlement_ods"
-    _exec(wh, f"INSERT INTO {mart}.order_tracking_exceptions VALUES (902, 5, 'ecs_order_info', 78, "
+    _exec(wh, f"INSERT INTO {mart}.order_tracking_exceptions {EXC_COLS} VALUES ("
+        "902, 5, 'ecs_order_info', 78, "
               "'ORDER_RESTORE_CONFLICT', TIMESTAMP '2026-03-05 10:00:00', NULL, 'another kind')")
     limits = Thresholds(missing_spath_grace_hours=72)
     other = _by_key(run_checks(AS_OF, warehouse=wh, use_source=False, limits=limits))
     gap = other[("ARCHIVE_ROUTING_GAP", "order_tracking_exceptions")]
     assert (gap.status, gap.count) == ("ok", 0)
-    _exec(wh, f"INSERT INTO {mart}.order_tracking_exceptions VALUES (903, 5, 'uni_tracking_spath', 79, "
+    _exec(wh, f"INSERT INTO {mart}.order_tracking_exceptions {EXC_COLS} VALUES ("
+        "903, 5, 'uni_tracking_spath', 79, "
               "'ARCHIVE_ROUTING_GAP', TIMESTAMP '2026-03-05 11:00:00', NULL, 'seeded')")
     report = run_checks(AS_OF, warehouse=wh, use_source=False, limits=limits)
     gap = _by_key(report)[("ARCHIVE_ROUTING_GAP", "order_tracking_exceptions")]

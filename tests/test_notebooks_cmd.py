@@ -55,6 +55,14 @@ def test_a_file_as_destination_is_a_usage_error(tmp_path):
     assert res.exit_code == 2 and target.read_text() == "mine"
 
 
+def test_voila_names_the_views_it_can_serve(tmp_path):
+    CliRunner().invoke(main, ["notebooks", str(tmp_path)])
+    res = CliRunner().invoke(main, ["notebooks", str(tmp_path), "--voila", "nope"])
+    assert res.exit_code == 2 and "partner_dashboard" in res.output and "nope" in res.output
+    res = CliRunner().invoke(main, ["notebooks", str(tmp_path), "--voila", "x", "--lab"])
+    assert res.exit_code == 2 and "pick one" in res.output
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -64,20 +72,20 @@ def _free_port() -> int:
 @pytest.mark.slow
 def test_lab_serves_the_copies(tmp_path):
     """``ot notebooks DEST --lab`` becomes JupyterLab rooted at DEST (configured the way a
-    user configures Jupyter: a config file; here a free port, a token, no browser)."""
+    user configures Jupyter: a config file; here a token and no browser) on the port given,
+    on loopback; run as root, it starts without the user adding --allow-root."""
     port, token = _free_port(), secrets.token_hex(16)
     conf = tmp_path / "jconf"
     conf.mkdir()
     (conf / "jupyter_server_config.json").write_text(json.dumps({
-        "ServerApp": {"port": port, "ip": "127.0.0.1", "open_browser": False,
-                      "allow_root": True},
-        "IdentityProvider": {"token": token}}))
+        "ServerApp": {"open_browser": False}, "IdentityProvider": {"token": token}}))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OT_", "JUPYTER"))}
     env.update(JUPYTER_CONFIG_DIR=str(conf), JUPYTER_RUNTIME_DIR=str(tmp_path / "rt"),
                OT_DATA_DIR=str(tmp_path / "data"))
     dest = tmp_path / "analysis"
     log = (tmp_path / "lab.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "ot_core", "notebooks", str(dest), "--lab"],
+    proc = subprocess.Popen([sys.executable, "-m", "ot_core", "notebooks", str(dest), "--lab",
+                             "--port", str(port)],
                             env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     listing: list[str] = []

@@ -198,3 +198,70 @@ def test_a_source_it_did_not_write_is_refused_unless_told(pair):
     res = CliRunner().invoke(main, ["simulate", "--days", "2", "--orders-per-day", "5",
                                     "--into-existing"], env=pair.env())
     assert res.exit_code == 0, res.output
+
+
+# -- coherent histories -------------------------------------------------------------------------
+def _histories(d):
+    """Per order: its path events as (pathTime, code) in pathTime order and its status
+    updates as (time, status), the late reactivation left out (a status-only update)."""
+    from ot_core.simulate import PATH_CODES, REACTIVATION_MIN
+
+    out = {}
+    for i in range(len(d.order_id)):
+        ev = np.flatnonzero(d.ev_owner == i)
+        up = np.flatnonzero((d.upd_owner == i)
+                            & (d.upd_time < d.add_time[i] + REACTIVATION_MIN * DAY))
+        out[i] = ([(int(d.ev_path_time[e]), str(PATH_CODES[d.ev_code[e]])) for e in ev],
+                  [(int(d.upd_time[u]), int(d.upd_status[u])) for u in up])
+    return out
+
+
+@pytest.mark.parametrize("seed,day", [(7, 20_000), (3, 20_100), (11, 20_250)])
+def test_status_and_path_events_tell_one_story(seed, day):
+    """At every instant an order's status is the status its latest scan (by pathTime) puts
+    it in: never "Label created" beside departure scans, never "Delivered" before the
+    delivery scan; journeys run label → pickup → hops → out for delivery → delivered (or
+    returned), and the adversarial shapes stay (late arrivals, same-second updates)."""
+    from ot_core.contract import PATH_STATUS
+
+    d = _day(seed, day, 400)
+    assert len(d.order_id) > 300
+    for i, (events, updates) in _histories(d).items():
+        times = [t for t, _ in events]
+        codes = [c for _, c in events]
+        assert times == sorted(times)
+        assert codes[:2] == ["CREATED", "PICKUP"] and codes[-1] in ("DLV", "RETURN")
+        assert codes.count("DLV") + codes.count("RETURN") == 1
+        if codes[-1] == "DLV":
+            assert codes[-2] == "OUTDLV"
+        assert updates and updates[0][0] >= int(d.add_time[i])
+        # the status after each instant an event or update happens
+        for t in sorted({t for t, _ in events} | {t for t, _ in updates}):
+            seen = [c for (pt, c) in events if pt <= t]
+            current = [s for (ut, s) in updates if ut <= t]
+            if seen:
+                assert current and current[-1] == PATH_STATUS[seen[-1]], (i, t, seen, current)
+            else:
+                assert not current
+        final = updates[-1][1]
+        assert final == PATH_STATUS[codes[-1]]
+        if final == 40:
+            dlv = next(t for t, c in events if c == "DLV")
+            assert next(t for t, s in updates if s == 40) == dlv
+    # the awkward cases the pipeline must handle are still made
+    late = d.ev_add_time - d.ev_path_time
+    assert (late > DAY).any()
+    same = (d.upd_owner[1:] == d.upd_owner[:-1]) & (d.upd_time[1:] == d.upd_time[:-1])
+    assert same.any()
+
+
+def test_a_day_without_orders_is_empty():
+    d = _day(7, 20_000, 0)
+    assert d.order_id.size == d.upd_owner.size == d.ev_owner.size == 0
+
+
+def test_reactivations_are_still_made():
+    from ot_core.simulate import REACTIVATION_MIN
+
+    d = _day(7, 20_000, 2_000)
+    assert (d.upd_time >= d.add_time[d.upd_owner] + REACTIVATION_MIN * DAY).any()

@@ -132,20 +132,32 @@ def jobs_cmd(markdown, airflow, as_json) -> None:
 
 @main.command("notebooks")
 @click.argument("dest", required=False, default="ot-notebooks", type=click.Path(file_okay=False))
-@click.option("--lab", is_flag=True, help="Then open JupyterLab in DEST (needs the lab extra).")
+@click.option("--lab", is_flag=True, help="Then open JupyterLab in DEST on 127.0.0.1 (needs the "
+              "lab extra); it never saves outputs into the analyst notebooks, and passes "
+              "--allow-root when run as root.")
+@click.option("--voila", "voila", metavar="VIEW", default=None,
+              help="Then serve one view of DEST read-only with Voilà (e.g. partner_dashboard) "
+                   "as `ot serve` does: a login token (OT_VIEW_TOKEN) required, 127.0.0.1, "
+                   "nothing loaded from the network.")
+@click.option("--port", type=int, default=None, help="Port for --lab or --voila (default: the "
+              "server's, 8888 or 8866, or the next free one).")
 @click.option("--overwrite", is_flag=True,
               help="Replace copies that differ from the shipped notebooks; each is first saved "
                    "beside it as NAME.<UTC time>.ipynb.")
 @handle_errors
-def notebooks_cmd(dest, lab, overwrite) -> None:
+def notebooks_cmd(dest, lab, voila, port, overwrite) -> None:
     """Copy the analyst notebooks (order lookup, partner dashboard, pipeline health,
     exceptions triage) into DEST (default: ./ot-notebooks) and, with --lab, open JupyterLab
     there. A copy you changed is kept and named, never replaced without --overwrite."""
-    from ot_core.workbench.notebooks import copy_notebooks, open_lab
+    from ot_core.workbench.notebooks import copy_notebooks, open_lab, open_voila
 
+    if lab and voila:
+        raise click.UsageError("--lab and --voila: pick one")
     click.echo(copy_notebooks(dest, overwrite=overwrite).summary())
     if lab:
-        open_lab(dest)
+        open_lab(dest, port)
+    elif voila:
+        open_voila(dest, voila, port)
 
 
 @main.group("docs")

@@ -38,7 +38,7 @@ from ot_core.errors import ConfigError, first_line, is_transient
 from ot_core.pipeline import exception_log
 from ot_core.secrets import masked, redact
 from ot_core.timeutil import parse_duration, to_epoch, utcnow
-from ot_core.workbench.present import Message
+from ot_core.workbench.present import Message, day_coverage
 
 log = logging.getLogger("ot")
 DELIVERED = 40  # uni_tracking_info.status of a delivered parcel
@@ -300,9 +300,11 @@ def _day_bounds(start: date, end: date) -> tuple[int, int]:
 
 
 def partner_summary(wb: Workbench, partner_id: int, start: date, end: date) -> dict[str, pd.DataFrame]:
-    """Orders per day (``partial``: the day is not fully extracted yet), status mix and
-    delivery-latency percentiles of one partner's orders created in [start, end] (whole UTC
-    days). Aggregation happens in the warehouse."""
+    """Orders per day over every day of [start, end] (whole UTC days; ``partial`` and
+    ``coverage``: the warehouse does not hold the whole day: its data begins later, or it is
+    not fully extracted yet), status mix and delivery-latency percentiles of one partner's
+    orders, each percentile with the number of delivered orders behind it. Aggregation
+    happens in the warehouse."""
     lo, hi = _day_bounds(start, end)
     horizon = data_horizon(wb)
     with wb.db.engine.connect() as conn:
@@ -317,19 +319,27 @@ def partner_summary(wb: Workbench, partner_id: int, start: date, end: date) -> d
                      .select_from(joined).group_by(u.c.status).order_by(u.c.status))
         lat = _frame(conn, sa.select((u.c.update_time - e.c.add_time).label("seconds"))
                      .select_from(joined).where(u.c.status == DELIVERED))
+        a = _union(wb, conn, "ecs_order_info", lambda r: sa.true(), "a")
+        begins = conn.execute(sa.select(sa.func.min(a.c.add_time)).select_from(a)).scalar()
     wb.db.dispose()
-    starts = per_day["day"].astype("int64")
-    per_day["partial"] = (starts + DAY > horizon) if horizon is not None else False
-    per_day["day"] = pd.to_datetime(starts, unit="s", utc=True).dt.date
-    per_day["orders"] = per_day["orders"].astype("int64")
+    counts = dict(zip(per_day["day"].astype("int64"), per_day["orders"].astype("int64"),
+                      strict=True))
+    starts = pd.Series(range(lo, hi, DAY), dtype="int64")  # every day asked for, 0 if none
+    out = pd.DataFrame({"day": pd.to_datetime(starts, unit="s", utc=True).dt.date,
+                        "orders": [int(counts.get(int(x), 0)) for x in starts]})
+    out["partial"] = [day_coverage(int(x), begins, horizon) != "" for x in starts]
+    out["coverage"] = [day_coverage(int(x), begins, horizon) for x in starts]
     mix = mix.astype({"status": "int64", "orders": "int64"}) if len(mix) else mix
     hours = lat["seconds"].astype("float64") / 3600
     pct = [50, 90, 95, 99]
     latency = pd.DataFrame({
         "percentile": [f"p{p}" for p in pct],
         "hours": [float(hours.quantile(p / 100)) if len(hours) else float("nan") for p in pct],
+        "delivered orders": [len(hours)] * len(pct),
     })
-    return {"per_day": per_day, "status_mix": mix, "latency": latency,
+    latency["orders at or under"] = [int((hours <= h).sum()) if len(hours) else 0
+                                     for h in latency["hours"]]
+    return {"per_day": out, "status_mix": mix, "latency": latency,
             "delivered": pd.DataFrame({"delivered": [len(hours)]})}
 
 
@@ -417,8 +427,7 @@ def resolved_exceptions(wb: Workbench, limit: int = 10) -> pd.DataFrame:
 
 
 def resolve_exception(wb: Workbench, exception_id: int, note: str) -> dict:
-    """Close one open exception with a note (``exception_log.resolve_in``: it refuses an
-    empty note, an unknown id and an already-resolved one with a UsageError)."""
+    """Close one open exception with a note, through the one narrow write path."""
     db = wb.writer()
     try:
         with db.engine.begin() as conn:

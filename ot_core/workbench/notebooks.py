@@ -20,6 +20,7 @@ from pathlib import Path
 from ot_core.errors import ExtraMissing, UsageError
 from ot_core.resources import explore_notebooks_dir
 from ot_core.timeutil import utcnow
+from ot_core.workbench.lab import lab_argv
 
 DEFAULT_DEST = "ot-notebooks"
 LAB_EXTRA = "pip install 'ot-workbench[lab]'"
@@ -44,7 +45,7 @@ class CopyResult:
         if not self.lab_ready:
             lines.append(f"to open them: {LAB_EXTRA} (JupyterLab and ipywidgets)")
         else:
-            lines.append(f"open them: ot notebooks {self.dest} --lab  (or jupyter lab there)")
+            lines.append(f"open them: ot notebooks {self.dest} --lab")
         return "\n".join(lines)
 
 
@@ -80,13 +81,27 @@ def copy_notebooks(dest: str | Path = DEFAULT_DEST, *, overwrite: bool = False) 
     return res
 
 
-def open_lab(dest: str | Path) -> None:
-    """Replace this process with JupyterLab serving ``dest`` (its own options and config
-    apply: ``jupyter lab --generate-config``)."""
+def open_lab(dest: str | Path, port: int | None = None) -> None:
+    """Replace this process with JupyterLab serving ``dest`` on 127.0.0.1, outputs never
+    saved into the analyst notebooks (``lab.lab_argv``; as root it passes --allow-root).
+    Its own options and config apply too: ``jupyter lab --generate-config``."""
     if not lab_installed():
         raise ExtraMissing(f"JupyterLab and ipywidgets are not installed: {LAB_EXTRA}")
     folder = Path(dest).expanduser().resolve()
     sys.stdout.flush()
     sys.stderr.flush()
     os.chdir(folder)
-    os.execv(sys.executable, [sys.executable, "-m", "jupyterlab"])
+    os.execv(sys.executable, [sys.executable, "-m", "jupyterlab", *lab_argv(port)])
+
+
+def open_voila(dest: str | Path, name: str, port: int | None = None) -> None:
+    """Serve one view of ``dest`` as `ot serve` does: a login token required, loopback only,
+    no code, no other notebook reachable, nothing loaded from the network."""
+    from ot_core.workbench.serve import serve
+
+    stem = name.removesuffix(".ipynb")
+    notebook = Path(dest).expanduser().resolve() / f"{stem}.ipynb"
+    if not notebook.is_file():
+        names = ", ".join(sorted(p.stem for p in explore_notebooks_dir().glob("*.ipynb")))
+        raise UsageError(f"no notebook {notebook}: name one of {names}")
+    serve(str(notebook), port=port or 8866)

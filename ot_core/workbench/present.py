@@ -7,13 +7,14 @@ to CSV exactly as shown.
 
 from __future__ import annotations
 
+import base64
 import html
 import math
+import os
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from io import BytesIO
-from pathlib import Path
 
 import pandas as pd
 
@@ -49,6 +50,17 @@ class Html:
 
     def __repr__(self) -> str:
         return self.text
+
+
+def for_visitors() -> bool:
+    """The view is served by Voilà: its visitors see no code and run no commands."""
+    return os.environ.get("SERVER_SOFTWARE", "").startswith("voila/")
+
+
+def hint(for_users: str, for_visitors_text: str) -> str:
+    """What to do next, in the words of who reads it: a command for a notebook user, a
+    plain sentence for a Voilà visitor."""
+    return for_visitors_text if for_visitors() else for_users
 
 
 # -- values -----------------------------------------------------------------------------------
@@ -89,7 +101,37 @@ def hours_text(h) -> str:
     return "—" if h is None or pd.isna(h) else f"{float(h):,.1f}"
 
 
+def plural(n, word: str, many: str | None = None) -> str:
+    """``1 order``, ``2 orders``, ``1,204 orders`` (never "1 orders")."""
+    n = int(n)
+    return f"{n:,} {word if n == 1 else (many or word + 's')}"
+
+
+PARTIAL_START = 3600  # a day whose data begins more than an hour in is partial at its start
+
+
+def day_coverage(start: int, begins: int | None, horizon: int | None) -> str:
+    """'' for a day the warehouse holds whole; else why it is partial (its data begins
+    later in the day, or it is extracted only up to a time, or not yet at all)."""
+    if horizon is not None and start >= horizon:
+        return "not extracted yet"
+    if horizon is not None and start + 86400 > horizon:
+        return f"extracted until {datetime.fromtimestamp(horizon, UTC):%H:%M} UTC"
+    if begins is not None and int(begins) >= start + 86400:
+        return "before the warehouse's data begins"
+    if begins is not None and int(begins) > start + PARTIAL_START:
+        return f"data begins {datetime.fromtimestamp(int(begins), UTC):%H:%M} UTC"
+    return ""
+
+
 # -- tables -----------------------------------------------------------------------------------
+WRAP_AT = 24  # characters: longer cells wrap (and keep their full text as a tooltip)
+# a status cell's colour: green for what passed, red for what failed, amber in between
+STATUS_COLOURS = {"ok": "#1a7f37", "OK": "#1a7f37", "succeeded": "#1a7f37", "pass": "#1a7f37",
+                  "fail": "#cf222e", "failed": "#cf222e", "late": "#cf222e",
+                  "warn": "#9a6700", "skipped": "#9a6700", "running": "#9a6700"}
+
+
 def tidy(frame: pd.DataFrame) -> pd.DataFrame:
     """Missing values as empty text, so no NaN/None/NaT reaches the screen or a CSV."""
     out = frame.copy()
@@ -99,23 +141,33 @@ def tidy(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _cell(col: str, value, raw: set[str], status: set[str]) -> str:
+    text = str(value)
+    shown = text if col in raw else html.escape(text)
+    style = "text-align:left;vertical-align:top;"
+    if col in status and text in STATUS_COLOURS:
+        style += f"color:{STATUS_COLOURS[text]};font-weight:600;"
+        shown = f"{'✔' if STATUS_COLOURS[text] == '#1a7f37' else '✖' if STATUS_COLOURS[text] == '#cf222e' else '●'} {shown}"
+    if col not in raw and len(text) > WRAP_AT:
+        style += "white-space:normal;overflow-wrap:anywhere;max-width:60ch;"
+        return f"<td style='{style}' title='{html.escape(text, quote=True)}'>{shown}</td>"
+    return f"<td style='{style}white-space:nowrap'>{shown}</td>"
+
+
 def table(frame: pd.DataFrame, *, title: str = "", html_columns: Iterable[str] = (),
-          empty: str = "nothing to show") -> Html | Message:
-    """A scrollable HTML table (wide tables scroll instead of being clipped), no index.
+          empty: str = "nothing to show", status_columns: Iterable[str] = ()) -> Html | Message:
+    """An HTML table, no index: long text wraps (full text as a tooltip), never cut with
+    "…"; wide tables scroll; ``status_columns`` are coloured pass/fail.
 
     Cells are escaped except ``html_columns`` (links built here)."""
     if frame is None or frame.empty:
         return Message(f"{title}: {empty}" if title else empty)
-    raw = set(html_columns)
+    raw, status = set(html_columns), set(status_columns)
     shown = tidy(frame)
     head = "".join(f"<th style='text-align:left'>{html.escape(str(c))}</th>" for c in shown.columns)
-    rows = []
-    for rec in shown.itertuples(index=False):
-        cells = []
-        for col, v in zip(shown.columns, rec, strict=True):
-            text = str(v) if col in raw else html.escape(str(v))
-            cells.append(f"<td style='text-align:left;white-space:nowrap'>{text}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
+    rows = ["<tr>" + "".join(_cell(col, v, raw, status)
+                             for col, v in zip(shown.columns, rec, strict=True)) + "</tr>"
+            for rec in shown.itertuples(index=False)]
     caption = f"<div><b>{html.escape(title)}</b></div>" if title else ""
     markup = (f"{caption}<div class='ot-table' style='overflow-x:auto;max-width:100%'>"
               f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")
@@ -142,30 +194,23 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_").lower() or "view"
 
 
-def export_csv(frames: dict[str, pd.DataFrame], directory: Path, prefix: str) -> list[Path]:
-    """Write each shown frame to ``<prefix>_<name>_<UTC stamp>.csv`` in ``directory``."""
+def csv_files(frames: dict[str, pd.DataFrame], prefix: str) -> dict[str, str]:
+    """``{file name: CSV text}`` of each shown frame, exactly as shown (UTC-stamped names)."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    directory.mkdir(parents=True, exist_ok=True)
-    out = []
-    for name, frame in frames.items():
-        if frame is None:
-            continue
-        path = directory / f"{_slug(prefix)}_{_slug(name)}_{stamp}.csv"
-        tidy(frame).to_csv(path, index=False)
-        out.append(path)
-    return out
+    return {f"{_slug(prefix)}_{_slug(name)}_{stamp}.csv": tidy(frame).to_csv(index=False)
+            for name, frame in frames.items() if frame is not None}
 
 
-def export_note(paths: list[Path], base: Path) -> Html | Message:
-    """Links to the written files, relative to the notebook's folder (JupyterLab opens them)."""
-    if not paths:
-        return Message("nothing to export yet")
+def download_links(files: dict[str, str]) -> Html | Message:
+    """Links that download each CSV in the browser (``data:`` URIs with ``download``): the
+    same in JupyterLab and Voilà, and nothing is written on the server or into the checkout."""
+    if not files:
+        return Message("Nothing to download yet: pick something to show first.")
     links = []
-    for p in paths:
-        try:
-            href = str(p.relative_to(base))
-        except ValueError:
-            href = p.as_uri()
-        links.append(link(href, p.name))
-    return Html(f"exported {len(paths)} CSV file(s): " + ", ".join(links),
-                f"exported {len(paths)} CSV file(s): " + ", ".join(str(p) for p in paths))
+    for name, text in files.items():
+        data = base64.b64encode(text.encode("utf-8")).decode("ascii")
+        links.append(f"<a class='ot-download' download='{html.escape(name, quote=True)}' "
+                     f"href='data:text/csv;charset=utf-8;base64,{data}'>{html.escape(name)}</a>")
+    n = plural(len(files), "CSV file")
+    return Html(f"Download {n} (what is shown now): " + ", ".join(links),
+                f"Download {n} (what is shown now): " + ", ".join(files))

@@ -73,6 +73,11 @@ def serve(notebook: str, *, port: int = 8866, ip: str = "127.0.0.1",
         log.warning("serving %s on %s: reachable from the network with only a token; put a "
                     "reverse proxy with TLS and the team's login in front "
                     "(docs/roles.md#serving-the-views)", path.name, ip)
+    from ot_core.workbench.lab import VOILA_TEMPLATE, voila_env
+
+    # the workbench's template: Voilà's page without the icon font it fetches from a CDN
+    os.environ["JUPYTER_PATH"] = voila_env()["JUPYTER_PATH"]
     # the token goes to Voilà as a setting of the app, not on its command line
     Voila.launch_instance(argv=[str(path), "--no-browser", f"--port={port}",
-                                f"--Voila.ip={ip}", "--Voila.port_retries=0"], token=token)
+                                f"--template={VOILA_TEMPLATE}", f"--Voila.ip={ip}",
+                                "--Voila.port_retries=0"], token=token)

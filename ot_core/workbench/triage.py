@@ -3,8 +3,6 @@ Resolve, then Confirm the exact exception named in the question; recently resolv
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import ipywidgets as w
 import pandas as pd
 from IPython.display import display
@@ -12,7 +10,7 @@ from IPython.display import display
 from ot_core.errors import UsageError
 from ot_core.workbench import charts, explore
 from ot_core.workbench.explore import Workbench
-from ot_core.workbench.present import Message, table, utc_text
+from ot_core.workbench.present import Message, hint, plural, table, utc_text
 from ot_core.workbench.view import View
 
 LOOKUP_NOTEBOOK = "order_lookup.ipynb"
@@ -47,15 +45,15 @@ class ExceptionTriage(View):
 
     name = "exceptions"
 
-    def __init__(self, wb: Workbench, export_dir: Path | str | None = None):
-        super().__init__(wb, export_dir)
+    def __init__(self, wb: Workbench):
+        super().__init__(wb)
         self.select = w.Select(options=[], rows=8, description="open",
                                layout=w.Layout(width="95%"))
         self.details = w.Output()
         self.note = w.Textarea(placeholder="what was done (the database records who)",
                                description="note",
                                layout=w.Layout(width="60%"))
-        self.button = w.Button(description="Resolve…", button_style="warning")
+        self.button = w.Button(description="Resolve…", button_style="warning", disabled=True)
         self.question = w.HTML()
         self.confirm = w.Button(description="Confirm", button_style="danger")
         self.cancel = w.Button(description="Cancel")
@@ -86,7 +84,8 @@ class ExceptionTriage(View):
 
     def reload(self) -> None:
         if not self.guarded(self._reload):
-            self.select.disabled = self.note.disabled = self.button.disabled = True
+            self.select.disabled = self.note.disabled = True
+            self.button.disabled = True
 
     def _reload(self) -> None:
         self.frame = explore.open_exceptions(self.wb)
@@ -98,25 +97,35 @@ class ExceptionTriage(View):
             self.select.value = None  # never pre-select: the analyst picks what to resolve
         self.frames = {"open": exceptions_shown(self.frame, False),
                        "recently_resolved": exceptions_shown(self.resolved, True)}
+        some = len(self.frame) > 0
+        self.select.layout.display = "flex" if some else "none"
+        self.note.disabled = not some
         self._picked()
-        head = Message(f"**{len(self.frame)} open** exception(s). Pick one above, write a note, "
-                       "press Resolve… and confirm." if len(self.frame) else "No open exceptions.")
+        head = Message(f"**{plural(len(self.frame), 'open exception')}**. Pick one above, write "
+                       "a note, press Resolve… and confirm." if some else
+                       "No open exceptions: nothing to resolve. New ones appear here when a "
+                       "cycle or the lifecycle finds a row it cannot place.")
         chart = [charts.exceptions_figure(self.frame)] if len(self.frame) else []
         self.show(head, *chart, table(self.frames["recently_resolved"], title="recently resolved",
                                       empty="nothing resolved yet"))
+        self.export_button.disabled = False
 
     def _picked(self) -> None:
         self.drop_pending(None)
+        self.unsay()  # a warning about an earlier pick no longer applies
         row = self._row(self.select.value)
+        self.button.disabled = row is None
         self.details.clear_output(wait=True)
         if row is None:
-            self.detail = Message("No exception selected.")
+            self.detail = Message("Pick an exception in the list to resolve it."
+                                  if len(self.frame) else "")
         else:
             oid = _id(row.order_id)
             self.detail = Message(
                 f"**{describe(row)}** in `{row.source_table}` (row key {_id(row.row_key)}), "
-                f"detected {utc_text(row.detected_at)} UTC. Order {oid}: open "
-                f"[order lookup]({LOOKUP_NOTEBOOK}) and enter {oid}.")
+                f"detected {utc_text(row.detected_at)} UTC. Order {oid}: " + hint(
+                    f"open [order lookup]({LOOKUP_NOTEBOOK}) and enter {oid}.",
+                    f"look it up in the order lookup view ({oid})."))
         with self.details:
             display(self.detail)
 
@@ -147,15 +156,15 @@ class ExceptionTriage(View):
         if self.pending is None:
             self.say(Message("Nothing to confirm: press Resolve… first.", "warning"))
             return
-        row, note = self._row(self.pending), self.note.value
+        row, note = self._row(self.pending), self.note.value.strip()
         what = describe(row) if row is not None else f"#{self.pending}"
         pending = self.pending
         self.drop_pending(None)
         try:
             done = explore.resolve_exception(self.wb, pending, note)
         except UsageError as e:  # resolved meanwhile by someone else
-            self.say(Message(f"{what} was not resolved: {e}.", "warning"))
             self.reload()
+            self.say(Message(f"{what} was not resolved: {e}.", "warning"))
             return
         self.note.value = ""
         self.reload()

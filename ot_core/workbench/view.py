@@ -1,4 +1,4 @@
-"""The common shape of every workbench view: controls, one output, CSV export, and one
+"""The common shape of every workbench view: controls, one output, CSV download, and one
 readable line instead of a traceback when the warehouse cannot be read.
 
 A view keeps what it last showed (``shown``, ``frames``, ``message``) besides drawing it into
@@ -9,7 +9,6 @@ process, without a browser or a kernel.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import ipywidgets as w
 import pandas as pd
@@ -36,19 +35,19 @@ class View:
 
     name = "view"
 
-    def __init__(self, wb: Workbench, export_dir: Path | str | None = None):
+    def __init__(self, wb: Workbench):
         self.wb = wb
-        self.export_dir = Path(export_dir) if export_dir is not None else None
         self.out = w.Output(layout=w.Layout(width="100%"))
         self.info = w.Output()
-        self.export_button = w.Button(description="Export CSV", icon="download",
-                                      tooltip="write what is shown to CSV next to the notebook")
+        self.export_button = w.Button(description="Download CSV",
+                                      tooltip="download what is shown as CSV files")
         self.export_button.on_click(lambda _b: self.export())
         self.frames: dict[str, pd.DataFrame] = {}
         self.shown: list = []
         self.message = ""
         self.said = ""
-        self.exported: list[Path] = []
+        self.said_item: Message | Html | None = None
+        self.exported: dict[str, str] = {}  # file name -> CSV text offered for download
         self.controls: list[w.Widget] = []
 
     # -- drawing ------------------------------------------------------------------------------
@@ -70,10 +69,15 @@ class View:
     def say(self, item: Message | Html | str) -> None:
         """A line above the output (what an action did); never a quoted Python string."""
         item = Message(item) if isinstance(item, str) else item
-        self.said = item.text
+        self.said, self.said_item = item.text, item
         self.info.clear_output(wait=True)
         with self.info:
             display(item)
+
+    def unsay(self) -> None:
+        """Clear the line above the output (a warning about an earlier action)."""
+        self.said = ""
+        self.info.clear_output()
 
     def guarded(self, fn: Callable[[], None]) -> bool:
         """Run a refresh; a missing warehouse or a failed read shows one line instead."""
@@ -93,13 +97,12 @@ class View:
             self.show(read_problem(e))
             return False
 
-    # -- export -------------------------------------------------------------------------------
+    # -- export -----------------------------------------------------------------------------
     def export_prefix(self) -> str:
         return self.name
 
-    def export(self) -> list[Path]:
-        """Write every table shown now to CSV (next to the notebook: the kernel's folder)."""
-        base = self.export_dir or Path.cwd()
-        self.exported = present.export_csv(self.frames, base, self.export_prefix())
-        self.say(present.export_note(self.exported, base))
+    def export(self) -> dict[str, str]:
+        """Offer every table shown now as a CSV download link (``{file name: CSV text}``)."""
+        self.exported = present.csv_files(self.frames, self.export_prefix())
+        self.say(present.download_links(self.exported))
         return self.exported

@@ -7,16 +7,15 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
-from pathlib import Path
 
 import ipywidgets as w
 import pandas as pd
 
-from ot_core.contract import status_label
+from ot_core.contract import path_label, status_label
 from ot_core.workbench import charts, explore
 from ot_core.workbench.explore import Workbench
 from ot_core.workbench.health import PipelineHealth
-from ot_core.workbench.present import Message, count_text, hours_text, table, utc_text
+from ot_core.workbench.present import Message, count_text, hours_text, plural, table, utc_text
 from ot_core.workbench.triage import ExceptionTriage
 from ot_core.workbench.view import View
 
@@ -51,7 +50,7 @@ def order_frames(view: explore.OrderView) -> dict[str, pd.DataFrame]:
     t = view.timeline
     events = pd.DataFrame({
         "event time (UTC)": [utc_text(v) for v in t["pathTime_at"]] if len(t) else [],
-        "code": t["path_code"] if len(t) else [],
+        "event": [path_label(c) for c in t["path_code"]] if len(t) else [],
         "what": t["path_info"] if len(t) else [],
         "where": t["path_location"] if len(t) else [],
         "recorded (UTC)": [utc_text(v) for v in t["add_time_at"]] if len(t) else [],
@@ -67,12 +66,11 @@ class OrderLookup(View):
 
     name = "order"
 
-    def __init__(self, wb: Workbench, order_id: int | None = None, order_sn: str | None = None,
-                 export_dir: Path | str | None = None):
-        super().__init__(wb, export_dir)
+    def __init__(self, wb: Workbench, order_id: int | None = None, order_sn: str | None = None):
+        super().__init__(wb)
         self.query = w.Text(description="order", placeholder="order_id or order_sn, then Enter",
                             continuous_update=False, layout=w.Layout(width="340px"))
-        self.button = w.Button(description="Look up", icon="search", button_style="primary")
+        self.button = w.Button(description="Look up", button_style="primary")
         self.controls = [self.query, self.button]
         self.view: explore.OrderView | None = None
         self.lookups = 0
@@ -109,7 +107,8 @@ class OrderLookup(View):
         v = self.view
         now = status_label(v.status["status"].iloc[0]) if len(v.status) else "no tracking status yet"
         sn = f" · order_sn `{v.ecs['order_sn'].iloc[0]}`" if len(v.ecs) else ""
-        head = Message(f"**Order {v.order_id}**{sn} · {len(v.timeline)} path events · now: **{now}**")
+        head = Message(f"**Order {v.order_id}**{sn} · {plural(len(v.timeline), 'path event')}"
+                       f" · now: **{now}**")
         self.show(head, table(self.frames["order"], title="order"),
                   table(self.frames["status"], title="current status", empty="no tracking status"),
                   charts.timeline_figure(v),
@@ -118,60 +117,67 @@ class OrderLookup(View):
 
 # -- partner dashboard ------------------------------------------------------------------------
 class PartnerDashboard(View):
-    """Partner picker (type part of an id to narrow it; each entry shows its order count) +
-    date range → orders per day, current status mix, delivery latency percentiles."""
+    """Partner picker (a searchable box: type part of an id, the matching partners are listed
+    with their order counts) + date range → orders per day, current status mix, delivery
+    latency percentiles with the number of orders behind each."""
 
     name = "partner"
 
-    def __init__(self, wb: Workbench, export_dir: Path | str | None = None):
-        super().__init__(wb, export_dir)
-        self.search = w.Text(description="search", placeholder="part of a partner id",
-                             layout=w.Layout(width="220px"))
-        self.partner = w.Dropdown(options=[], description="partner", layout=w.Layout(width="280px"))
+    def __init__(self, wb: Workbench):
+        super().__init__(wb)
+        self.partner = w.Combobox(description="partner", placeholder="type a partner id",
+                                  ensure_option=True, layout=w.Layout(width="300px"))
         narrow = {"description_width": "initial"}
         self.start = w.DatePicker(description="from", style=narrow, layout=w.Layout(width="200px"))
         self.end = w.DatePicker(description="to", style=narrow, layout=w.Layout(width="190px"))
-        self.controls = [self.search, self.partner, self.start, self.end]
+        self.controls = [self.partner, self.start, self.end]
         self.choices = pd.DataFrame(columns=["partner_id", "orders"])
+        self.ids: dict[str, int] = {}  # option text -> partner id
+        self.partner_id: int | None = None
         self.summary: dict[str, pd.DataFrame] = {}
         if self.guarded(self._load):
-            for ctl in (self.partner, self.start, self.end):
+            self.partner.observe(lambda _c: self._picked(), names="value")
+            for ctl in (self.start, self.end):
                 ctl.observe(lambda _c: self.refresh(), names="value")
-            self.search.observe(lambda _c: self._filter(), names="value")
             self.refresh()
 
     def _load(self) -> None:
         self.choices = explore.partner_choices(self.wb)
         span = explore.order_dates(self.wb) or (date.today() - timedelta(days=30), date.today())
         self.start.value, self.end.value = span
-        self.partner.options = self._options("")
-        self.partner.value = self.partner.options[0][1] if self.partner.options else None
+        self.ids = {f"{int(p)} · {plural(n, 'order')}": int(p)
+                    for p, n in zip(self.choices["partner_id"], self.choices["orders"], strict=True)}
+        self.partner.options = list(self.ids)
+        if self.ids:
+            self.partner_id = next(iter(self.ids.values()))
+            self.partner.value = next(iter(self.ids))
 
-    def _options(self, text: str) -> list[tuple[str, int]]:
-        c = self.choices
-        if text.strip():
-            c = c[c["partner_id"].astype(str).str.contains(text.strip(), regex=False)]
-        return [(f"{int(p)} · {int(n):,} orders", int(p)) for p, n in zip(c["partner_id"], c["orders"],
-                                                                          strict=True)]
+    def option(self, partner_id: int) -> str:
+        """The picker's text for one partner (what choosing it in the list enters)."""
+        return next(k for k, v in self.ids.items() if v == int(partner_id))
 
-    def _filter(self) -> None:
-        options = self._options(self.search.value)
-        keep = self.partner.value if any(v == self.partner.value for _, v in options) else None
-        with self.partner.hold_trait_notifications():
-            self.partner.options = options
-            self.partner.value = keep if keep is not None else (options[0][1] if options else None)
-        if not options:
-            self.frames = {}
-            self.show(Message(f"No partner id contains `{self.search.value.strip()}`.", "warning"))
+    def _picked(self) -> None:
+        text = self.partner.value.strip()
+        pid = self.ids.get(text)
+        if pid is None and text.isdigit() and int(text) in self.ids.values():
+            pid = int(text)  # a bare id typed in full
+        if pid is None:
+            if text:
+                self.say(Message(f"No partner `{text}`: pick one from the list (type part "
+                                 "of its id to narrow it).", "warning"))
+            return
+        self.say("")
+        self.partner_id = pid
+        self.refresh()
 
     def export_prefix(self) -> str:
-        return f"partner_{self.partner.value}"
+        return f"partner_{self.partner_id}"
 
     def refresh(self) -> None:
         self.guarded(self._refresh)
 
     def _refresh(self) -> None:
-        pid, start, end = self.partner.value, self.start.value, self.end.value
+        pid, start, end = self.partner_id, self.start.value, self.end.value
         self.frames, self.summary = {}, {}
         if pid is None:
             self.show(Message("No orders in the warehouse yet." if self.choices.empty
@@ -187,24 +193,30 @@ class PartnerDashboard(View):
         self.summary = s
         d = s["per_day"]
         total = int(d["orders"].sum())
-        partial = " Hatched bars are partial days (not fully extracted yet)." \
+        partial = " Hatched bars are partial days (the warehouse does not hold the whole day)." \
             if d["partial"].any() else ""
         delivered = int(s["delivered"]["delivered"].iloc[0])
-        head = Message(f"**Partner {pid}**: {total:,} orders created {start} → {end} (UTC days), "
-                       f"{delivered:,} delivered.{partial}")
+        head = Message(f"**Partner {pid}**: {plural(total, 'order')} created {start} → {end} "
+                       f"(UTC days), {delivered:,} delivered. Latency counts delivered orders "
+                       f"only (created → delivered).{partial}")
+        lat = s["latency"]
         self.frames = {
             "orders_per_day": pd.DataFrame({
                 "day (UTC)": [str(x) for x in d["day"]],
                 "orders": [count_text(n) for n in d["orders"]],
-                "complete": ["partial day" if p else "yes" for p in d["partial"]]}),
+                "complete": [f"partial: {c}" if c else "yes" for c in d["coverage"]]}),
             "status_mix": pd.DataFrame({
                 "status": [status_label(x) for x in s["status_mix"]["status"]],
                 "orders": [count_text(n) for n in s["status_mix"]["orders"]]}),
             "latency_hours": pd.DataFrame({
-                "percentile": s["latency"]["percentile"],
-                "hours (created → delivered)": [hours_text(h) for h in s["latency"]["hours"]]}),
+                "percentile": lat["percentile"],
+                "hours (created → delivered)": [hours_text(h) for h in lat["hours"]],
+                "delivered orders": [count_text(n) for n in lat["delivered orders"]],
+                "orders at or under": [count_text(n) for n in lat["orders at or under"]]}),
         }
-        self.show(head, charts.dashboard_figure(s),
+        few = [Message(f"Only {plural(delivered, 'delivered order')}: the percentiles are "
+                       "rough.", "warning")] if 0 < delivered < 20 else []
+        self.show(head, *few, charts.dashboard_figure(s, start=start, end=end),
                   table(self.frames["status_mix"], title="current status"),
                   table(self.frames["latency_hours"], title="delivery latency"),
                   table(self.frames["orders_per_day"], title="orders per day"))
