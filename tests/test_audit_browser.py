@@ -17,10 +17,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support.browser import wait_for
 
 from ot_core.jobs.audit import sha256_file
 
@@ -47,19 +47,6 @@ def _need(condition: bool, why: str) -> None:
         if IN_CI:
             pytest.fail(why)
         pytest.skip(why)
-
-
-def wait_for(check: Callable[[], object], what: str, timeout: float = 120.0):
-    end, last = time.monotonic() + timeout, None
-    while time.monotonic() < end:
-        try:
-            last = check()
-        except Exception as e:  # noqa: BLE001 - e.g. the page is still loading
-            last = e
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(0.25)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
 def _free_port() -> int:

@@ -27,10 +27,11 @@ import tempfile
 import time
 import urllib.request
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.browser import wait_for
 
 from ot_core.workbench.lab import lab_argv, voila_argv, voila_env
 
@@ -78,22 +79,6 @@ def _text(page) -> str:
         return page.locator("body").inner_text()
     except Exception as e:  # noqa: BLE001 - only for a failure message
         return f"(no text: {e})"
-
-
-def wait_for(check: Callable[[], object], what: str, timeout: float = 120.0,
-             every: float = 0.25):
-    """Poll ``check`` until it returns something truthy; fail naming ``what``."""
-    end = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < end:
-        try:
-            last = check()
-        except Exception as e:  # noqa: BLE001 - e.g. the page is still loading
-            last = e
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(every)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
 def shot(page, name: str, element: str | None = None) -> Path:

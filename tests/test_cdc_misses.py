@@ -14,6 +14,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from support.db import run_sql as _exec
 
 from ot_core.cli import main
 from ot_core.config import load_config
@@ -36,16 +37,6 @@ def _norm(v):
     if isinstance(v, (Decimal, float)):
         return Decimal(str(v)).quantize(Decimal("0.01"))
     return v.rstrip() if isinstance(v, str) else int(v)
-
-
-def _exec(url: str, sql: str, params: dict | None = None):
-    eng = sa.create_engine(url)
-    try:
-        with eng.begin() as c:
-            res = c.execute(sa.text(sql), params or {})
-            return res.all() if res.returns_rows else res.rowcount
-    finally:
-        eng.dispose()
 
 
 def source_rows(url: str, table: str) -> dict[int, tuple]:
