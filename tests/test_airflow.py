@@ -80,10 +80,14 @@ def _pins_key() -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
+PACKAGED = ("ot_core", "sql", "notebooks")  # pyproject's packages and package-dir mappings
+
+
 def _source_digest() -> str:
     """What the installed copy of the project must match; it is reinstalled when it differs."""
     h = hashlib.sha256()
-    for p in sorted([ROOT / "pyproject.toml", *(ROOT / "ot_core").rglob("*")]):
+    for p in sorted([ROOT / "pyproject.toml",
+                     *(p for d in PACKAGED for p in (ROOT / d).rglob("*"))]):
         if p.is_file() and "__pycache__" not in p.parts:
             h.update(str(p.relative_to(ROOT)).encode())
             h.update(p.read_bytes())
@@ -103,8 +107,9 @@ def _project_copy(into: Path) -> Path:
     src.mkdir()
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(ROOT / name, src / name)
-    shutil.copytree(ROOT / "ot_core", src / "ot_core",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for folder in PACKAGED:  # the package and the folders the build maps into it
+        shutil.copytree(ROOT / folder, src / folder,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints"))
     return src
 
 
