@@ -101,9 +101,9 @@ def compare_sides(contract: TableContract, source: Side, target: Side,
     with ExitStack() as open_:
         sc = open_.enter_context(source.db.engine.connect())
         tc = open_.enter_context(target.db.engine.connect())
-        a = SideReader(source, contract, scope, sc)
+        a = SideReader(source, contract, scope, sc, connections=settings.connections)
         open_.callback(a.close)
-        b = SideReader(target, contract, scope, tc)
+        b = SideReader(target, contract, scope, tc, connections=settings.connections)
         open_.callback(b.close)
         (a_lo, a_hi, report.rows_source), (b_lo, b_hi, report.rows_target) = _both(
             a.bounds, b.bounds)
