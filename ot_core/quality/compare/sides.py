@@ -109,17 +109,23 @@ class SideReader:
             c.close()
         self._more = []
 
-    def bounds(self) -> tuple[int | None, int | None, int]:
+    def bounds(self) -> tuple[int | None, int | None, int | None]:
+        """The keys in scope, and how many rows: None when a column scope is absent, as the
+        key index gives MIN and MAX without reading the rows (the first level counts them)."""
         key_range = self.scope.key_lo is not None
-        sql = self.r.render("compare/bounds.sql", key_range=key_range, **self.base_ctx)
+        count = self.scope.column is not None
+        sql = self.r.render("compare/bounds.sql", key_range=key_range, count=count,
+                            **self.base_ctx)
         params = dict(self.base_params)
         if key_range:
             params.update(key_lo=_bound(self.scope.key_lo, "key_lo"),
                           key_last=_bound(self.scope.key_hi, "key_hi") - 1)  # may be 2**63
-        lo, hi, n = self.conn.execute(sa.text(sql), params).one()
+        row = self.conn.execute(sa.text(sql), params).one()
+        lo, hi = row[0], row[1]
         if lo is not None:
             self.key_bounds = (int(lo), int(hi))
-        return (None if lo is None else int(lo), None if hi is None else int(hi), int(n))
+        return (None if lo is None else int(lo), None if hi is None else int(hi),
+                int(row[2]) if count else None)
 
     def _range_params(self, ranges: Sequence[tuple[int, int]]) -> dict[str, int]:
         params = dict(self.base_params)
@@ -188,11 +194,12 @@ class SideReader:
         """Every statement this side would run (used to parse-check the Redshift SQL)."""
         key_ref = f"t.{self.backend.quote(self.key)}"
         return [
-            self.r.render("compare/bounds.sql", key_range=True, **self.base_ctx),
+            self.r.render("compare/bounds.sql", key_range=True, count=True, **self.base_ctx),
             self.r.render("compare/segments.sql", bucket=self.cs.intdiv(f"{key_ref} - 1", "16"),
                           row_hash=self.cs.row_hash(self.contract.columns, "t"), n_ranges=2,
                           **self.base_ctx),
             self.r.render("compare/rows.sql", fields=self._fields(), n_ranges=2, **self.base_ctx),
+            self.r.render("compare/bounds.sql", key_range=True, count=False, **self.base_ctx),
         ]
 
 
