@@ -23,6 +23,8 @@ unless ``--keep``.
 3. ``--breakdown``: per engine, the same relations read by ever more of the checksum: bare
    scan; + the canonical text of each row; + its MD5; + the 28-bit integer; the whole
    first-level segment query; and PostgreSQL's plan of that query.
+4. ``--month YYYY-MM``: ``ot compare --table T --month YYYY-MM`` of the three tables (what the
+   monthly job runs), per build, on the restored warehouse.
 Medians of ``--runs``.
 """
 
@@ -138,10 +140,29 @@ def _typed(col: sa.Column, v: object) -> object:
 
 
 # -- one run ---------------------------------------------------------------------------------
-def ot_compare(pair: Pair, expected: dict[str, list[int]]) -> tuple[float, float, bool, dict]:
+def variants(pair: Pair, a, work: Path) -> dict[str, dict[str, str]]:
+    """The builds of ``ot compare`` timed side by side: this checkout; with one connection per
+    side (``--one-connection``); another checkout's code (``--baseline DIR``)."""
+    out = {"compare": {}}
+    if a.one_connection:
+        from ot_core.config import DEFAULT_CONFIG
+
+        text = Path(DEFAULT_CONFIG).read_text()
+        assert "connections_per_side: 2" in text
+        cfg = work / "one_connection.yml"
+        cfg.write_text(text.replace("connections_per_side: 2", "connections_per_side: 1"))
+        out["compare_one_connection"] = {"OT_CONFIG": str(cfg)}
+    if a.baseline:
+        out["compare_baseline"] = {"PYTHONPATH": str(Path(a.baseline).resolve())}
+    return out
+
+
+def ot_compare(pair: Pair, expected: dict[str, list[int]],
+               extra: dict[str, str]) -> tuple[float, float, bool, dict]:
     t = time.perf_counter()
-    p = subprocess.run([*OT, "compare", "--table", "uts", "--json"], env=pair.env,
-                       capture_output=True, text=True, check=False)
+    p = subprocess.run([*OT, "compare", "--table", "uts", "--json"], env={**pair.env, **extra},
+                       capture_output=True, text=True, check=False,
+                       cwd=extra.get("PYTHONPATH"))
     wall = time.perf_counter() - t
     if p.returncode not in (0, 1):
         sys.exit(f"ot compare failed ({p.returncode}): {p.stderr[-1500:]}")
@@ -162,6 +183,35 @@ def ot_compare(pair: Pair, expected: dict[str, list[int]]) -> tuple[float, float
                                   "rows_source", "rows_target", "checksum_queries",
                                   "rows_transferred")}
     return wall, rep["seconds"], exact, counts
+
+
+def month_runs(pair: Pair, a, work: Path) -> dict:
+    """What the monthly job compares: every table over one month (``--month``), per build,
+    whole processes; the results they keep are deleted again."""
+    builds = variants(pair, a, work)
+    fig: dict[str, list[float]] = {}
+    tabs = tables_for(pair.cfg, pair.wh.backend)
+    for _ in range(a.runs):
+        for build_, extra in builds.items():
+            total = 0.0
+            for table in ("ecs", "uti", "uts"):
+                t = time.perf_counter()
+                p = subprocess.run([*OT, "compare", "--table", table, "--month", a.month,
+                                    "--json"], env={**pair.env, **extra}, capture_output=True,
+                                   text=True, check=False, cwd=extra.get("PYTHONPATH"))
+                wall = time.perf_counter() - t
+                total += wall
+                rep = json.loads(p.stdout[p.stdout.index("{"):])
+                fig.setdefault(f"{build_} {table}", []).append(wall)
+                with pair.wh.engine.begin() as c:
+                    for tab in (tabs.compare_keys, tabs.compare_results):
+                        c.execute(sa.delete(tab).where(tab.c.run_id == rep["run_id"]))
+                say(f"{build_} --month {a.month} {table}: {wall:.1f} s, exit {p.returncode}, "
+                    f"rows {rep['rows_source']}/{rep['rows_target']}, wrong "
+                    f"{rep['missing'] + rep['extra'] + rep['changed']}")
+            fig.setdefault(f"{build_} all tables", []).append(total)
+    return {"month": a.month, "median_s": {k: round(statistics.median(v), 2)
+                                           for k, v in fig.items()}}
 
 
 def _scan_sql(rels: list[str], q) -> str:
@@ -277,6 +327,11 @@ def main() -> None:
     ap.add_argument("--breakdown-runs", type=int, default=1)
     ap.add_argument("--no-compare", action="store_true", help="only the breakdown")
     ap.add_argument("--reladiff", default=str(ROOT / ".venv-reladiff" / "bin" / "reladiff"))
+    ap.add_argument("--one-connection", action="store_true",
+                    help="also time ot compare with compare.connections_per_side: 1")
+    ap.add_argument("--baseline", help="also time ot compare from this checkout's code")
+    ap.add_argument("--no-reladiff", action="store_true")
+    ap.add_argument("--month", help="also time `ot compare --month` of every table (YYYY-MM)")
     ap.add_argument("--work", default=None)
     ap.add_argument("--restore", help="put back the rows an interrupted run saved, and stop")
     a = ap.parse_args()
@@ -297,6 +352,8 @@ def main() -> None:
             result["breakdown"] = breakdown(pair, a.breakdown_runs)
         if not a.no_compare:
             result.update(compare_runs(pair, a, work))
+        if a.month:
+            result["month_compare"] = month_runs(pair, a, work)
     finally:
         if scratch is not None and not a.keep:
             scratch.drop()
@@ -310,24 +367,26 @@ def compare_runs(pair: Pair, a, work: Path) -> dict:
     saved = work / "saved_rows.json"
     expected = inject(pair, a.changed, a.deleted, saved)
     say(f"injected {len(expected['changed'])} changed, {len(expected['missing'])} deleted")
+    builds = variants(pair, a, work)
     fig: dict[str, list[float]] = {k: [] for k in (
-        "compare", "compare_engine", "scan_source", "scan_warehouse", "reladiff")}
+        *builds, *(f"{b}_engine" for b in builds), "scan_source", "scan_warehouse", "reladiff")}
     exact, counts, rel_rows = [], {}, []
     try:
         for i in range(a.runs):
-            wall, engine, ok, counts = ot_compare(pair, expected)
-            fig["compare"].append(wall)
-            fig["compare_engine"].append(engine)
-            exact.append(ok)
+            for build_, extra in builds.items():
+                wall, engine, ok, counts = ot_compare(pair, expected, extra)
+                fig[build_].append(wall)
+                fig[f"{build_}_engine"].append(engine)
+                exact.append(ok)
+                say(f"run {i + 1}: {build_} {wall:.1f} s (engine {engine:.1f} s, exact: {ok})")
             s, w = bare_scans(pair)
             fig["scan_source"].append(s)
             fig["scan_warehouse"].append(w)
-            r = reladiff(pair, Path(a.reladiff))
+            r = None if a.no_reladiff else reladiff(pair, Path(a.reladiff))
             if r is not None:
                 fig["reladiff"].append(r[0])
                 rel_rows.append(r[1])
-            say(f"run {i + 1}: compare {wall:.1f} s (exact: {ok}), scans {s:.1f} + {w:.1f} s, "
-                f"reladiff {r}")
+            say(f"run {i + 1}: scans {s:.1f} + {w:.1f} s, reladiff {r}")
     finally:
         restore(pair, saved)
     med = {k: round(statistics.median(v), 2) for k, v in fig.items() if v}
@@ -337,7 +396,7 @@ def compare_runs(pair: Pair, a, work: Path) -> dict:
         "expected (missing, changed)": [a.deleted, a.changed],
         "reladiff_rows (+/-)": rel_rows, "median_s": med,
         "min_max_s": {k: [round(min(v), 2), round(max(v), 2)] for k, v in fig.items() if v},
-        "compare_over_bare_scans": round(med["compare"] / scans, 2),
+        "over_bare_scans": {b: round(med[b] / scans, 2) for b in builds},
         "compare_over_slower_scan": round(
             med["compare"] / max(med["scan_source"], med["scan_warehouse"]), 2),
         "reladiff_over_compare": round(med["reladiff"] / med["compare"], 2)
