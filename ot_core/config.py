@@ -115,6 +115,9 @@ class CompareConfig(Strict):
     fanout: int = Field(16, ge=2, le=256)
     leaf_rows: int = Field(256, ge=1, le=100_000)
     sample_keys: int = Field(10, ge=0, le=1000)
+    # connections per server side for the wide checksum scans (the first level), each
+    # reading its own part of the key span: a side's database works on that many cores
+    connections_per_side: int = Field(2, ge=1, le=16)
     # differing keys kept per comparison (what `ot repair --from-compare` re-reads)
     keep_keys: int = Field(100_000, ge=0, le=10_000_000)
     # the monthly job repairs a table's differing rows when they are at most this many

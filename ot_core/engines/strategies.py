@@ -211,7 +211,8 @@ class ChecksumDialect:
         return "(" + " || ".join(parts) + ")"
 
     def hash28(self, text: str) -> str:
-        return f"CAST(('x' || '0' || SUBSTR(MD5({text}), 1, 7))::bit(32) AS INTEGER)"
+        # seven hex digits are 28 bits: bit(28) → INTEGER is the unsigned value, no padding
+        return f"CAST(('x' || SUBSTR(MD5({text}), 1, 7))::bit(28) AS INTEGER)"
 
     def intdiv(self, a: str, b: str) -> str:
         return f"(({a}) / {b})"

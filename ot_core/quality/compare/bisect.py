@@ -101,25 +101,28 @@ def compare_sides(contract: TableContract, source: Side, target: Side,
     with ExitStack() as open_:
         sc = open_.enter_context(source.db.engine.connect())
         tc = open_.enter_context(target.db.engine.connect())
-        a = SideReader(source, contract, scope, sc)
+        a = SideReader(source, contract, scope, sc, connections=settings.connections)
         open_.callback(a.close)
-        b = SideReader(target, contract, scope, tc)
+        b = SideReader(target, contract, scope, tc, connections=settings.connections)
         open_.callback(b.close)
-        (a_lo, a_hi, report.rows_source), (b_lo, b_hi, report.rows_target) = _both(
-            a.bounds, b.bounds)
+        (a_lo, a_hi, a_rows), (b_lo, b_hi, b_rows) = _both(a.bounds, b.bounds)
+        counted = a_rows is not None and b_rows is not None
+        report.rows_source, report.rows_target = a_rows or 0, b_rows or 0
         report.checksum_queries += 2
         report.rows_transferred += 2
         lows = [x for x in (a_lo, b_lo) if x is not None]
         if lows:
             base = min(lows)
             top = max(x for x in (a_hi, b_hi) if x is not None) + 1
-            rows = max(report.rows_source, report.rows_target)
+            # not counted yet (no column scope): as many rows as keys, at most; the first
+            # level's counts are the rows
+            rows = max(report.rows_source, report.rows_target) if counted else top - base
             # key - base must fit a BIGINT in every engine: keys on both sides of zero
             # spanning more than that are bisected as two halves
             halves = [(base, 0), (0, top)] if base < 0 < top and top - base > 2**63 - 1 \
                 else [(base, top)]
             for lo, hi in halves:
-                _bisect(a, b, lo, hi, settings, report, rows, by_column)
+                _bisect(a, b, lo, hi, settings, report, rows, by_column, count=not counted)
     names = contract.column_names
     report.changed_columns = dict(sorted(
         ((names[i], n) for i, n in by_column.items()), key=lambda kv: -kv[1]))
@@ -139,13 +142,20 @@ def _both(f: Callable[..., Any], g: Callable[..., Any], *args: Any) -> tuple[Any
 
 
 def _bisect(a: SideReader, b: SideReader, base: int, top: int, settings: Settings,
-            report: CompareReport, rows: int, by_column: Counter[int]) -> None:
+            report: CompareReport, rows: int, by_column: Counter[int], *,
+            count: bool = False) -> None:
+    """Bisect [base, top); with ``count``, the first level (every row in it) gives the rows
+    of each side."""
     width = first_width(top - base, settings, rows)
     pending = [(base, top)]
     while pending:
         ca, cb = _both(a.checksums, b.checksums, pending, base, width)
         report.checksum_queries += 2
         report.rows_transferred += len(ca) + len(cb)
+        if count:
+            report.rows_source += sum(n for n, _ in ca.values())
+            report.rows_target += sum(n for n, _ in cb.values())
+            count = False
         leaves: list[tuple[int, int]] = []
         split: list[tuple[int, int]] = []
         for bucket in sorted(set(ca) | set(cb)):

@@ -133,7 +133,8 @@ def _run_compare(wh: Warehouse, src: Database | None, table: str, scope: Scope,
     else:
         raise UsageError(f"against={against!r}: use 'source' or 'legacy'")
     c = cfg.compare
-    settings = Settings(c.first_segments, c.fanout, c.leaf_rows, c.sample_keys)
+    settings = Settings(c.first_segments, c.fanout, c.leaf_rows, c.sample_keys,
+                        c.connections_per_side)
     report = compare_sides(CONTRACTS[table], left, target, scope, settings)
     if src is not None and isinstance(tcfg.cdc, TimestampCDC):
         with src.engine.connect() as sconn:

@@ -19,6 +19,8 @@ from ot_core.db.sql import Renderer
 from ot_core.errors import UsageError
 
 MAX_RANGES_PER_QUERY = 200  # bound parameters stay well under every driver's limit
+# a checksum request spanning at least this many keys is split over the side's connections
+SPLIT_MIN_KEYS = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class Settings:
     fanout: int = 16
     leaf_rows: int = 256
     sample_keys: int = 10
+    connections: int = 2  # per side, for the wide checksum scans (a server side only)
 
 
 def _bound(value: int | None, name: str) -> int:
@@ -68,7 +71,7 @@ class SideReader:
     """Renders and runs the compare templates for one side."""
 
     def __init__(self, side: Side, contract: TableContract, scope: Scope, conn: Connection,
-                 *, segments: bool = True):
+                 *, segments: bool = True, connections: int = 1):
         self.side = side
         self.contract = contract
         self.conn = conn
@@ -94,22 +97,35 @@ class SideReader:
         # segment checksums over Arrow where the side hashes in Python (not needed by a
         # caller that only fetches rows)
         self.fast = ArrowSegments.for_reader(self) if segments else None
+        # a server does the wide first-level scan on more than one core: the key span cut
+        # into parts, one connection each (an embedded file keeps its one connection)
+        self.connections = 1 if self.backend.embedded_file or self.fast else max(1, connections)
+        self._more: list[Connection] = []
 
     def close(self) -> None:
         if self.fast is not None:
             self.fast.close()
+        for c in self._more:
+            c.close()
+        self._more = []
 
-    def bounds(self) -> tuple[int | None, int | None, int]:
+    def bounds(self) -> tuple[int | None, int | None, int | None]:
+        """The keys in scope, and how many rows: None when a column scope is absent, as the
+        key index gives MIN and MAX without reading the rows (the first level counts them)."""
         key_range = self.scope.key_lo is not None
-        sql = self.r.render("compare/bounds.sql", key_range=key_range, **self.base_ctx)
+        count = self.scope.column is not None
+        sql = self.r.render("compare/bounds.sql", key_range=key_range, count=count,
+                            **self.base_ctx)
         params = dict(self.base_params)
         if key_range:
             params.update(key_lo=_bound(self.scope.key_lo, "key_lo"),
                           key_last=_bound(self.scope.key_hi, "key_hi") - 1)  # may be 2**63
-        lo, hi, n = self.conn.execute(sa.text(sql), params).one()
+        row = self.conn.execute(sa.text(sql), params).one()
+        lo, hi = row[0], row[1]
         if lo is not None:
             self.key_bounds = (int(lo), int(hi))
-        return (None if lo is None else int(lo), None if hi is None else int(hi), int(n))
+        return (None if lo is None else int(lo), None if hi is None else int(hi),
+                int(row[2]) if count else None)
 
     def _range_params(self, ranges: Sequence[tuple[int, int]]) -> dict[str, int]:
         params = dict(self.base_params)
@@ -123,6 +139,30 @@ class SideReader:
             got = self.fast.checksums(ranges, base, width)
             if got is not None:
                 return got
+        parts = split_span(ranges, self.connections)
+        if len(parts) == 1:
+            return self._checksums(self.conn, ranges, base, width)
+        while len(self._more) < len(parts) - 1:
+            extra = self.side.db.engine.connect()
+            self.cs.prepare(extra)
+            self._more.append(extra)
+        from concurrent.futures import ThreadPoolExecutor
+
+        conns = [self.conn, *self._more]
+        with ThreadPoolExecutor(max_workers=len(parts) - 1) as pool:
+            later = [pool.submit(self._checksums, c, p, base, width)
+                     for c, p in zip(conns[1:], parts[1:], strict=False)]
+            results = [self._checksums(self.conn, parts[0], base, width)]
+            results += [f.result() for f in later]
+        out: dict[int, tuple[int, int]] = {}
+        for part in results:  # a bucket cut between two parts: its counts and sums add up
+            for b, (n, s) in part.items():
+                n0, s0 = out.get(b, (0, 0))
+                out[b] = (n0 + n, s0 + s)
+        return out
+
+    def _checksums(self, conn: Connection, ranges: Sequence[tuple[int, int]], base: int,
+                   width: int) -> dict[int, tuple[int, int]]:
         out: dict[int, tuple[int, int]] = {}
         key_ref = f"t.{self.backend.quote(self.key)}"
         bucket = self.cs.intdiv(f"{key_ref} - {int(base)}", str(int(width)))
@@ -130,7 +170,7 @@ class SideReader:
         for part in batches(ranges):
             sql = self.r.render("compare/segments.sql", bucket=bucket, row_hash=row_hash,
                                 n_ranges=len(part), **self.base_ctx)
-            for b, n, s in self.conn.execute(sa.text(sql), self._range_params(part)):
+            for b, n, s in conn.execute(sa.text(sql), self._range_params(part)):
                 out[int(b)] = (int(n), int(s or 0))
         return out
 
@@ -154,12 +194,37 @@ class SideReader:
         """Every statement this side would run (used to parse-check the Redshift SQL)."""
         key_ref = f"t.{self.backend.quote(self.key)}"
         return [
-            self.r.render("compare/bounds.sql", key_range=True, **self.base_ctx),
+            self.r.render("compare/bounds.sql", key_range=True, count=True, **self.base_ctx),
             self.r.render("compare/segments.sql", bucket=self.cs.intdiv(f"{key_ref} - 1", "16"),
                           row_hash=self.cs.row_hash(self.contract.columns, "t"), n_ranges=2,
                           **self.base_ctx),
             self.r.render("compare/rows.sql", fields=self._fields(), n_ranges=2, **self.base_ctx),
+            self.r.render("compare/bounds.sql", key_range=True, count=False, **self.base_ctx),
         ]
+
+
+def split_span(ranges: Sequence[tuple[int, int]], parts: int) -> list[list[tuple[int, int]]]:
+    """``ranges`` cut into ``parts`` lists spanning about as many keys each, when they span
+    at least ``SPLIT_MIN_KEYS`` (else one list: a narrow request is not worth a second
+    connection). Keys stand in for rows: the parts are equal when the keys are dense."""
+    ordered = sorted(ranges)
+    span = sum(hi - lo for lo, hi in ordered)
+    if parts <= 1 or span < SPLIT_MIN_KEYS:
+        return [list(ordered)]
+    share = -(-span // parts)
+    out: list[list[tuple[int, int]]] = [[]]
+    room = share
+    for lo, hi in ordered:
+        while hi - lo > room and len(out) < parts:
+            if room > 0:
+                out[-1].append((lo, lo + room))
+                lo += room
+            out.append([])
+            room = share
+        if hi > lo:
+            out[-1].append((lo, hi))
+            room -= hi - lo
+    return [p for p in out if p]
 
 
 def batches(ranges: Sequence[tuple[int, int]]) -> list[list[tuple[int, int]]]:
