@@ -9,6 +9,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -17,6 +18,8 @@ from test_browser import ARGS, CHROMIUM, _free_port, _listening, _need, _stop, w
 
 pytestmark = pytest.mark.browser
 VIEW = "pipeline_health"
+# a voila page whose "Executing N of M" has not moved for this long has stalled: reload it
+STALL_SECONDS = 60
 
 
 def _page_text(page) -> str:
@@ -30,8 +33,17 @@ def _shows_view(page, url: str | None, what: str) -> None:
     """Wait until the page shows the view. A voila page can stall at "Executing N of M"
     with its kernel idle (tests/test_browser.py keeps the details); then a reload, with a
     fresh kernel, must draw it, and the stall is kept as a warning."""
+    seen = {"text": None, "since": time.monotonic()}
+
     def drawn() -> bool:
-        return page.locator(".jupyter-widgets").count() > 0 and "Freshness" in _page_text(page)
+        text = _page_text(page)
+        if page.locator(".jupyter-widgets").count() > 0 and "Freshness" in text:
+            return True
+        if text != seen["text"]:
+            seen.update(text=text, since=time.monotonic())
+        elif "Executing" in text and time.monotonic() - seen["since"] > STALL_SECONDS:
+            pytest.fail(f"stalled: the page has shown {text[:60]!r} for {STALL_SECONDS} s")
+        return False
 
     try:
         wait_for(drawn, what, 150)
