@@ -1,6 +1,6 @@
 """DuckDB: the embedded warehouse, and everything it does differently.
 
-Bulk loads hand an Arrow table to DuckDB, which scans it in place (a registered view, then
+Bulk loads hand an Arrow table to DuckDB, which scans it in place (a relation over it, then
 INSERT ... SELECT), inside the caller's transaction. No declared primary keys (see ``Backend``); no SQLAlchemy
 reflection (duckdb-engine's breaks on SQLAlchemy >= 2.0.55): the catalog is read with
 ``information_schema`` queries like every other warehouse. The job lock is an OS file lock
@@ -192,16 +192,18 @@ class DuckDBBackend(Backend):
         if data.num_rows == 0:
             return 0
         raw = driver(conn)
-        # DuckDB 2 refuses register() while an earlier result is unfinished (SQLAlchemy's
+        # DuckDB 2 refuses a new scan while an earlier result is unfinished (SQLAlchemy's
         # .scalar() reads one row and stops): finish it first. No-op when nothing is pending.
         raw.complete()
+        # A relation over the Arrow table, queried under a name of its own: scanned in place
+        # (no copy, exact Arrow types). Not register()/unregister(): DuckDB 2.0 keeps every
+        # table registered on a connection alive after unregister(), so a backfill held its
+        # whole batch in memory (RSS ∝ rows; tests/test_backfill_memory.py).
         view = f"ot_chunk_{next(_names)}"
-        raw.register(view, data)  # scanned in place: no copy, exact Arrow types
-        try:
-            cols = ", ".join(self.quote(c) for c in data.column_names)
-            raw.execute(
-                f"INSERT INTO {self.qualified(schema, table)} ({cols}) SELECT {cols} FROM {view}"
-            )
-        finally:
-            raw.unregister(view)
+        cols = ", ".join(self.quote(c) for c in data.column_names)
+        relation = raw.from_arrow(data)
+        relation.query(
+            view, f"INSERT INTO {self.qualified(schema, table)} ({cols}) SELECT {cols} FROM {view}"
+        )
+        del relation
         return data.num_rows
