@@ -264,7 +264,8 @@ def with_retries(
             raise
         attempts = retrying.statistics.get("attempt_number", retries + 1)
         raise error(
-            f"{what} failed after {attempts} attempts ({redact(first_line(exc))}). Check that "
+            f"{what} failed after {attempts} attempt{'' if attempts == 1 else 's'} "
+            f"({redact(first_line(exc))}). Check that "
             "the server is running and OT_SOURCE_URL / OT_WAREHOUSE_URL point at it; then "
             "retry (exit 75 means: try again later).") from None
 

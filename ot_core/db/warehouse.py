@@ -81,10 +81,12 @@ class Warehouse:
     def names(self, table: str) -> schema.Names:
         return schema.names(self.cfg, self.backend, table)
 
-    def connect(self) -> Connection:
-        """A connection, retried while the failure is transient (see ``connect``)."""
-        return connect_with_retries(self.db, retries=self.cfg.cycle.source_retries,
-                                    backoff=self.cfg.cycle.retry_backoff_seconds)
+    def connect(self, retries: int | None = None) -> Connection:
+        """A connection, retried while the failure is transient (see ``connect``): the
+        configured number of times, or ``retries``."""
+        return connect_with_retries(
+            self.db, retries=self.cfg.cycle.source_retries if retries is None else retries,
+            backoff=self.cfg.cycle.retry_backoff_seconds)
 
     def ensure(self, conn: Connection) -> list[str]:
         """Create the missing schemas and tables, once per handle (in the caller's
@@ -101,14 +103,16 @@ class Warehouse:
         return self.backend.job_lock(self.lock_site(), spec.name, spec.timeout_seconds)
 
     @contextmanager
-    def hold(self, job: str, timeout_seconds: int, holder: str) -> Iterator[None]:
+    def hold(self, job: str, timeout_seconds: int, holder: str,
+             retries: int | None = None) -> Iterator[None]:
         """Hold job ``job``'s lock for the block (``holder`` says who, for a run that finds
         it busy); busy → JobLocked (exit 75). What changes the marts outside a cycle
-        (a repair) holds the cycle's lock, so the two never overlap."""
+        (a repair) holds the cycle's lock, so the two never overlap. ``retries`` overrides
+        the configured connection retries (0: one attempt)."""
         from ot_core.errors import JobLocked
         from ot_core.secrets import redact
 
-        lock = self.backend.job_lock(self.lock_site(), job, timeout_seconds)
+        lock = self.backend.job_lock(self.lock_site(retries), job, timeout_seconds)
         if not lock.acquire():
             raise JobLocked(job, redact(lock.holder()))
         try:
@@ -117,12 +121,12 @@ class Warehouse:
         finally:
             lock.release()
 
-    def lock_site(self) -> LockSite:
+    def lock_site(self, retries: int | None = None) -> LockSite:
         """What this warehouse's job locks work with (the engine's lock takes it)."""
         from ot_core.db.sql import Renderer
 
         return LockSite(
-            engine=self.engine, url=self.db.url, connect=self.connect,
+            engine=self.engine, url=self.db.url, connect=lambda: self.connect(retries),
             locks_table=self.tables.job_locks, render=Renderer(self.backend).render,
             ensure=lambda conn: schema.ensure(conn, self.cfg, self.backend,
                                               new_schemas=self.new_schemas))

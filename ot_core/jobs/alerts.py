@@ -149,7 +149,8 @@ def evaluate(config: PipelineConfig | str | None = None,
     if not dests:
         return result
     digest_every = timedelta(seconds=parse_duration(cfg.alerts.digest_every))
-    with using(cfg, warehouse) as wh, wh.hold(LOCK, 300, f"alert evaluation, pid {os.getpid()}"):
+    with using(cfg, warehouse) as wh, wh.hold(LOCK, 300, f"alert evaluation, pid {os.getpid()}",
+                                               retries=retries):
         # one evaluation at a time: two jobs ending together must not both send a change
         status = pipeline_status(cfg, wh, now, retries=retries)
         found = problems(status)
