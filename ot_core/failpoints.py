@@ -6,7 +6,8 @@ or context managers runs, exactly as in a power cut or an OOM kill.
 ``OT_PAUSEPOINT=name[:table]=seconds`` sleeps there instead, so a test can hold a job
 mid-run deterministically (e.g. to prove a second run of the job is refused); with
 ``OT_PAUSEPOINT_FILE`` set, that file is created when the pause begins, so the test acts
-when the process is there, not after a guessed delay.
+when the process is there, not after a guessed delay; with ``OT_PAUSEPOINT_RELEASE`` set,
+the pause ends as soon as that file exists (the test says when it has seen enough).
 Unset (the default), a failpoint costs two dict lookups.
 """
 
@@ -32,4 +33,9 @@ def failpoint(name: str, table: str | None = None) -> None:
             if marker := os.environ.get("OT_PAUSEPOINT_FILE"):
                 with open(marker, "w") as f:
                     f.write(f"{name}:{table}\n")
-            time.sleep(float(seconds))
+            release = os.environ.get("OT_PAUSEPOINT_RELEASE")
+            until = time.monotonic() + float(seconds)
+            while time.monotonic() < until:
+                if release and os.path.exists(release):
+                    break
+                time.sleep(min(0.1, max(0.0, until - time.monotonic())))

@@ -126,15 +126,19 @@ def test_two_concurrent_cycles_one_runs_the_other_exits_75(embedded):
     simulate("2026-03-03", start="2026-03-01", orders_per_day=40, seed=5, source=embedded.source_url)
     env = _env(embedded)
     # the first run pauses inside its cycle (a real pause in the kernel), so the second one
-    # certainly starts while the first holds the lock, however fast the machine is
-    first_env = {**env, "OT_PAUSEPOINT": "after_load:ecs_order_info=20"}
+    # certainly starts while the first holds the lock, however fast the machine is; the pause
+    # ends once the second has been refused
+    release = embedded.tmp / "release-the-first"
+    first_env = {**env, "OT_PAUSEPOINT": "after_load:ecs_order_info=120",
+                 "OT_PAUSEPOINT_RELEASE": str(release)}
     first = subprocess.Popen(OT + ["run", "cycle", "-p", "as_of", "2026-03-03"], env=first_env,
                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     holder = Path(f"{embedded.tmp}/warehouse.duckdb.cycle.lock.json")
     assert _wait_for(lambda: holder.exists() and "run 1" in holder.read_text()), first.stderr
     second = subprocess.run(OT + ["run", "cycle", "-p", "as_of", "2026-03-03", "--json"], env=env,
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
-    out, err = first.communicate(timeout=120)
+    release.touch()
+    out, err = first.communicate(timeout=180)
     assert second.returncode == 75, second.stderr
     told = json.loads(second.stdout)
     assert (told["status"], told["exit_code"], told["run_id"], told["notebook"]) == ("skipped", 75, None, None)
