@@ -56,3 +56,44 @@ if _LOG:
         head = " ".join(statement.split())[:160]
         with open(_LOG, "a", encoding="utf-8") as f:  # noqa: PTH123
             f.write(f"{_JOB}\t{conn.engine.url.get_backend_name()}\t{seconds:.4f}\t{head}\n")
+
+# With ``OT_BENCH_MEM_LOG`` naming a file as well, each statement's line there also carries
+# the process's resident memory when it began and the peak while it ran (sampled every
+# 50 ms), and the growth between statements (the Python side: reading, converting) is its
+# own line: what finds the step whose memory follows the data's size.
+_MEM = os.environ.get("OT_BENCH_MEM_LOG")
+
+if _LOG and _MEM:
+    import threading as _threading
+
+    import psutil as _psutil
+
+    _proc = _psutil.Process()
+    _peak = [0]
+    _last = [_proc.memory_info().rss, time.perf_counter()]
+
+    def _sample() -> None:
+        while True:
+            _peak[0] = max(_peak[0], _proc.memory_info().rss)
+            time.sleep(0.05)
+
+    _threading.Thread(target=_sample, daemon=True, name="ot-bench-mem").start()
+
+    def _mem_line(kind: str, seconds: float, start: int, peak: int, head: str) -> None:
+        with open(_MEM, "a", encoding="utf-8") as f:  # noqa: PTH123
+            f.write(f"{_JOB}\t{kind}\t{seconds:.2f}\t{start >> 20}\t{peak >> 20}\t{head}\n")
+
+    @_sa.event.listens_for(_sa.engine.Engine, "before_cursor_execute")
+    def _mem_before(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        now, rss = time.perf_counter(), _proc.memory_info().rss
+        _mem_line("between", now - _last[1], _last[0], max(_peak[0], rss), "")
+        _peak[0] = rss
+        conn.info.setdefault("_bench_m", []).append((rss, now))
+
+    @_sa.event.listens_for(_sa.engine.Engine, "after_cursor_execute")
+    def _mem_after(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        rss0, t0 = conn.info["_bench_m"].pop()
+        now, rss = time.perf_counter(), _proc.memory_info().rss
+        _mem_line("statement", now - t0, rss0, max(_peak[0], rss), " ".join(statement.split())[:160])
+        _peak[0] = rss
+        _last[:] = [rss, now]
