@@ -196,14 +196,12 @@ class DuckDBBackend(Backend):
         # .scalar() reads one row and stops): finish it first. No-op when nothing is pending.
         raw.complete()
         # A relation over the Arrow table, queried under a name of its own: scanned in place
-        # (no copy, exact Arrow types). Not register()/unregister(): DuckDB 2.0 keeps every
-        # table registered on a connection alive after unregister(), so a backfill held its
-        # whole batch in memory (RSS ∝ rows; tests/test_backfill_memory.py).
+        # (no copy, exact Arrow types). Not register()/unregister(): DuckDB 2.0 keeps a table
+        # registered inside a transaction alive until the transaction ends, and a backfill
+        # lands its whole batch in one (RSS ∝ rows; tests/test_backfill_memory.py).
         view = f"ot_chunk_{next(_names)}"
         cols = ", ".join(self.quote(c) for c in data.column_names)
-        relation = raw.from_arrow(data)
-        relation.query(
+        raw.from_arrow(data).query(
             view, f"INSERT INTO {self.qualified(schema, table)} ({cols}) SELECT {cols} FROM {view}"
         )
-        del relation
         return data.num_rows
