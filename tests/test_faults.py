@@ -301,8 +301,9 @@ def test_a_source_lost_mid_extract_is_transient_from_every_door(servers, tmp_pat
 @pytest.mark.slow
 def test_a_source_user_limited_to_two_connections_is_read_through_one(servers, tmp_path):
     """connectorx opens a pool of its own; a user allowed two connections cannot have it.
-    The cycle reads through the DB-API cursor it already holds (once per process, with a
-    warning saying how to skip the attempt), instead of retrying for ever."""
+    The cycle asks the source for the user's spare connections first and reads through the
+    DB-API cursor it already holds (with a warning saying how to skip the check), instead of
+    letting connectorx wait out its pool's timeout."""
     import uuid
 
     import sqlalchemy as sa
@@ -325,6 +326,7 @@ def test_a_source_user_limited_to_two_connections_is_read_through_one(servers, t
                               "2026-03-02T00:00:00Z"], env=env, capture_output=True, text=True,
                              timeout=300)
         assert res.returncode == 0, res.stderr[-2000:]
+        assert "may open 1 more connection(s), and the fast reader needs" in res.stderr
         assert "reading through the DB-API cursor instead" in res.stderr
         assert time.monotonic() - started < 120
     finally:

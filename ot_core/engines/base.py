@@ -197,6 +197,11 @@ class Backend:
         """The source's URL as connectorx spells it, or None where it cannot read it."""
         return None
 
+    def spare_connections(self, conn: Connection) -> int | None:
+        """How many more connections this user may open, or None where no limit is known:
+        connectorx opens a pool of its own, and one it may not open waits out its timeout."""
+        return None
+
     def load_arrow(self, conn: Connection, schema: str | None, table: str,
                    data: pa.Table) -> int:
         """Append a typed Arrow table (columns named as the target's), in the caller's

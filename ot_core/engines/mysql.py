@@ -90,6 +90,14 @@ class MySQLBackend(Backend):
     def connectorx_url(self, url: sa.engine.URL) -> str | None:
         return url.set(drivername="mysql", query={}).render_as_string(hide_password=False)
 
+    def spare_connections(self, conn: Connection) -> int | None:
+        # the session value is the account's MAX_USER_CONNECTIONS where one is set (else the
+        # global limit, 0 for none); a user sees its own threads without PROCESS
+        limit, used = conn.execute(sa.text(
+            "SELECT @@max_user_connections, (SELECT COUNT(*) FROM information_schema.processlist"
+            " WHERE user = SUBSTRING_INDEX(CURRENT_USER(), '@', 1))")).one()
+        return None if not limit else max(0, int(limit) - int(used))
+
 
 _MYSQL_INT_BITS = {"tinyint": 8, "smallint": 16, "mediumint": 24, "int": 32, "integer": 32,
                    "bigint": 64}

@@ -53,6 +53,7 @@ READER_ENV = "OT_SOURCE_READER"
 CONNECTION_LIMIT_HINTS = ("max_user_connections", "error 1226", "error 1040")
 _REFUSED: set[str] = set()  # sources connectorx could not connect to: this process reads
 # them through the DB-API cursor from then on
+_SPARE: dict[str, int | None] = {}  # connections each source user may still open (asked once)
 # threads reading one first extraction's key ranges (connectorx partition_on)
 PARTITIONS = max(1, min(4, os.cpu_count() or 1))
 # more key ranges than this (keys far sparser than rows) and a first extraction is read in
@@ -78,6 +79,8 @@ def read_tables(conn: Connection, backend: Backend, query: ExtractQuery, chunk_r
     """Yield the query's rows as typed tables of at most ``chunk_rows`` rows (key ranges
     of a first extraction: at most ``chunk_rows`` per partition)."""
     url = connectorx_source(backend, conn.engine.url)
+    if url is not None and not _room_for_pool(conn, backend, url, PARTITIONS if backfill else 1):
+        url = None
     if url is not None:
         reader = _Connectorx(conn, backend, query, url, chunk_rows)
         if backfill and len(query.contract.key) == 1:
@@ -86,6 +89,24 @@ def read_tables(conn: Connection, backend: Backend, query: ExtractQuery, chunk_r
             yield from reader.keyset_pages()
     else:
         yield from _dbapi(conn, query.contract, query.sql(), query.params, chunk_rows)
+
+
+def _room_for_pool(conn: Connection, backend: Backend, url: str, needed: int) -> bool:
+    """Whether connectorx may open the ``needed`` connections of its pool. Asked of the source
+    before the first read: a user limited to fewer makes connectorx wait out its pool's
+    timeout (30 s) before failing, once per process."""
+    if url in _REFUSED:
+        return False
+    if url not in _SPARE:
+        _SPARE[url] = backend.spare_connections(conn)
+    spare = _SPARE[url]
+    if spare is None or spare >= needed:
+        return True
+    log.warning("the source user may open %d more connection(s), and the fast reader needs %d: "
+                "reading through the DB-API cursor instead; set %s=dbapi to skip the check",
+                spare, needed, READER_ENV)
+    _REFUSED.add(url)
+    return False
 
 
 def _dbapi(conn: Connection, contract: TableContract, sql: str, params: dict[str, Any],
