@@ -67,7 +67,9 @@ def installed(tmp_path_factory) -> Installed:
     env_dir = tmp / "venv"
     venv.create(env_dir, with_pip=True)
     py = env_dir / "bin" / "python"
-    _run([str(py), "-m", "pip", "install", "-q", str(wheel)])
+    # --no-compile: pip's byte-compiling of every dependency (25 s of CPU) is no part of what
+    # the wheel ships; Python writes the bytecode of what it imports on first use instead
+    _run([str(py), "-m", "pip", "install", "-q", "--no-compile", str(wheel)])
     home, empty = tmp / "home", tmp / "empty"
     home.mkdir()
     empty.mkdir()
