@@ -294,3 +294,33 @@ def test_a_page_read_on_a_connection_the_server_dropped_is_transient(mysql_url):
             _one_page_dbapi(conn, CONTRACTS["ecs_order_info"], "SELECT order_id FROM ecs_order_info")
     eng.dispose()
     admin.dispose()
+
+
+@pytest.mark.servers
+def test_spare_connections_count_the_users_limit_and_its_open_connections(mysql_url):
+    """What decides, before connectorx opens its pool, whether this user may have it: no
+    limit says None; a user limited to three with two open has one to spare."""
+    import uuid
+
+    from ot_core.engines import backend_for
+
+    url = sa.engine.make_url(mysql_url)
+    admin = sa.create_engine(mysql_url, isolation_level="AUTOCOMMIT")
+    backend = backend_for(admin)
+    user = f"ot_spare_{uuid.uuid4().hex[:6]}"
+    with admin.connect() as c:
+        assert backend.spare_connections(c) is None  # the test's user has no limit
+        c.exec_driver_sql(f"CREATE USER '{user}'@'%%' IDENTIFIED BY 'pw' "
+                          "WITH MAX_USER_CONNECTIONS 3")
+        c.exec_driver_sql(f"GRANT SELECT ON {url.database}.* TO '{user}'@'%%'")
+    limited = sa.create_engine(url.set(username=user, password="pw"))
+    try:
+        with limited.connect() as one:
+            assert backend.spare_connections(one) == 2
+            with limited.connect() as _two:
+                assert backend.spare_connections(one) == 1
+    finally:
+        limited.dispose()
+        with admin.connect() as c:
+            c.exec_driver_sql(f"DROP USER '{user}'@'%%'")
+        admin.dispose()

@@ -93,9 +93,13 @@ class MySQLBackend(Backend):
     def spare_connections(self, conn: Connection) -> int | None:
         # the session value is the account's MAX_USER_CONNECTIONS where one is set (else the
         # global limit, 0 for none); a user sees its own threads without PROCESS
-        limit, used = conn.execute(sa.text(
-            "SELECT @@max_user_connections, (SELECT COUNT(*) FROM information_schema.processlist"
-            " WHERE user = SUBSTRING_INDEX(CURRENT_USER(), '@', 1))")).one()
+        try:
+            limit, used = conn.execute(sa.text(
+                "SELECT @@max_user_connections, (SELECT COUNT(*) FROM "
+                "information_schema.processlist WHERE user = "
+                "SUBSTRING_INDEX(CURRENT_USER(), '@', 1))")).one()
+        except sa.exc.DBAPIError:  # a server that will not say: connectorx's own attempt
+            return None            # then finds out (MySQL keeps the transaction going)
         return None if not limit else max(0, int(limit) - int(used))
 
 
