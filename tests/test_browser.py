@@ -62,21 +62,30 @@ def _need(condition: bool, why: str) -> None:
         pytest.skip(why)
 
 
-def _appears(page, selector: str, seconds: float) -> bool:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
+def _drawn_or_stuck(page, selector: str, idle: float, cap: float) -> str | None:
+    """Wait for ``selector``; None once it is there, else why it never came: the page's text
+    unchanged for ``idle`` seconds (a page stuck at "Executing N of M" never moves again),
+    or ``cap`` seconds in all."""
+    start = time.monotonic()
+    seen, since = None, start
+    while (now := time.monotonic()) - start < cap:
         try:
             if page.locator(selector).count() > 0:
-                return True
+                return None
         except Exception:  # noqa: BLE001 - the page is still loading
             pass
+        text = _text(page)[:300]
+        if text != seen:
+            seen, since = text, now
+        elif now - since > idle:
+            return f"the page unchanged for {idle:.0f} s"
         time.sleep(0.5)
-    return False
+    return f"no chart after {cap:.0f} s"
 
 
 def _text(page) -> str:
-    try:
-        return page.locator("body").inner_text()
+    try:  # a short timeout: a page still loading has no body yet
+        return page.locator("body").inner_text(timeout=5_000)
     except Exception as e:  # noqa: BLE001 - only for a failure message
         return f"(no text: {e})"
 
@@ -530,12 +539,15 @@ def _voila_page(lab, browser, name: str, tmp: Path):
         # longer than a page load usually may
         page.goto(f"{base}/?token={token}", timeout=240_000, wait_until="commit")
         drawn = ".jupyter-widgets img" if name != "exceptions_triage" else ".jupyter-widgets button"
-        if not _appears(page, drawn, 180):
+        # a stuck page is retried (see the test): waiting for it no longer than a minute
+        # without progress keeps the wait short; a page that moves gets up to 180 s
+        stuck = _drawn_or_stuck(page, drawn, idle=60, cap=180)
+        if stuck:
             page.screenshot(path=str(tmp / f"voila-{name}-stalled.png"), full_page=True)
             stacks = _kernel_stacks(proc, tmp)
             log.flush()
             raise VoilaStalled(
-                f"{name}: no chart in voila after 180 s; the page shows {_text(page)[:300]!r}; "
+                f"{name}: no chart in voila ({stuck}); the page shows {_text(page)[:300]!r}; "
                 f"voila's log ends: {(tmp / 'voila.log').read_text()[-2000:]}\n"
                 f"its kernels' stacks: {stacks[-6000:]}")
     except BaseException:
