@@ -62,15 +62,19 @@ def _need(condition: bool, why: str) -> None:
         pytest.skip(why)
 
 
-def _drawn_or_stuck(page, selector: str, idle: float, cap: float) -> str | None:
-    """Wait for ``selector``; None once it is there, else why it never came: the page's text
-    unchanged for ``idle`` seconds (a page stuck at "Executing N of M" never moves again),
-    or ``cap`` seconds in all."""
+# a voila page whose text has not moved for this long has stalled at "Executing N of M"
+STALL_SECONDS = 60
+
+
+def drawn_or_stuck(page, drawn, cap: float, idle: float = STALL_SECONDS) -> str | None:
+    """Wait until ``drawn()``; None once it is, else why it never came: the page's text
+    unchanged for ``idle`` seconds (a stuck page never moves again), or ``cap`` seconds in
+    all. A stuck page is worth a reload; waiting the whole ``cap`` for it is not."""
     start = time.monotonic()
     seen, since = None, start
     while (now := time.monotonic()) - start < cap:
         try:
-            if page.locator(selector).count() > 0:
+            if drawn():
                 return None
         except Exception:  # noqa: BLE001 - the page is still loading
             pass
@@ -78,9 +82,9 @@ def _drawn_or_stuck(page, selector: str, idle: float, cap: float) -> str | None:
         if text != seen:
             seen, since = text, now
         elif now - since > idle:
-            return f"the page unchanged for {idle:.0f} s"
+            return f"the page has shown {text[:60]!r} for {idle:.0f} s"
         time.sleep(0.5)
-    return f"no chart after {cap:.0f} s"
+    return f"not drawn after {cap:.0f} s"
 
 
 def _text(page) -> str:
@@ -539,9 +543,8 @@ def _voila_page(lab, browser, name: str, tmp: Path):
         # longer than a page load usually may
         page.goto(f"{base}/?token={token}", timeout=240_000, wait_until="commit")
         drawn = ".jupyter-widgets img" if name != "exceptions_triage" else ".jupyter-widgets button"
-        # a stuck page is retried (see the test): waiting for it no longer than a minute
-        # without progress keeps the wait short; a page that moves gets up to 180 s
-        stuck = _drawn_or_stuck(page, drawn, idle=60, cap=180)
+        # a stuck page is retried (see the test); a page that moves gets up to 180 s
+        stuck = drawn_or_stuck(page, lambda: page.locator(drawn).count() > 0, cap=180)
         if stuck:
             page.screenshot(path=str(tmp / f"voila-{name}-stalled.png"), full_page=True)
             stacks = _kernel_stacks(proc, tmp)

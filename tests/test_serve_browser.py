@@ -9,49 +9,39 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 import warnings
 from pathlib import Path
 
 import pytest
-from test_browser import ARGS, CHROMIUM, _free_port, _listening, _need, _stop, wait_for
+from test_browser import (
+    ARGS,
+    CHROMIUM,
+    _free_port,
+    _listening,
+    _need,
+    _stop,
+    _text,
+    drawn_or_stuck,
+    wait_for,
+)
 
 pytestmark = pytest.mark.browser
 VIEW = "pipeline_health"
-# a voila page whose "Executing N of M" has not moved for this long has stalled: reload it
-STALL_SECONDS = 60
-
-
-def _page_text(page) -> str:
-    try:
-        return page.locator("body").inner_text()
-    except Exception:  # noqa: BLE001 - still loading
-        return ""
-
-
 def _shows_view(page, url: str | None, what: str) -> None:
     """Wait until the page shows the view. A voila page can stall at "Executing N of M"
     with its kernel idle (tests/test_browser.py keeps the details); then a reload, with a
     fresh kernel, must draw it, and the stall is kept as a warning."""
-    seen = {"text": None, "since": time.monotonic()}
-
     def drawn() -> bool:
-        text = _page_text(page)
-        if page.locator(".jupyter-widgets").count() > 0 and "Freshness" in text:
-            return True
-        if text != seen["text"]:
-            seen.update(text=text, since=time.monotonic())
-        elif "Executing" in text and time.monotonic() - seen["since"] > STALL_SECONDS:
-            pytest.fail(f"stalled: the page has shown {text[:60]!r} for {STALL_SECONDS} s")
-        return False
+        return page.locator(".jupyter-widgets").count() > 0 and "Freshness" in _text(page)
 
-    try:
-        wait_for(drawn, what, 150)
-    except pytest.fail.Exception as stalled:
-        warnings.warn(f"{what}: {stalled}; the page showed {_page_text(page)[:200]!r}",
-                      stacklevel=1)
-        page.goto(url or page.url, timeout=240_000, wait_until="commit")
-        wait_for(drawn, f"{what} (reloaded)", 150)
+    stuck = drawn_or_stuck(page, drawn, 150)
+    if stuck is None:
+        return
+    warnings.warn(f"{what}: stalled: {stuck}; the page showed {_text(page)[:200]!r}",
+                  stacklevel=1)
+    page.goto(url or page.url, timeout=240_000, wait_until="commit")
+    stuck = drawn_or_stuck(page, drawn, 150)
+    assert stuck is None, f"{what} (reloaded): {stuck}"
 
 
 def test_served_view_refuses_a_visitor_without_the_token(tmp_path):
@@ -89,7 +79,7 @@ def test_served_view_refuses_a_visitor_without_the_token(tmp_path):
                     assert "/login" in stranger.url, stranger.url
                     assert stranger.locator("#password_input").count() == 1  # the login form
                     assert stranger.locator(".jupyter-widgets").count() == 0
-                    assert "Freshness" not in _page_text(stranger)
+                    assert "Freshness" not in _text(stranger)
                 stranger.screenshot(path=str(tmp_path / "refused.png"), full_page=True)
                 # the token typed on the login page: served
                 stranger.fill("#password_input", token)
@@ -100,7 +90,7 @@ def test_served_view_refuses_a_visitor_without_the_token(tmp_path):
                 visitor = browser.new_context().new_page()
                 visitor.goto(f"{base}/?token={token}", timeout=240_000, wait_until="commit")
                 _shows_view(visitor, f"{base}/?token={token}", "the view with the token")
-                text = _page_text(visitor)
+                text = _text(visitor)
                 assert "Traceback" not in text and "open_workbench" not in text
                 visitor.screenshot(path=str(tmp_path / "served.png"), full_page=True)
             finally:
